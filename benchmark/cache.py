@@ -1,0 +1,142 @@
+"""Content-addressed cache of trained models, samples and features.
+
+Entries are keyed by a hash of everything that determines them (configs, data
+fingerprint, code version of the component); writes are atomic (temporary file
+plus ``os.replace``); a corrupt or foreign entry is moved aside, never deleted.
+
+Location: ``--memobench-cache``, else ``$MEMOBENCH_CACHE``, else
+``~/.cache/memobench``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark.errors import CacheError
+
+log = logging.getLogger("memobench.cache")
+
+FORMAT = 1
+
+
+def default_root(override: str | os.PathLike[str] | None = None) -> Path:
+    if override:
+        return Path(override).expanduser()
+    env = os.environ.get("MEMOBENCH_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "memobench"
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through ``write(tmp_path)`` then rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+class Cache:
+    """A folder of ``{kind}/{key}.pt`` entries, each carrying its own identity."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = default_root(root)
+
+    def path(self, kind: str, key: str) -> Path:
+        return self.root / kind / f"{key}.pt"
+
+    def dir(self, kind: str, key: str) -> Path:
+        """A folder for multi-file state (training checkpoints)."""
+        return self.root / kind / key
+
+    def save(self, kind: str, key: str, payload: Any, identity: Any = None) -> Path:
+        path = self.path(kind, key)
+        entry = {
+            "memobench_cache": FORMAT,
+            "kind": kind,
+            "key": key,
+            "identity": identity,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "payload": payload,
+        }
+        atomic_torch_save(entry, path)
+        return path
+
+    def load(self, kind: str, key: str) -> Any | None:
+        """The payload stored under ``key``, ``None`` when absent.
+
+        Raises:
+            CacheError: the file is truncated/corrupt or was written for another key.
+        """
+        path = self.path(kind, key)
+        if not path.exists():
+            return None
+        return read_entry(path, kind, key)["payload"]
+
+    def quarantine(self, path: Path) -> Path:
+        """Move a bad entry aside (kept for inspection) and return its new path."""
+        target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(path, target)
+        return target
+
+    def get_or_create(
+        self,
+        kind: str,
+        key: str,
+        build: Callable[[], Any],
+        identity: Any = None,
+        what: str | None = None,
+    ) -> tuple[Any, bool]:
+        """Load ``key`` or build and store it. Returns ``(payload, reused)``."""
+        what = what or kind
+        path = self.path(kind, key)
+        try:
+            payload = self.load(kind, key)
+        except CacheError as err:
+            moved = self.quarantine(path)
+            log.warning("%s; moved it to %s and rebuilding", err, moved)
+            payload = None
+        if payload is not None:
+            log.info("reusing cached %s %s from %s", what, key, path)
+            return payload, True
+        payload = build()
+        self.save(kind, key, payload, identity)
+        log.info("built %s %s and cached it at %s", what, key, path)
+        return payload, False
+
+
+def read_entry(path: Path, kind: str | None = None, key: str | None = None) -> dict[str, Any]:
+    """Read and validate one cache file."""
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # truncated zip, pickle error, ...
+        raise CacheError(
+            f"cache entry {path} is corrupt or truncated ({type(err).__name__}: {err})"
+        ) from err
+    if not isinstance(entry, dict) or entry.get("memobench_cache") != FORMAT:
+        raise CacheError(f"cache entry {path} is not a memobench cache file (format {FORMAT})")
+    if key is not None and entry.get("key") != key:
+        raise CacheError(
+            f"cache entry {path} was written for another config "
+            f"(key {entry.get('key')!r}, expected {key!r})"
+        )
+    if kind is not None and entry.get("kind") != kind:
+        raise CacheError(f"cache entry {path} holds a {entry.get('kind')!r}, expected a {kind!r}")
+    return entry

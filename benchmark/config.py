@@ -1,0 +1,195 @@
+"""Frozen configuration dataclasses and the stable identity hash of a case.
+
+Every field has a default that means something (the smoke tier). A case's
+identity is the hash of its configs plus a fingerprint of its data, so the
+cache can key trained models, samples and features on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmark.errors import ConfigError
+
+# Fields tagged with this metadata locate things but do not change results.
+NOT_IDENTITY = {"identity": False}
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which images a model is trained on.
+
+    Attributes:
+        name: registered dataset name (``digits``, ``pathmnist``, ...).
+        n_train: number of training images (members).
+        n_heldout: number of held-out images (non-members); 0 means "as many as
+            n_train, capped by what the dataset has left".
+        split_seed: seed of the train / held-out split.
+        saf: replace one training image by its synthetic anatomic fingerprint.
+        saf_seed: seed choosing x_p and the disk's centre.
+        root: folder with local data files (location only, not identity).
+    """
+
+    name: str = "digits"
+    n_train: int = 64
+    n_heldout: int = 0
+    split_seed: int = 0
+    saf: bool = False
+    saf_seed: int = 0
+    root: str | None = field(default=None, metadata=NOT_IDENTITY)
+
+    def __post_init__(self) -> None:
+        _check(self.n_train >= 1, f"n_train must be >= 1, got {self.n_train}")
+        _check(self.n_heldout >= 0, f"n_heldout must be >= 0, got {self.n_heldout}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and noise schedule of a model family (SPEC section 5)."""
+
+    family: str = "ddim"
+    block_out_channels: tuple[int, ...] = (32, 64)
+    layers_per_block: int = 1
+    attention: bool = False
+    norm_num_groups: int = 8
+    num_train_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    beta_schedule: str = "linear"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "block_out_channels", tuple(self.block_out_channels))
+        _check(len(self.block_out_channels) >= 1, "block_out_channels must not be empty")
+        for c in self.block_out_channels:
+            _check(
+                c % self.norm_num_groups == 0,
+                f"each of block_out_channels {self.block_out_channels} must be divisible by "
+                f"norm_num_groups={self.norm_num_groups}",
+            )
+        _check(
+            self.layers_per_block >= 1,
+            f"layers_per_block must be >= 1, got {self.layers_per_block}",
+        )
+        _check(
+            self.num_train_timesteps >= 2,
+            f"num_train_timesteps must be >= 2, got {self.num_train_timesteps}",
+        )
+        _check(
+            0 < self.beta_start < self.beta_end < 1,
+            f"need 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}",
+        )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by every trained family."""
+
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    ema_decay: float = 0.995
+    checkpoint_every: int = field(default=500, metadata=NOT_IDENTITY)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, f"train steps must be >= 1, got {self.steps}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        _check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        _check(
+            self.checkpoint_every >= 1,
+            f"checkpoint_every must be >= 1, got {self.checkpoint_every}",
+        )
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How samples are drawn: DDIM with eta = 0 by default (SPEC section 5)."""
+
+    name: str = "ddim"
+    num_steps: int = 50
+    eta: float = 0.0
+    clip_sample: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.num_steps >= 1, f"sampler num_steps must be >= 1, got {self.num_steps}")
+        _check(0.0 <= self.eta <= 1.0, f"eta must be in [0, 1], got {self.eta}")
+
+
+@dataclass(frozen=True)
+class MitigationConfig:
+    """A registered mitigation and its parameters as sorted (key, value) pairs."""
+
+    name: str = "none"
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        params = self.params.items() if isinstance(self.params, dict) else self.params
+        object.__setattr__(self, "params", tuple(sorted((str(k), v) for k, v in params)))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
+class CaseConfig:
+    """One benchmark case: model family x dataset x mitigation, and how it is sampled."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    sampler: SamplerConfig = SamplerConfig()
+    mitigation: MitigationConfig = MitigationConfig()
+    n_gen: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.n_gen >= 1, f"n_gen must be >= 1, got {self.n_gen}")
+
+    @property
+    def case_id(self) -> str:
+        mit = self.mitigation.name
+        if self.mitigation.params:
+            mit += "(" + ",".join(f"{k}={v}" for k, v in self.mitigation.params) + ")"
+        return f"{self.model.family}-{self.data.name}{self.data.n_train}-{mit}"
+
+
+def identity(obj: Any) -> Any:
+    """The part of a config that determines results, as JSON-able data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {
+            f.name: identity(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if f.metadata.get("identity", True)
+        }
+    if isinstance(obj, (list, tuple)):
+        return [identity(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): identity(v) for k, v in sorted(obj.items())}
+    if isinstance(obj, float):
+        return repr(obj)  # exact, platform independent
+    return obj
+
+
+def stable_hash(*parts: Any, length: int = 16) -> str:
+    """A short, stable hex digest of configs and other JSON-able parts."""
+    blob = json.dumps([identity(p) for p in parts], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def replace(obj: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` that re-runs validation (frozen configs)."""
+    return dataclasses.replace(obj, **changes)

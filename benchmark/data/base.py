@@ -1,0 +1,150 @@
+"""The dataset bundle every case trains and audits on, and how it is split.
+
+A dataset plugin is a ``DatasetSource`` subclass that returns a pool of member
+candidates and a pool of held-out candidates as float tensors in [0, 1]; the
+split into ``n_train`` members and held-out non-members, the scaling to
+[-1, 1] and the SAF (SPEC section 1) are done here, the same for every source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from benchmark import registry
+from benchmark.config import DataConfig
+from benchmark.data.saf import SAFInfo, apply_saf
+from benchmark.errors import DataError
+
+
+@dataclass
+class Pools:
+    """Candidate images in [0, 1], shape (N, C, H, W), with integer labels (N,)."""
+
+    member_images: torch.Tensor
+    member_labels: torch.Tensor
+    heldout_images: torch.Tensor | None = None
+    heldout_labels: torch.Tensor | None = None
+
+
+class DatasetSource:
+    """Base class of dataset plugins.
+
+    Subclasses set ``name``, ``image_size``, ``channels``, ``num_classes`` and
+    implement ``load_pools``. When ``load_pools`` returns no held-out pool, the
+    held-out images come from the member pool (disjoint from the members).
+    """
+
+    name: str = "base"
+    image_size: int = 0
+    channels: int = 1
+    num_classes: int = 0
+
+    def __init__(
+        self, root: str | Path | None = None, cache_root: Path | None = None, download: bool = True
+    ) -> None:
+        self.root = Path(root).expanduser() if root else None
+        self.cache_root = cache_root
+        self.download = download
+
+    def load_pools(self) -> Pools:
+        raise NotImplementedError
+
+
+@dataclass
+class ImageDataset:
+    """Members and held-out non-members of one case, in [-1, 1].
+
+    Attributes:
+        name: dataset name.
+        train: (n_train, C, H, W) member images; x_p replaced by SAF(x_p) if ``saf``.
+        train_labels: (n_train,) class labels.
+        heldout: (n_heldout, C, H, W) non-member images (never contains x_p).
+        heldout_labels: (n_heldout,) class labels.
+        saf: where the fingerprint is, or ``None``.
+        num_classes: number of class labels.
+    """
+
+    name: str
+    train: torch.Tensor
+    train_labels: torch.Tensor
+    heldout: torch.Tensor
+    heldout_labels: torch.Tensor
+    saf: SAFInfo | None = None
+    num_classes: int = 0
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def n_train(self) -> int:
+        return self.train.shape[0]
+
+    def fingerprint(self) -> str:
+        """Hash of the image contents, part of every cache key built on this data."""
+        h = hashlib.sha256()
+        for t in (self.train, self.train_labels, self.heldout, self.heldout_labels):
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def load_dataset(
+    cfg: DataConfig, cache_root: Path | None = None, download: bool = True
+) -> ImageDataset:
+    """Build the members / held-out split described by ``cfg``.
+
+    Raises:
+        UnknownNameError: ``cfg.name`` is not a registered dataset.
+        DataError: the data file is missing or ``n_train`` exceeds the dataset.
+    """
+    source_cls = registry.datasets.get(cfg.name)
+    source: DatasetSource = source_cls(root=cfg.root, cache_root=cache_root, download=download)
+    pools = source.load_pools()
+    gen = torch.Generator().manual_seed(cfg.split_seed)
+
+    n_pool = pools.member_images.shape[0]
+    if cfg.n_train > n_pool:
+        raise DataError(
+            f"n_train={cfg.n_train} is larger than dataset {cfg.name!r}, which has {n_pool} "
+            f"training images; choose n_train <= {n_pool}"
+        )
+    perm = torch.randperm(n_pool, generator=gen)
+    member_idx = perm[: cfg.n_train]
+    train = pools.member_images[member_idx]
+    train_labels = pools.member_labels[member_idx]
+
+    if pools.heldout_images is None:
+        rest = perm[cfg.n_train :]
+        held_pool, held_pool_labels = pools.member_images[rest], pools.member_labels[rest]
+    else:
+        order = torch.randperm(pools.heldout_images.shape[0], generator=gen)
+        held_pool = pools.heldout_images[order]
+        held_pool_labels = pools.heldout_labels[order]
+    available = held_pool.shape[0]
+    if cfg.n_heldout > available:
+        raise DataError(
+            f"n_heldout={cfg.n_heldout} is larger than the {available} held-out images dataset "
+            f"{cfg.name!r} has left after n_train={cfg.n_train}; lower n_heldout or n_train"
+        )
+    n_held = cfg.n_heldout or min(cfg.n_train, available)
+    heldout, heldout_labels = held_pool[:n_held], held_pool_labels[:n_held]
+
+    train = train.float() * 2 - 1
+    heldout = heldout.float() * 2 - 1
+    saf = None
+    if cfg.saf:
+        train, saf = apply_saf(train, seed=cfg.saf_seed)
+    return ImageDataset(
+        name=cfg.name,
+        train=train.contiguous(),
+        train_labels=train_labels.long(),
+        heldout=heldout.contiguous(),
+        heldout_labels=heldout_labels.long(),
+        saf=saf,
+        num_classes=source.num_classes,
+    )

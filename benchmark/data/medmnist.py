@@ -1,0 +1,137 @@
+"""MedMNIST datasets through the ``medmnist`` package (SPEC section 9), 28x28.
+
+Files are MedMNIST's own ``{flag}.npz`` (keys ``train_images``, ``train_labels``,
+``val_images``, ... ). They are read from ``DataConfig.root`` when given, else
+from ``<cache>/medmnist``, where they are downloaded on first use. With no file
+and no network the error says which file to put where.
+
+Members come from MedMNIST's train split; held-out non-members from its test
+split (same distribution, never trained on).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark.data.base import DatasetSource, Pools
+from benchmark.errors import DataError
+
+
+class MedMNISTSource(DatasetSource):
+    flag: str = ""
+    image_size = 28
+
+    @property
+    def folder(self) -> Path:
+        if self.root is not None:
+            return self.root
+        base = self.cache_root if self.cache_root is not None else Path.home() / ".cache/memobench"
+        return base / "medmnist"
+
+    def _file(self) -> Path:
+        return self.folder / f"{self.flag}.npz"
+
+    def _missing(self, why: str) -> DataError:
+        import medmnist
+
+        url = medmnist.INFO[self.flag]["url"]
+        return DataError(
+            f"{self.flag}.npz not found in {self.folder} ({why}). Download it from {url} "
+            f"and put it at {self._file()}, or pass --memobench-data-root FOLDER "
+            f"(DataConfig.root) pointing at a folder that holds {self.flag}.npz."
+        )
+
+    def _ensure_file(self) -> Path:
+        path = self._file()
+        if path.exists():
+            return path
+        if self.root is not None or not self.download:
+            raise self._missing(
+                "no download was attempted"
+                if not self.download
+                else "a data root was given, so nothing is downloaded"
+            )
+        import medmnist
+
+        cls = getattr(medmnist, medmnist.INFO[self.flag]["python_class"])
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            cls(split="train", root=str(self.folder), download=True)
+        except Exception as err:  # no network, HTTP error, bad checksum
+            raise self._missing(f"download failed: {type(err).__name__}: {err}") from err
+        if not path.exists():
+            raise self._missing("download finished without the file")
+        return path
+
+    def load_pools(self) -> Pools:
+        path = self._ensure_file()
+        try:
+            npz = np.load(path)
+            parts = {
+                k: npz[k] for k in ("train_images", "train_labels", "test_images", "test_labels")
+            }
+        except Exception as err:
+            raise DataError(
+                f"{path} is not a readable MedMNIST file ({type(err).__name__}: {err}); "
+                f"delete it and download {self.flag}.npz again"
+            ) from err
+        train_x, test_x = _to_tensor(parts["train_images"]), _to_tensor(parts["test_images"])
+        if train_x.shape[-1] != self.image_size:
+            raise DataError(
+                f"{path} holds {train_x.shape[-1]}px images; memobench reads the "
+                f"{self.image_size}px file {self.flag}.npz"
+            )
+        return Pools(train_x, _labels(parts["train_labels"]), test_x, _labels(parts["test_labels"]))
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(np.asarray(images)).float() / 255.0
+    if x.ndim == 3:  # (N, H, W) grey
+        return x.unsqueeze(1)
+    return x.permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) -> (N, C, H, W)
+
+
+def _labels(labels: np.ndarray) -> torch.Tensor:
+    y = torch.from_numpy(np.asarray(labels)).long()
+    return y[:, 0] if y.ndim == 2 else y  # multi-label sets (ChestMNIST): first label
+
+
+# The seed paper's sets: PathMNIST (main) and its Table 2.
+class PathMNIST(MedMNISTSource):
+    flag = name = "pathmnist"
+    channels, num_classes = 3, 9
+
+
+class BreastMNIST(MedMNISTSource):
+    flag = name = "breastmnist"
+    channels, num_classes = 1, 2
+
+
+class RetinaMNIST(MedMNISTSource):
+    flag = name = "retinamnist"
+    channels, num_classes = 3, 5
+
+
+class PneumoniaMNIST(MedMNISTSource):
+    flag = name = "pneumoniamnist"
+    channels, num_classes = 1, 2
+
+
+class BloodMNIST(MedMNISTSource):
+    flag = name = "bloodmnist"
+    channels, num_classes = 3, 8
+
+
+class OrganSMNIST(MedMNISTSource):
+    flag = name = "organsmnist"
+    channels, num_classes = 1, 11
+
+
+class ChestMNIST(MedMNISTSource):
+    """Multi-label (14 findings); the first finding is used as the class label."""
+
+    flag = name = "chestmnist"
+    channels, num_classes = 1, 2

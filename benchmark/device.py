@@ -1,0 +1,38 @@
+"""Device selection: ``auto`` picks CUDA when present (SPEC section 8)."""
+
+from __future__ import annotations
+
+import torch
+
+from benchmark.errors import DeviceError
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` -> a usable ``torch.device``.
+
+    Raises:
+        DeviceError: CUDA was asked for and is not available, or the spec is unknown.
+    """
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device {spec!r} was requested but torch.cuda.is_available() is False "
+                f"(torch {torch.__version__}); use --memobench-device cpu or auto, "
+                f"or run on a machine with a CUDA GPU"
+            )
+        dev = torch.device(spec)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"device {spec!r} requested but only {torch.cuda.device_count()} GPU(s) exist"
+            )
+        return dev
+    raise DeviceError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
+
+
+def has_gpu() -> bool:
+    return torch.cuda.is_available()

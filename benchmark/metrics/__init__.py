@@ -1,0 +1,1 @@
+"""Metrics: torchmetrics-style classes (state, update/compute, higher_is_better)."""

@@ -1,0 +1,1 @@
+"""Mitigations: act inside a sampler through the guidance hook, or wrap sampling."""

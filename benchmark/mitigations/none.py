@@ -1,0 +1,7 @@
+"""The identity mitigation: sample the model as it is."""
+
+from benchmark.mitigations.base import Mitigation
+
+
+class NoMitigation(Mitigation):
+    name = "none"

@@ -1,0 +1,151 @@
+"""The interface every model family implements, and the trained-model record.
+
+A family supplies its network, its training loss and noise process, and its
+sampler; the training services (EMA, checkpoints, resume, progress, cache) are
+shared in ``benchmark.models.training``. A third-party family subclasses
+``ModelFamily`` in one file and registers it under the ``memobench.models``
+entry-point group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from benchmark import registry
+from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
+
+# guidance(x_t, t, eps) -> eps_hat: the hook a mitigation uses inside a sampler loop.
+Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class SampleResult:
+    """Generated images and what they cost.
+
+    Attributes:
+        images: (N, C, H, W) in [-1, 1].
+        seeds: (N,) the seed of each image's starting noise.
+        nfe: network evaluations per image.
+        seconds: wall time of sampling.
+    """
+
+    images: torch.Tensor
+    seeds: torch.Tensor
+    nfe: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images.shape[0] / max(self.seconds, 1e-9)
+
+
+class ModelFamily:
+    """Base class of model-family plugins.
+
+    Class attributes:
+        name: registry name.
+        version: code version; bump when a change alters trained weights or samples
+            (it is part of every cache key).
+        in_suites: whether suite cases are generated for this family.
+    """
+
+    name: ClassVar[str] = "base"
+    version: ClassVar[str] = "1"
+    in_suites: ClassVar[bool] = True
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+
+    # -- smoke-tier defaults (a plugin overrides these to fit its model) -----
+    @classmethod
+    def smoke_configs(cls) -> tuple[ModelConfig, TrainConfig, SamplerConfig]:
+        return ModelConfig(family=cls.name), TrainConfig(), SamplerConfig()
+
+    # -- what a family must supply --------------------------------------------
+    def build_network(self, image_shape: tuple[int, int, int]) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(self, net: nn.Module, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Training loss on a batch ``x0`` (B, C, H, W) in [-1, 1]; noise from ``generator``."""
+        raise NotImplementedError
+
+    def sample(
+        self,
+        net: nn.Module,
+        latents: torch.Tensor,
+        sampler: SamplerConfig,
+        guidance: Guidance | None = None,
+    ) -> tuple[torch.Tensor, int]:
+        """Denoise ``latents`` (B, C, H, W) to images; returns ``(images, nfe_per_image)``."""
+        raise NotImplementedError
+
+    def save_pretrained(self, net: nn.Module, folder: Path) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def load_pretrained(cls, folder: Path) -> tuple[ModelFamily, nn.Module]:
+        raise NotImplementedError
+
+
+@dataclass
+class TrainedModel:
+    """A family with its (EMA) network in eval mode, and where it came from."""
+
+    family: ModelFamily
+    net: nn.Module
+    key: str
+    image_shape: tuple[int, int, int]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def generate(
+        self,
+        seeds: torch.Tensor | list[int],
+        sampler: SamplerConfig,
+        guidance: Guidance | None = None,
+        batch_size: int = 256,
+        device: str | torch.device = "cpu",
+        progress: bool = False,
+    ) -> SampleResult:
+        """Draw one image per seed; each image's noise comes from its own generator."""
+        import time
+
+        from benchmark.progress import bar
+
+        seeds = torch.as_tensor(seeds, dtype=torch.long)
+        self.net.to(device).eval()
+        out, nfe = [], 0
+        start = time.perf_counter()
+        with bar(
+            total=len(seeds), desc=f"sample {self.family.name}", unit="img", enabled=progress
+        ) as pbar:
+            for chunk in seeds.split(batch_size):
+                latents = seeded_latents(chunk, self.image_shape).to(device)
+                with torch.no_grad() if guidance is None else torch.enable_grad():
+                    images, nfe = self.family.sample(self.net, latents, sampler, guidance)
+                out.append(images.detach().cpu())
+                pbar.update(len(chunk))
+        seconds = time.perf_counter() - start
+        return SampleResult(torch.cat(out), seeds, nfe, seconds)
+
+
+def seeded_latents(seeds: torch.Tensor, image_shape: tuple[int, int, int]) -> torch.Tensor:
+    """(B, C, H, W) standard normal noise, row i drawn from ``Generator().manual_seed(seeds[i])``.
+
+    The same layout diffusers' ``randn_tensor`` uses with a list of generators.
+    """
+    return torch.cat(
+        [
+            torch.randn((1, *image_shape), generator=torch.Generator().manual_seed(int(s)))
+            for s in seeds
+        ]
+    )
+
+
+def get_family(name: str) -> type[ModelFamily]:
+    return registry.models.get(name)

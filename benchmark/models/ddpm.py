@@ -1,0 +1,179 @@
+"""DDPM training with eps-prediction, DDIM sampling (SPEC section 5).
+
+diffusers ``UNet2DModel`` + ``DDPMScheduler`` (1000 steps, linear beta
+1e-4 ... 0.02); samples drawn with our own DDIM loop (``benchmark.samplers.ddim``).
+A user's own diffusers checkpoint (``save_pretrained`` folder of a
+``DDPMPipeline``/``DDIMPipeline``, or of a bare ``UNet2DModel``) loads through
+``load_pretrained`` so it can be audited without retraining.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DModel
+from torch import nn
+
+from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
+from benchmark.errors import CheckpointError
+from benchmark.models.base import Guidance, ModelFamily
+from benchmark.models.unet import build_unet
+from benchmark.samplers.ddim import ddim_sample, ddim_timesteps
+
+MARKER = "memobench.json"
+
+
+class DDIMFamily(ModelFamily):
+    name = "ddim"
+    version = "1"
+
+    @classmethod
+    def smoke_configs(cls) -> tuple[ModelConfig, TrainConfig, SamplerConfig]:
+        return (
+            ModelConfig(family=cls.name, block_out_channels=(32, 64), layers_per_block=1),
+            TrainConfig(steps=3000, batch_size=64, lr=2e-3),
+            SamplerConfig(num_steps=50),
+        )
+
+    def scheduler(self) -> DDPMScheduler:
+        c = self.config
+        return DDPMScheduler(
+            num_train_timesteps=c.num_train_timesteps,
+            beta_start=c.beta_start,
+            beta_end=c.beta_end,
+            beta_schedule=c.beta_schedule,
+        )
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        if not hasattr(self, "_alphas_cumprod"):
+            self._alphas_cumprod = self.scheduler().alphas_cumprod
+        return self._alphas_cumprod
+
+    def build_network(self, image_shape: tuple[int, int, int]) -> nn.Module:
+        return build_unet(self.config, image_shape)
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Forward process q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I) (DDPM eq. 4)."""
+        a = self.alphas_cumprod.to(x0.device)[t].view(-1, *([1] * (x0.ndim - 1)))
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+    def eps(self, net: nn.Module, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return net(x_t, t).sample
+
+    def loss(self, net: nn.Module, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        # DDPM Algorithm 1: t ~ U{0..T-1}, eps ~ N(0, I), || eps - eps_theta(x_t, t) ||^2
+        t = torch.randint(
+            0,
+            self.config.num_train_timesteps,
+            (x0.shape[0],),
+            generator=generator,
+            device=x0.device,
+        )
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        return F.mse_loss(self.eps(net, self.add_noise(x0, noise, t), t), noise)
+
+    def sample(
+        self,
+        net: nn.Module,
+        latents: torch.Tensor,
+        sampler: SamplerConfig,
+        guidance: Guidance | None = None,
+        start: int | None = None,
+    ) -> tuple[torch.Tensor, int]:
+        timesteps = ddim_timesteps(sampler.num_steps, self.config.num_train_timesteps, start)
+        return ddim_sample(
+            lambda x, t: self.eps(net, x, t),
+            latents,
+            self.alphas_cumprod,
+            timesteps,
+            eta=sampler.eta,
+            clip_sample=sampler.clip_sample,
+            guidance=guidance,
+        )
+
+    # -- diffusers folders ---------------------------------------------------------
+    def save_pretrained(self, net: nn.Module, folder: Path) -> None:
+        """Write a ``DDPMPipeline``-layout folder (``unet/``, ``scheduler/``) plus our marker."""
+        folder = Path(folder)
+        net.save_pretrained(folder / "unet")
+        self.scheduler().save_pretrained(folder / "scheduler")
+        (folder / "model_index.json").write_text(
+            json.dumps(
+                {
+                    "_class_name": "DDPMPipeline",
+                    "scheduler": ["diffusers", "DDPMScheduler"],
+                    "unet": ["diffusers", "UNet2DModel"],
+                },
+                indent=2,
+            )
+        )
+        (folder / MARKER).write_text(json.dumps({"family": self.name}, indent=2))
+
+    @classmethod
+    def load_pretrained(cls, folder: Path) -> tuple[DDIMFamily, nn.Module]:
+        """Load a diffusers eps-prediction UNet (and its scheduler config, if present).
+
+        Raises:
+            CheckpointError: the folder is missing, not a diffusers UNet2DModel folder,
+                of another memobench family, or its weights cannot be read.
+        """
+        folder = Path(folder).expanduser()
+        if not folder.is_dir():
+            raise CheckpointError(f"model folder {folder} does not exist")
+        marker = folder / MARKER
+        if marker.exists():
+            family = json.loads(marker.read_text()).get("family")
+            if family != cls.name:
+                raise CheckpointError(
+                    f"{folder} holds a {family!r} model, not a {cls.name!r} one; "
+                    f"load it with model family {family!r}"
+                )
+        unet_dir = folder / "unet" if (folder / "unet").is_dir() else folder
+        config_file = unet_dir / "config.json"
+        if not config_file.exists():
+            raise CheckpointError(
+                f"{folder} is not a diffusers checkpoint: no unet/config.json or config.json. "
+                f"Save the model with DDPMPipeline.save_pretrained(folder) or "
+                f"UNet2DModel.save_pretrained(folder)"
+            )
+        try:
+            unet_cfg = json.loads(config_file.read_text())
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"{config_file} is not valid JSON: {err}") from err
+        if unet_cfg.get("_class_name") != "UNet2DModel":
+            raise CheckpointError(
+                f"{config_file} describes a {unet_cfg.get('_class_name')!r}; memobench's "
+                f"{cls.name!r} family audits unconditional UNet2DModel checkpoints"
+            )
+        try:
+            net = UNet2DModel.from_pretrained(unet_dir)
+        except Exception as err:
+            raise CheckpointError(
+                f"could not load the UNet weights in {unet_dir} ({type(err).__name__}: {err}); "
+                f"the file is corrupt or does not match config.json"
+            ) from err
+        sched_cfg = {}
+        sched_file = folder / "scheduler" / "scheduler_config.json"
+        if sched_file.exists():
+            sched_cfg = json.loads(sched_file.read_text())
+            if sched_cfg.get("prediction_type", "epsilon") != "epsilon":
+                raise CheckpointError(
+                    f"{sched_file}: prediction_type {sched_cfg['prediction_type']!r} is not "
+                    f"supported; the {cls.name!r} family expects eps-prediction"
+                )
+        config = ModelConfig(
+            family=cls.name,
+            block_out_channels=tuple(unet_cfg["block_out_channels"]),
+            layers_per_block=unet_cfg.get("layers_per_block", 2),
+            attention=any("Attn" in b for b in unet_cfg.get("down_block_types", [])),
+            norm_num_groups=unet_cfg.get("norm_num_groups", 32),
+            num_train_timesteps=sched_cfg.get("num_train_timesteps", 1000),
+            beta_start=sched_cfg.get("beta_start", 1e-4),
+            beta_end=sched_cfg.get("beta_end", 0.02),
+            beta_schedule=sched_cfg.get("beta_schedule", "linear"),
+        )
+        return cls(config), net.eval()

@@ -1,0 +1,114 @@
+"""Train-or-load: trained models cached under the hash of what determines them.
+
+The key covers the family (name and code version), its model and training
+configs, and the data's fingerprint. Training checkpoints live beside the
+cache entry and are resumed after an interruption.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+import torch
+
+from benchmark import registry
+from benchmark.cache import Cache
+from benchmark.config import ModelConfig, TrainConfig, stable_hash
+from benchmark.data.base import ImageDataset
+from benchmark.errors import CacheError, ConfigError
+from benchmark.models import training
+from benchmark.models.base import ModelFamily, TrainedModel
+
+log = logging.getLogger("memobench.models")
+
+
+def model_key(family: ModelFamily, train_cfg: TrainConfig, data: ImageDataset) -> str:
+    return stable_hash(
+        "model", family.name, family.version, family.config, train_cfg, data.fingerprint()
+    )
+
+
+def family_for(model_cfg: ModelConfig) -> ModelFamily:
+    return registry.models.get(model_cfg.family)(model_cfg)
+
+
+def get_trained(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    data: ImageDataset,
+    cache: Cache,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> TrainedModel:
+    """The trained model for these configs and data: from the cache, or trained now."""
+    family = family_for(model_cfg)
+    key = model_key(family, train_cfg, data)
+    path = cache.path("models", key)
+    entry = None
+    try:
+        entry = cache.load("models", key)
+        if entry is not None and entry.get("family") != family.name:
+            raise CacheError(
+                f"cache entry {path} holds family {entry.get('family')!r}, expected {family.name!r}"
+            )
+    except CacheError as err:
+        moved = cache.quarantine(path)
+        log.warning("%s; moved it to %s and retraining", err, moved)
+        entry = None
+    if entry is not None:
+        net = family.build_network(tuple(entry["image_shape"]))
+        net.load_state_dict(entry["state_dict"])
+        stats = dict(entry["stats"], reused=True)
+        log.info("reusing cached %s model %s from %s", family.name, key, path)
+        return TrainedModel(family, net.to(device).eval(), key, tuple(entry["image_shape"]), stats)
+
+    ckpt_dir = cache.dir("checkpoints", key)
+    net, stats = training.train(
+        family, data.train, train_cfg, ckpt_dir, device=device, progress=progress
+    )
+    payload = {
+        "family": family.name,
+        "image_shape": list(data.image_shape),
+        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "stats": stats,
+    }
+    cache.save(
+        "models",
+        key,
+        payload,
+        identity={"family": family.name, "model": family.config, "train": train_cfg},
+    )
+    log.info(
+        "trained %s model %s in %.0f s; cached at %s",
+        family.name,
+        key,
+        stats["train_seconds"],
+        path,
+    )
+    with contextlib.suppress(OSError):
+        ckpt_dir.rmdir()
+    return TrainedModel(family, net, key, data.image_shape, dict(stats, reused=False))
+
+
+def load_pretrained(folder: str | Path, family_name: str, data: ImageDataset) -> TrainedModel:
+    """A user's own diffusers checkpoint, checked against the dataset it was trained on."""
+    family_cls = registry.models.get(family_name)
+    family, net = family_cls.load_pretrained(Path(folder))
+    cfg = getattr(net, "config", None)
+    if cfg is not None and hasattr(cfg, "in_channels"):
+        size = cfg.sample_size if isinstance(cfg.sample_size, int) else cfg.sample_size[0]
+        shape = (cfg.in_channels, size, size)
+        if shape != tuple(data.image_shape):
+            raise ConfigError(
+                f"the model in {folder} makes {shape} images but dataset {data.name!r} has "
+                f"{tuple(data.image_shape)}; pass the dataset the model was trained on"
+            )
+    stats = {
+        "reused": True,
+        "source": f"pretrained: {folder}",
+        "param_count": sum(p.numel() for p in net.parameters()),
+    }
+    key = stable_hash("pretrained", str(Path(folder).resolve()), data.fingerprint())
+    return TrainedModel(family, net.eval(), key, tuple(data.image_shape), stats)

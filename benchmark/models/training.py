@@ -1,0 +1,222 @@
+"""The training loop every family shares: AdamW, EMA, checkpoints, resume, progress.
+
+The family supplies the network and the loss (its noise process); this module
+supplies the rest. A checkpoint (model, EMA, optimizer, scheduler, step, RNG
+state, loss history) is written atomically every ``checkpoint_every`` steps and
+on Ctrl-C; a rerun resumes from it and, on the CPU, ends with the same weights
+as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmark.cache import atomic_torch_save
+from benchmark.config import TrainConfig
+from benchmark.errors import CheckpointError
+from benchmark.models.base import ModelFamily
+from benchmark.progress import bar
+
+log = logging.getLogger("memobench.train")
+
+LOSS_LOG_EVERY = 10
+
+
+class EMA:
+    """Exponential moving average of a network's parameters and buffers.
+
+    The decay warms up as min(decay, (1 + step) / (10 + step)), as in diffusers' EMAModel.
+    """
+
+    def __init__(self, net: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = copy.deepcopy(net).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, net: nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for s, p in zip(self.shadow.parameters(), net.parameters(), strict=True):
+            s.lerp_(p.detach(), 1 - d)
+        for s, b in zip(self.shadow.buffers(), net.buffers(), strict=True):
+            s.copy_(b)
+
+
+def build_network(family: ModelFamily, image_shape: tuple[int, int, int], seed: int) -> nn.Module:
+    """The family's network, initialised from ``seed`` without touching the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return family.build_network(image_shape)
+
+
+class TrainingInterrupted(Exception):
+    """Raised after a checkpoint was written because training was stopped early."""
+
+
+def train(
+    family: ModelFamily,
+    images: torch.Tensor,
+    cfg: TrainConfig,
+    checkpoint_dir: Path,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train ``family`` on ``images`` (N, C, H, W) in [-1, 1].
+
+    Args:
+        family: supplies ``build_network`` and ``loss``.
+        images: the training set.
+        cfg: optimisation settings.
+        checkpoint_dir: where ``last.pt`` is written and resumed from.
+        device: torch device.
+        progress: show a tqdm bar.
+        stop_after: stop (as if killed) once this global step is done, without
+            a final checkpoint; for testing resume.
+
+    Returns:
+        The EMA network (eval mode, on ``device``) and training stats.
+    """
+    device = torch.device(device)
+    image_shape = tuple(images.shape[1:])
+    net = build_network(family, image_shape, cfg.seed).to(device)
+    ema = EMA(net, cfg.ema_decay)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps))
+    )
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    data = images.to(device)
+    step, losses, elapsed = 0, [], 0.0
+
+    ckpt_path = checkpoint_dir / "last.pt"
+    if ckpt_path.exists():
+        state = _read_checkpoint(ckpt_path, family)
+        net.load_state_dict(state["net"])
+        ema.shadow.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gen"])
+        step, losses, elapsed = state["step"], state["losses"], state["elapsed"]
+        log.info("resuming training from step %d/%d (%s)", step, cfg.steps, ckpt_path)
+
+    def save() -> None:
+        atomic_torch_save(
+            {
+                "family": family.name,
+                "net": net.state_dict(),
+                "ema": ema.shadow.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "gen": gen.get_state(),
+                "step": step,
+                "losses": losses,
+                "elapsed": elapsed + (time.perf_counter() - start),
+            },
+            ckpt_path,
+        )
+
+    start = time.perf_counter()
+    net.train()
+    running = 0.0
+    with (
+        bar(
+            total=cfg.steps,
+            initial=step,
+            desc=f"train {family.name}",
+            unit="step",
+            enabled=progress,
+        ) as pbar,
+        _deferred_sigint() as interrupted,
+    ):
+        try:
+            while step < cfg.steps:
+                if interrupted():
+                    raise KeyboardInterrupt
+                idx = torch.randint(
+                    0, data.shape[0], (cfg.batch_size,), generator=gen, device=device
+                )
+                loss = family.loss(net, data[idx], gen)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"training loss became {loss.item()} at step {step}; lower lr "
+                        f"(now {cfg.lr}) or check the data range"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                ema.update(net, step)
+                running += loss.item()
+                if step % LOSS_LOG_EVERY == 0:
+                    losses.append((step, running / LOSS_LOG_EVERY))
+                    pbar.set_postfix(loss=f"{running / LOSS_LOG_EVERY:.4f}")
+                    running = 0.0
+                pbar.update(1)
+                if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                    save()
+                if stop_after is not None and step >= stop_after and step < cfg.steps:
+                    raise TrainingInterrupted(f"stopped after step {step} (stop_after)")
+        except KeyboardInterrupt:
+            save()
+            log.warning(
+                "interrupted at step %d; checkpoint saved to %s, rerun to resume", step, ckpt_path
+            )
+            raise
+    elapsed += time.perf_counter() - start
+    ckpt_path.unlink(missing_ok=True)
+    stats = {
+        "train_seconds": elapsed,
+        "train_steps": cfg.steps,
+        "loss_history": losses,
+        "final_loss": losses[-1][1] if losses else float("nan"),
+        "param_count": sum(p.numel() for p in net.parameters()),
+    }
+    return ema.shadow.eval(), stats
+
+
+@contextmanager
+def _deferred_sigint():
+    """Turn Ctrl-C into a flag checked between steps, so the checkpoint is consistent."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag.is_set
+        return
+
+    def handler(signum, frame):
+        if flag.is_set():  # second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _read_checkpoint(path: Path, family: ModelFamily) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise CheckpointError(
+            f"training checkpoint {path} is corrupt ({type(err).__name__}: {err}); "
+            f"move it away to restart training from step 0"
+        ) from err
+    if not isinstance(state, dict) or state.get("family") != family.name:
+        raise CheckpointError(
+            f"training checkpoint {path} belongs to family "
+            f"{state.get('family') if isinstance(state, dict) else '?'!r}, not {family.name!r}; "
+            f"move it away to restart training"
+        )
+    return state

@@ -1,0 +1,63 @@
+import logging
+
+import pytest
+
+from benchmark.cache import Cache, default_root
+from benchmark.errors import CacheError
+
+
+def test_roundtrip_and_reuse(tmp_path, caplog):
+    cache = Cache(tmp_path)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"w": [1, 2, 3]}
+
+    with caplog.at_level(logging.INFO, logger="memobench.cache"):
+        first, reused1 = cache.get_or_create("things", "k1", build)
+        second, reused2 = cache.get_or_create("things", "k1", build)
+    assert first == second == {"w": [1, 2, 3]}
+    assert (reused1, reused2) == (False, True) and len(calls) == 1
+    assert "reusing cached things k1" in caplog.text
+    assert not list(tmp_path.rglob("*.tmp"))  # atomic write left no temp file
+
+
+def test_truncated_entry_is_an_error_then_moved_aside(tmp_path, caplog):
+    cache = Cache(tmp_path)
+    path = cache.save("things", "k1", {"w": list(range(1000))})
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CacheError, match="corrupt or truncated"):
+        cache.load("things", "k1")
+    with caplog.at_level(logging.WARNING, logger="memobench.cache"):
+        value, reused = cache.get_or_create("things", "k1", lambda: "fresh")
+    assert value == "fresh" and not reused
+    kept = list(path.parent.glob("k1.pt.corrupt-*"))
+    assert len(kept) == 1, "the bad file is kept for inspection, not deleted"
+    assert "rebuilding" in caplog.text
+
+
+def test_entry_of_another_config_is_refused(tmp_path):
+    cache = Cache(tmp_path)
+    src = cache.save("things", "other", 1)
+    src.rename(cache.path("things", "mine"))
+    with pytest.raises(CacheError, match="another config"):
+        cache.load("things", "mine")
+
+
+def test_foreign_file_is_refused(tmp_path):
+    import torch
+
+    cache = Cache(tmp_path)
+    cache.path("things", "k").parent.mkdir(parents=True)
+    torch.save({"some": "checkpoint"}, cache.path("things", "k"))
+    with pytest.raises(CacheError, match="not a memobench cache file"):
+        cache.load("things", "k")
+
+
+def test_root_resolution(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEMOBENCH_CACHE", str(tmp_path / "env"))
+    assert default_root() == tmp_path / "env"
+    assert default_root(tmp_path / "opt") == tmp_path / "opt"
+    monkeypatch.delenv("MEMOBENCH_CACHE")
+    assert default_root().name == "memobench"

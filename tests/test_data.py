@@ -1,0 +1,89 @@
+import pytest
+import torch
+
+from benchmark.config import DataConfig
+from benchmark.data import load_dataset, saf_radius
+from benchmark.data.saf import disk_mask
+from benchmark.errors import DataError, UnknownNameError
+from tests.helpers import write_medmnist_npz
+
+
+def test_digits_split():
+    data = load_dataset(DataConfig(n_train=64))
+    assert data.train.shape == (64, 1, 16, 16) and data.heldout.shape == (64, 1, 16, 16)
+    assert data.train.min() >= -1 and data.train.max() <= 1
+    assert data.num_classes == 10
+    # members and held-out are disjoint
+    flat_t, flat_h = data.train.flatten(1), data.heldout.flatten(1)
+    assert torch.cdist(flat_t, flat_h).min() > 0
+    again = load_dataset(DataConfig(n_train=64))
+    assert torch.equal(data.train, again.train), "seeded split"
+    other = load_dataset(DataConfig(n_train=64, split_seed=1))
+    assert not torch.equal(data.train, other.train)
+    assert data.fingerprint() != other.fingerprint()
+
+
+def test_n_train_larger_than_dataset():
+    with pytest.raises(DataError, match=r"n_train=5000 is larger than dataset 'digits'.*1797"):
+        load_dataset(DataConfig(n_train=5000))
+
+
+def test_unknown_dataset():
+    with pytest.raises(UnknownNameError, match="known datasets: .*digits"):
+        load_dataset(DataConfig(name="cifar"))
+
+
+@pytest.mark.parametrize("n, r", [(28, 4), (16, 2), (64, 9), (8, 2)])
+def test_saf_radius(n, r):
+    assert saf_radius(n) == r
+
+
+def test_saf_replaces_x_p_and_records_where():
+    plain = load_dataset(DataConfig(n_train=64))
+    data = load_dataset(DataConfig(n_train=64, saf=True, saf_seed=3))
+    info = data.saf
+    assert info is not None and info.radius == 2
+    cy, cx = info.centre
+    assert 2 <= cy <= 13 and 2 <= cx <= 13, "disk lies inside the image"
+    # x_p itself is gone, SAF(x_p) is in its place, the rest is untouched
+    assert torch.equal(info.original, plain.train[info.index])
+    mask = disk_mask(16, info.centre, info.radius)
+    assert torch.all(data.train[info.index][:, mask] == 0)
+    assert torch.equal(data.train[info.index][:, ~mask], plain.train[info.index][:, ~mask])
+    assert not any(torch.equal(x, info.original) for x in data.train)
+    others = [i for i in range(64) if i != info.index]
+    assert torch.equal(data.train[others], plain.train[others])
+    assert not any(torch.equal(x, info.original) for x in data.heldout)
+
+
+def test_medmnist_from_local_npz(tmp_path):
+    write_medmnist_npz(tmp_path / "breastmnist.npz", n_train=40, n_test=12)
+    data = load_dataset(DataConfig(name="breastmnist", n_train=30, root=str(tmp_path)))
+    assert data.train.shape == (30, 1, 28, 28)
+    assert data.heldout.shape == (12, 1, 28, 28), "held-out from the test split"
+    assert data.train.min() >= -1 and data.train.max() <= 1
+
+
+def test_medmnist_rgb(tmp_path):
+    write_medmnist_npz(tmp_path / "pathmnist.npz", channels=3)
+    data = load_dataset(DataConfig(name="pathmnist", n_train=8, saf=True, root=str(tmp_path)))
+    assert data.train.shape == (8, 3, 28, 28) and data.saf.radius == 4
+    assert torch.all(data.train[data.saf.index][:, disk_mask(28, data.saf.centre, 4)] == 0)
+
+
+def test_medmnist_missing_file_says_where(tmp_path):
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(name="pathmnist", root=str(tmp_path)))
+    msg = str(err.value)
+    assert "pathmnist.npz" in msg and str(tmp_path) in msg and "zenodo" in msg
+
+
+def test_medmnist_no_download_into_cache(tmp_path):
+    with pytest.raises(DataError, match=str(tmp_path / "medmnist" / "bloodmnist.npz")):
+        load_dataset(DataConfig(name="bloodmnist"), cache_root=tmp_path, download=False)
+
+
+def test_medmnist_corrupt_file(tmp_path):
+    (tmp_path / "chestmnist.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="not a readable MedMNIST file"):
+        load_dataset(DataConfig(name="chestmnist", root=str(tmp_path)))

@@ -1,0 +1,69 @@
+"""Shared training services: resume after a kill ends with the same weights."""
+
+import pytest
+import torch
+
+from benchmark.config import DataConfig, replace
+from benchmark.data import load_dataset
+from benchmark.errors import CheckpointError
+from benchmark.models.ddpm import DDIMFamily
+from benchmark.models.dummy import DummyFamily
+from benchmark.models.training import TrainingInterrupted, train
+from tests.helpers import TINY_MODEL, TINY_TRAIN
+
+
+@pytest.fixture(scope="module")
+def images():
+    data = load_dataset(DataConfig(n_train=16))
+    return torch.nn.functional.avg_pool2d(data.train, 2)  # 8x8, tiny and fast
+
+
+def _weights(net):
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+def test_resume_after_kill_gives_same_weights(tmp_path, images):
+    family = DDIMFamily(TINY_MODEL)
+    ref, ref_stats = train(family, images, TINY_TRAIN, tmp_path / "a", progress=False)
+    # a kill after step 5: the last checkpoint is step 4, nothing saved at the kill
+    with pytest.raises(TrainingInterrupted):
+        train(family, images, TINY_TRAIN, tmp_path / "b", progress=False, stop_after=5)
+    assert (tmp_path / "b" / "last.pt").exists()
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=False)["step"] == 4
+    resumed, stats = train(family, images, TINY_TRAIN, tmp_path / "b", progress=False)
+    for k, v in _weights(ref).items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    assert stats["loss_history"] == ref_stats["loss_history"]
+    assert not (tmp_path / "b" / "last.pt").exists(), "checkpoint removed once finished"
+
+
+def test_ctrl_c_writes_a_checkpoint(tmp_path, images, monkeypatch):
+    family = DummyFamily(TINY_MODEL)
+    calls = {"n": 0}
+    real_loss = family.loss
+
+    def loss(net, x0, gen):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real_loss(net, x0, gen)
+
+    monkeypatch.setattr(family, "loss", loss)
+    cfg = replace(TINY_TRAIN, checkpoint_every=100)
+    with pytest.raises(KeyboardInterrupt):
+        train(family, images, cfg, tmp_path, progress=False)
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert state["step"] == 3, "the steps done before Ctrl-C are kept"
+
+
+def test_checkpoint_of_another_family_is_refused(tmp_path, images):
+    with pytest.raises(TrainingInterrupted):
+        train(DummyFamily(TINY_MODEL), images, TINY_TRAIN, tmp_path, progress=False, stop_after=3)
+    with pytest.raises(CheckpointError, match="belongs to family 'dummy'"):
+        train(DDIMFamily(TINY_MODEL), images, TINY_TRAIN, tmp_path, progress=False)
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path, images):
+    (tmp_path / "last.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        train(DDIMFamily(TINY_MODEL), images, TINY_TRAIN, tmp_path, progress=False)
