@@ -1,0 +1,85 @@
+"""The audit of one case: draw samples through the mitigation, measure the leakage.
+
+Suites call this and record what it returns in pytest-benchmark's
+``extra_info``; the leaderboard reads those records.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from benchmark import registry
+from benchmark.config import CaseConfig
+from benchmark.data.base import ImageDataset
+from benchmark.metrics.carlini import CarliniL2
+from benchmark.mitigations.base import Mitigation
+from benchmark.models.base import SampleResult, TrainedModel
+
+
+@dataclass
+class AuditResult:
+    samples: SampleResult
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def make_mitigation(case: CaseConfig) -> Mitigation:
+    return registry.mitigations.get(case.mitigation.name)(**case.mitigation.kwargs)
+
+
+def case_seeds(case: CaseConfig) -> torch.Tensor:
+    """One seed per generated image: image i of every case with the same ``seed`` shares noise."""
+    return torch.arange(case.n_gen, dtype=torch.long) + case.seed * 1_000_003
+
+
+def generate(
+    case: CaseConfig,
+    model: TrainedModel,
+    mitigation: Mitigation,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> SampleResult:
+    mitigation.prepare(model)
+    return mitigation.generate(
+        model, case_seeds(case), case.sampler, device=device, progress=progress
+    )
+
+
+def measure(
+    case: CaseConfig, model: TrainedModel, data: ImageDataset, samples: SampleResult
+) -> dict[str, Any]:
+    """Leakage and cost metrics of one case's samples."""
+    images = samples.images
+    if not torch.isfinite(images).all():
+        raise FloatingPointError(f"case {case.case_id}: the sampler returned non-finite images")
+    carlini = CarliniL2(data.train)
+    carlini.update(images)
+    stats = model.stats
+    return {
+        "case_id": case.case_id,
+        "family": case.model.family,
+        "dataset": case.data.name,
+        "n_train": data.n_train,
+        "mitigation": case.mitigation.name,
+        "mitigation_params": dict(case.mitigation.params),
+        "sampler": case.sampler.name,
+        "sampler_steps": case.sampler.num_steps,
+        "n_gen": int(images.shape[0]),
+        "carlini_l2": float(carlini.compute()),
+        "train_seconds": stats.get("train_seconds"),
+        "train_steps": stats.get("train_steps"),
+        "final_loss": stats.get("final_loss"),
+        "loss_history": stats.get("loss_history"),
+        "param_count": stats.get("param_count"),
+        "model_reused": bool(stats.get("reused", False)),
+        "model_source": stats.get("source", "trained"),
+        "model_key": model.key,
+        "nfe_per_image": samples.nfe,
+        "nfe_total": samples.nfe * int(images.shape[0]),
+        "sample_seconds": samples.seconds,
+        "images_per_second": samples.images_per_second,
+        "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }

@@ -1,0 +1,119 @@
+"""The ``memobench`` command: run the suite, render the leaderboard, list plugins.
+
+memobench run [--tier smoke] [--results PATH] [-- PYTEST_ARGS...]
+memobench report FILES... [-o reports/leaderboard.html]
+memobench list
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from benchmark import registry
+from benchmark.errors import MemobenchError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _suites_dir() -> Path:
+    suites = REPO_ROOT / "suites"
+    if not suites.is_dir():
+        raise MemobenchError(
+            f"no suites folder at {suites}; `memobench run` works from a clone of the "
+            f"memobench repository installed with `pip install -e .`"
+        )
+    return suites
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    from benchmark.report.leaderboard import render
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    results = Path(args.results or REPO_ROOT / "reports" / "results" / f"run-{stamp}.json")
+    pytest_args = [
+        str(_suites_dir()),
+        "-m",
+        args.tier if args.tier != "all" else "smoke or paper",
+        f"--memobench-tier={args.tier}",
+        f"--memobench-results={results}",
+        f"--rootdir={REPO_ROOT}",
+        "-p",
+        "no:cacheprovider",
+    ]
+    if args.cache:
+        pytest_args.append(f"--memobench-cache={args.cache}")
+    if args.device:
+        pytest_args.append(f"--memobench-device={args.device}")
+    pytest_args += args.pytest_args
+    code = pytest.main(pytest_args)
+    if not results.exists():
+        print(
+            f"memobench: the run wrote no results ({results}); pytest exit code {int(code)}",
+            file=sys.stderr,
+        )
+        return int(code) or 1
+    out = render([results], args.output)
+    print(f"memobench: results {results}")
+    print(f"memobench: leaderboard {out}")
+    return int(code)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from benchmark.report.leaderboard import render
+
+    out = render(args.files, args.output)
+    print(f"memobench: leaderboard {out}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for kind, reg in registry.REGISTRIES.items():
+        print(f"{kind}: {', '.join(reg.names()) or '(none)'}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="memobench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a tier of the suite and render the leaderboard")
+    run.add_argument("--tier", choices=("smoke", "paper", "all"), default="smoke")
+    run.add_argument("--results", help="results JSON to write (default reports/results/run-*.json)")
+    run.add_argument("--output", "-o", help="leaderboard HTML (default reports/leaderboard.html)")
+    run.add_argument(
+        "--cache", help="cache folder (default $MEMOBENCH_CACHE or ~/.cache/memobench)"
+    )
+    run.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    run.add_argument(
+        "pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest arguments"
+    )
+    run.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="merge results JSON files into the leaderboard")
+    rep.add_argument("files", nargs="+", help="results files (pytest-benchmark JSON)")
+    rep.add_argument("--output", "-o", help="leaderboard HTML (default reports/leaderboard.html)")
+    rep.set_defaults(func=cmd_report)
+
+    lst = sub.add_parser("list", help="list registered plugins")
+    lst.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
+        args.pytest_args = args.pytest_args[1:]
+    try:
+        return args.func(args)
+    except MemobenchError as err:
+        print(f"memobench: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

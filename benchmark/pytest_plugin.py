@@ -1,0 +1,121 @@
+"""The memobench pytest plugin (``pytest11`` entry point), in pytest-benchmark's manner.
+
+Options live in one group with one prefix (``--memobench-*``); markers are
+registered here and ``--strict-markers`` is on. ``gpu`` cases skip with a
+reason where there is no CUDA device; ``paper`` cases skip unless the paper
+tier is asked for. The results JSON is pytest-benchmark's, with memobench's
+versions and settings added.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+MARKERS = {
+    "smoke": "CPU-sized case of the smoke tier (minutes on 2 cores)",
+    "paper": "reproduces a source paper's settings; needs --memobench-tier paper (or all)",
+    "gpu": "needs a CUDA GPU; skipped with a reason where there is none",
+    "slow": "slow test (minutes)",
+}
+TIERS = ("smoke", "paper", "all")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("memobench", "memobench benchmark")
+    g.addoption(
+        "--memobench-device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N"
+    )
+    g.addoption(
+        "--memobench-cache",
+        default=None,
+        help="cache folder (default $MEMOBENCH_CACHE or ~/.cache/memobench)",
+    )
+    g.addoption(
+        "--memobench-data-root", default=None, help="folder with local data files (MedMNIST .npz)"
+    )
+    g.addoption(
+        "--memobench-tier",
+        default="smoke",
+        choices=TIERS,
+        help="which tier of cases runs: smoke (CPU), paper (GPU) or all",
+    )
+    g.addoption(
+        "--memobench-n-gen",
+        type=int,
+        default=None,
+        help="number of generated samples per case (default: the tier's)",
+    )
+    g.addoption(
+        "--memobench-results",
+        default=None,
+        help="write the run's results JSON (pytest-benchmark format) here",
+    )
+    g.addoption(
+        "--memobench-model-path",
+        default=None,
+        help="audit this diffusers checkpoint folder instead of training",
+    )
+    g.addoption(
+        "--memobench-model-family", default="ddim", help="model family of --memobench-model-path"
+    )
+    g.addoption(
+        "--memobench-model-dataset",
+        default="digits",
+        help="dataset the --memobench-model-path model was trained on",
+    )
+    g.addoption(
+        "--memobench-model-n-train",
+        type=int,
+        default=64,
+        help="n_train of the split the --memobench-model-path model was trained on",
+    )
+    g.addoption(
+        "--memobench-model-split-seed",
+        type=int,
+        default=0,
+        help="split seed of the split the --memobench-model-path model was trained on",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    n_gen = config.getoption("--memobench-n-gen")
+    if n_gen is not None and n_gen < 1:
+        raise pytest.UsageError(f"--memobench-n-gen must be >= 1, got {n_gen}")
+    results = config.getoption("--memobench-results")
+    if results and getattr(config.option, "benchmark_json", None) is None:
+        path = Path(results)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config.option.benchmark_json = path
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    tier = item.config.getoption("--memobench-tier")
+    if item.get_closest_marker("paper") and tier not in ("paper", "all"):
+        pytest.skip("paper tier: run with --memobench-tier paper (on a GPU)")
+    if item.get_closest_marker("smoke") and tier == "paper":
+        pytest.skip("smoke tier case; --memobench-tier is paper")
+    if item.get_closest_marker("gpu"):
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA GPU; torch.cuda.is_available() is False on this machine")
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json) -> None:
+    import diffusers
+    import torch
+
+    import benchmark
+
+    output_json["memobench"] = {
+        "version": benchmark.__version__,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "tier": config.getoption("--memobench-tier"),
+        "device": config.getoption("--memobench-device"),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }

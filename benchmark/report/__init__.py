@@ -1,0 +1,1 @@
+"""Results files (pytest-benchmark JSON) -> pandas -> the Jinja2 HTML leaderboard."""

@@ -1,0 +1,89 @@
+"""Read and merge results files: pytest-benchmark JSON with metrics in ``extra_info``.
+
+Any number of files (shards from several runners, or several commits) merge
+into one table; each row keeps the run it came from (machine, commit, date).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.errors import MemobenchError
+
+
+class ResultsError(MemobenchError):
+    """A results file is missing or not a pytest-benchmark JSON."""
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ResultsError(f"results file {path} does not exist")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ResultsError(
+            f"results file {path} is not valid JSON ({err}); was the run interrupted "
+            f"while writing it? Rerun the suite to regenerate it"
+        ) from err
+    if not isinstance(doc, dict) or "benchmarks" not in doc:
+        raise ResultsError(
+            f"{path} is not a pytest-benchmark results file (no 'benchmarks' list); "
+            f"pass files written by `memobench run` or pytest --memobench-results"
+        )
+    return doc
+
+
+def run_info(doc: dict[str, Any], source: str) -> dict[str, Any]:
+    machine = doc.get("machine_info", {})
+    commit = doc.get("commit_info", {})
+    mb = doc.get("memobench", {})
+    return {
+        "source": source,
+        "datetime": doc.get("datetime", ""),
+        "machine": machine.get("node", ""),
+        "cpu": (machine.get("cpu") or {}).get("brand_raw", ""),
+        "python": machine.get("python_version", ""),
+        "commit": (commit.get("id") or "")[:10],
+        "dirty": commit.get("dirty"),
+        "branch": commit.get("branch", ""),
+        "memobench": mb.get("version", ""),
+        "torch": mb.get("torch", ""),
+        "diffusers": mb.get("diffusers", ""),
+        "cuda": mb.get("cuda"),
+    }
+
+
+def load_table(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """One row per recorded case across all files, and the runs' info.
+
+    When the same case appears in several runs, every row is kept; ``latest``
+    marks the newest one per case (by the run's date).
+    """
+    if not paths:
+        raise ResultsError("no results files given; pass one or more JSON files")
+    rows, runs = [], []
+    for run_index, path in enumerate(paths):
+        doc = read_results(path)
+        info = run_info(doc, str(path))
+        runs.append(info)
+        for bench in doc["benchmarks"]:
+            extra = bench.get("extra_info") or {}
+            if "case_id" not in extra:
+                continue  # a plain pytest-benchmark timing, not a memobench case
+            row = dict(extra)
+            row["test"] = bench.get("fullname", bench.get("name", ""))
+            row["run"] = run_index
+            row["run_datetime"] = info["datetime"]
+            row["commit"] = info["commit"]
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df, runs
+    df = df.sort_values(["run_datetime", "run"]).reset_index(drop=True)
+    df["latest"] = ~df.duplicated("case_id", keep="last")
+    return df, runs

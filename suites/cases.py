@@ -1,0 +1,31 @@
+"""The cases of each tier, built from registry names so a plugin joins every suite."""
+
+from __future__ import annotations
+
+from benchmark import registry
+from benchmark.config import CaseConfig, DataConfig, MitigationConfig
+
+
+def suite_names(reg) -> list[str]:
+    """Registered names whose plugin takes part in suites (``in_suites``), loaded lazily."""
+    return [n for n in reg.names() if getattr(reg.get(n), "in_suites", True)]
+
+
+def smoke_case(
+    family: str,
+    n_train: int,
+    mitigation: str = "none",
+    params=(),
+    n_gen: int = 256,
+    dataset: str = "digits",
+) -> CaseConfig:
+    fam_cls = registry.models.get(family)
+    model, train, sampler = fam_cls.smoke_configs()
+    return CaseConfig(
+        data=DataConfig(name=dataset, n_train=n_train),
+        model=model,
+        train=train,
+        sampler=sampler,
+        mitigation=MitigationConfig(mitigation, params),
+        n_gen=n_gen,
+    )
