@@ -85,6 +85,31 @@ class ModelFamily:
         """Denoise ``latents`` (B, C, H, W) to images; returns ``(images, nfe_per_image)``."""
         raise NotImplementedError
 
+    # -- what t* needs (SPEC section 4): the family's own noising and solver ----
+    def tstar_time(self, t: float) -> Any:
+        """The family's time for diffusion fraction ``t`` in [0, 1)."""
+        raise NotImplementedError
+
+    def solver_grid(self, sampler: SamplerConfig) -> list[Any]:
+        """Descending times the family's sampler visits over the whole diffusion."""
+        raise NotImplementedError
+
+    def noise_to(self, x0: torch.Tensor, time: Any, noise: torch.Tensor) -> torch.Tensor:
+        """A draw of x_time ~ p(x_time | x0) from standard normal ``noise``."""
+        raise NotImplementedError
+
+    def solver_step(
+        self,
+        net: nn.Module,
+        x: torch.Tensor,
+        time: Any,
+        next_time: Any | None,
+        sampler: SamplerConfig,
+        guidance: Guidance | None = None,
+    ) -> torch.Tensor:
+        """One step of the sampler from ``time`` to ``next_time`` (``None``: to x_0)."""
+        raise NotImplementedError
+
     def save_pretrained(self, net: nn.Module, folder: Path) -> None:
         raise NotImplementedError
 

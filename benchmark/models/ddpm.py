@@ -21,7 +21,7 @@ from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError
 from benchmark.models.base import Guidance, ModelFamily
 from benchmark.models.unet import build_unet
-from benchmark.samplers.ddim import ddim_sample, ddim_timesteps
+from benchmark.samplers.ddim import ddim_sample, ddim_step, ddim_timesteps
 
 MARKER = "memobench.json"
 
@@ -33,8 +33,9 @@ class DDIMFamily(ModelFamily):
     @classmethod
     def smoke_configs(cls) -> tuple[ModelConfig, TrainConfig, SamplerConfig]:
         return (
-            ModelConfig(family=cls.name, block_out_channels=(32, 64), layers_per_block=1),
-            TrainConfig(steps=3000, batch_size=64, lr=2e-3),
+            # 0.27M parameters (SPEC section 9); 64 digits memorize within 2500 steps.
+            ModelConfig(family=cls.name, block_out_channels=(16, 32, 32), layers_per_block=1),
+            TrainConfig(steps=2500, batch_size=64, lr=2e-3),
             SamplerConfig(num_steps=50),
         )
 
@@ -93,6 +94,41 @@ class DDIMFamily(ModelFamily):
             eta=sampler.eta,
             clip_sample=sampler.clip_sample,
             guidance=guidance,
+        )
+
+    # -- t* ------------------------------------------------------------------------
+    def tstar_time(self, t: float) -> int:
+        return round(t * self.config.num_train_timesteps)  # SPEC section 5: round(t * 1000)
+
+    def solver_grid(self, sampler: SamplerConfig) -> list[int]:
+        return ddim_timesteps(sampler.num_steps, self.config.num_train_timesteps).tolist()
+
+    def noise_to(self, x0: torch.Tensor, time: int, noise: torch.Tensor) -> torch.Tensor:
+        t = torch.full((x0.shape[0],), int(time), dtype=torch.long, device=x0.device)
+        return self.add_noise(x0, noise, t)
+
+    def solver_step(
+        self,
+        net: nn.Module,
+        x: torch.Tensor,
+        time: int,
+        next_time: int | None,
+        sampler: SamplerConfig,
+        guidance: Guidance | None = None,
+    ) -> torch.Tensor:
+        t = torch.tensor(int(time), device=x.device)
+        prev = None if next_time is None else torch.tensor(int(next_time), device=x.device)
+        eps = self.eps(net, x, t)
+        if guidance is not None:
+            eps = guidance(x, t, eps)
+        return ddim_step(
+            x,
+            eps,
+            self.alphas_cumprod.to(x.device),
+            t,
+            prev,
+            eta=sampler.eta,
+            clip_sample=sampler.clip_sample,
         )
 
     # -- diffusers folders ---------------------------------------------------------

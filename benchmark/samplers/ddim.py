@@ -68,27 +68,55 @@ def ddim_sample(
     """
     x = latents
     alphas_cumprod = alphas_cumprod.to(latents.device)
-    one = torch.tensor(1.0, device=latents.device)
     nfe = 0
     for i, t in enumerate(timesteps):
         t = t.to(latents.device)
         prev_t = timesteps[i + 1] if i + 1 < len(timesteps) else None
-        a_t = alphas_cumprod[t]
-        a_prev = alphas_cumprod[prev_t] if prev_t is not None else one  # set_alpha_to_one
-
         eps = eps_fn(x, t)  # DDIM paper eq. (12): eps_theta(x_t, t)
         nfe += 1
         if guidance is not None:
             eps = guidance(x, t, eps)
-
-        beta_t = 1 - a_t
-        x0 = (x - beta_t ** (0.5) * eps) / a_t ** (0.5)  # "predicted x_0"
-        if clip_sample:
-            x0 = x0.clamp(-clip_range, clip_range)
-        variance = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)
-        std = eta * variance ** (0.5)
-        direction = (1 - a_prev - std**2) ** (0.5) * eps  # "direction pointing to x_t"
-        x = a_prev ** (0.5) * x0 + direction
-        if eta > 0:
-            x = x + std * randn_like(x)
+        x = ddim_step(
+            x,
+            eps,
+            alphas_cumprod,
+            t,
+            prev_t,
+            eta=eta,
+            clip_sample=clip_sample,
+            clip_range=clip_range,
+            randn_like=randn_like,
+        )
     return x, nfe
+
+
+def ddim_step(
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    t: torch.Tensor,
+    prev_t: torch.Tensor | None,
+    *,
+    eta: float = 0.0,
+    clip_sample: bool = True,
+    clip_range: float = 1.0,
+    randn_like: Callable[[torch.Tensor], torch.Tensor] = torch.randn_like,
+) -> torch.Tensor:
+    """One DDIM update x_t -> x_{prev_t} given eps (DDIM paper eq. 12).
+
+    ``prev_t`` ``None`` is the final step to x_0 (alpha-bar = 1, diffusers'
+    ``set_alpha_to_one``).
+    """
+    a_t = alphas_cumprod[t]
+    a_prev = alphas_cumprod[prev_t] if prev_t is not None else torch.ones_like(a_t)
+    beta_t = 1 - a_t
+    x0 = (x - beta_t ** (0.5) * eps) / a_t ** (0.5)  # "predicted x_0"
+    if clip_sample:
+        x0 = x0.clamp(-clip_range, clip_range)
+    variance = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)
+    std = eta * variance ** (0.5)
+    direction = (1 - a_prev - std**2) ** (0.5) * eps  # "direction pointing to x_t"
+    x = a_prev ** (0.5) * x0 + direction
+    if eta > 0:
+        x = x + std * randn_like(x)
+    return x
