@@ -23,7 +23,14 @@ def enabled_by_default() -> bool:
 
 
 @contextmanager
-def bar(total: int, desc: str, unit: str = "it", initial: int = 0, enabled: bool = True):
+def bar(
+    total: int,
+    desc: str,
+    unit: str = "it",
+    initial: int = 0,
+    enabled: bool = True,
+    position: int | None = None,
+):
     with tqdm(
         total=total,
         initial=initial,
@@ -33,5 +40,6 @@ def bar(total: int, desc: str, unit: str = "it", initial: int = 0, enabled: bool
         disable=not (enabled and enabled_by_default()),
         dynamic_ncols=True,
         leave=False,
+        position=position,
     ) as pbar:
         yield pbar

@@ -22,7 +22,8 @@ def smoke_case(
     fam_cls = registry.models.get(family)
     model, train, sampler = fam_cls.smoke_configs()
     return CaseConfig(
-        data=DataConfig(name=dataset, n_train=n_train),
+        # SAF on: the fingerprint audit (|q|, t*) runs on the same cached models.
+        data=DataConfig(name=dataset, n_train=n_train, saf=True),
         model=model,
         train=train,
         sampler=sampler,

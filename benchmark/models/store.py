@@ -41,6 +41,7 @@ def get_trained(
     cache: Cache,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    position: int | None = None,
 ) -> TrainedModel:
     """The trained model for these configs and data: from the cache, or trained now."""
     family = family_for(model_cfg)
@@ -66,7 +67,7 @@ def get_trained(
 
     ckpt_dir = cache.dir("checkpoints", key)
     net, stats = training.train(
-        family, data.train, train_cfg, ckpt_dir, device=device, progress=progress
+        family, data.train, train_cfg, ckpt_dir, device=device, progress=progress, position=position
     )
     payload = {
         "family": family.name,
@@ -90,6 +91,12 @@ def get_trained(
     with contextlib.suppress(OSError):
         ckpt_dir.rmdir()
     return TrainedModel(family, net, key, data.image_shape, dict(stats, reused=False))
+
+
+def is_cached(
+    model_cfg: ModelConfig, train_cfg: TrainConfig, data: ImageDataset, cache: Cache
+) -> bool:
+    return cache.path("models", model_key(family_for(model_cfg), train_cfg, data)).exists()
 
 
 def load_pretrained(folder: str | Path, family_name: str, data: ImageDataset) -> TrainedModel:

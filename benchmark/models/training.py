@@ -70,6 +70,7 @@ def train(
     device: str | torch.device = "cpu",
     progress: bool = True,
     stop_after: int | None = None,
+    position: int | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train ``family`` on ``images`` (N, C, H, W) in [-1, 1].
 
@@ -82,6 +83,7 @@ def train(
         progress: show a tqdm bar.
         stop_after: stop (as if killed) once this global step is done, without
             a final checkpoint; for testing resume.
+        position: line of the progress bar (several trainings at once).
 
     Returns:
         The EMA network (eval mode, on ``device``) and training stats.
@@ -135,6 +137,7 @@ def train(
             desc=f"train {family.name}",
             unit="step",
             enabled=progress,
+            position=position,
         ) as pbar,
         _deferred_sigint() as interrupted,
     ):

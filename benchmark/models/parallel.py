@@ -1,0 +1,76 @@
+"""Train several models at once, one process each, into the cache.
+
+These models are small: on a 2-core CPU a second thread speeds one training
+step up by less than 10% (measured: 149 vs 163 ms per batch-64 step of the
+smoke UNet), so two single-threaded processes finish a session's models
+nearly twice as fast as training them one after the other. On a GPU, training
+stays in this process, one model after another.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import torch
+
+from benchmark.cache import Cache
+from benchmark.config import DataConfig, ModelConfig, TrainConfig
+from benchmark.data import load_dataset
+
+log = logging.getLogger("memobench.models")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    model: ModelConfig
+    train: TrainConfig
+    data: DataConfig
+
+
+def _train_one(
+    spec: TrainSpec, cache_root: str, threads: int, position: int, progress: bool
+) -> str:
+    torch.set_num_threads(threads)
+    from benchmark.models.store import get_trained
+
+    cache = Cache(cache_root)
+    data = load_dataset(spec.data, cache_root=cache.root)
+    model = get_trained(
+        spec.model, spec.train, data, cache, device="cpu", progress=progress, position=position
+    )
+    return model.key
+
+
+def train_many(
+    specs: list[TrainSpec], cache: Cache, progress: bool = True, workers: int | None = None
+) -> list[TrainSpec]:
+    """Train the uncached ``specs`` on the CPU in parallel processes; returns those trained.
+
+    Raises whatever a worker raised (a ``KeyboardInterrupt`` after the workers
+    wrote their checkpoints, so a rerun resumes).
+    """
+    from benchmark.models.store import is_cached
+
+    todo = []
+    for spec in dict.fromkeys(specs):  # unique, in order
+        if not is_cached(spec.model, spec.train, load_dataset(spec.data, cache.root), cache):
+            todo.append(spec)
+    if len(todo) < 2:
+        return []  # nothing to gain: the fixture trains it in-process
+    cores = os.cpu_count() or 1
+    workers = max(1, min(workers or cores, len(todo)))
+    threads = max(1, cores // workers)
+    log.info("training %d models in %d processes (%d thread(s) each)", len(todo), workers, threads)
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {
+            pool.submit(_train_one, spec, str(cache.root), threads, i % workers, progress): spec
+            for i, spec in enumerate(todo)
+        }
+        for future in as_completed(futures):
+            future.result()
+    return todo
