@@ -15,7 +15,10 @@ import torch
 from benchmark import registry
 from benchmark.config import CaseConfig
 from benchmark.data.base import ImageDataset
+from benchmark.detectors.detector import Detector
 from benchmark.metrics.carlini import CarliniL2
+from benchmark.metrics.reproduction import count_reproductions
+from benchmark.metrics.tstar import tstar
 from benchmark.mitigations.base import Mitigation
 from benchmark.models.base import SampleResult, TrainedModel
 
@@ -24,6 +27,54 @@ from benchmark.models.base import SampleResult, TrainedModel
 class AuditResult:
     samples: SampleResult
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def fingerprint_audit(
+    case: CaseConfig,
+    model: TrainedModel,
+    data: ImageDataset,
+    samples: SampleResult,
+    c_saf: Detector,
+    c_id: Detector,
+    mitigation: Mitigation,
+    min_accuracy: float = 0.95,
+    strategy: str = "adaptive",
+    m: int = 16,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """|q| on the case's samples and t* of the model (SPEC sections 3 and 4).
+
+    Raises:
+        ConfigError: no SAF in the data, or detectors trained on other data.
+        DetectorAccuracyError: a detector is below ``min_accuracy`` on held-out data.
+    """
+    for det in (c_saf, c_id):
+        det.check_for(data)
+        det.require_accuracy(min_accuracy)
+    saf_pos, id_pos = c_saf.predict(samples.images), c_id.predict(samples.images)
+    reproductions = count_reproductions(saf_pos, id_pos, data.n_train)
+
+    def is_hit(images: torch.Tensor) -> torch.Tensor:
+        return c_saf.predict(images) & c_id.predict(images)
+
+    curve = tstar(
+        model,
+        data,
+        is_hit,
+        case.sampler,
+        strategy=strategy,
+        m=m,
+        seed=case.seed,
+        guidance=mitigation.guidance(),
+        device=device,
+        progress=progress,
+    )
+    record = {**reproductions.as_record(), **curve.as_record()}
+    for name, det in (("c_saf", c_saf), ("c_id", c_id)):
+        for key, value in det.metrics.items():
+            record[f"{name}_{key}"] = value
+    return record
 
 
 def make_mitigation(case: CaseConfig) -> Mitigation:

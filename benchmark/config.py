@@ -129,6 +129,30 @@ class SamplerConfig:
 
 
 @dataclass(frozen=True)
+class DetectorConfig:
+    """C_SAF / C_ID training (SPEC section 2); ``min_accuracy`` gates the audit."""
+
+    arch: str = "small-resnet"
+    steps: int = 400
+    batch_size: int = 64
+    lr: float = 1e-3
+    val_size: int = 400
+    min_accuracy: float = 0.95
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(
+            self.arch in ("small-resnet", "resnet50"),
+            f"detector arch must be 'small-resnet' or 'resnet50', got {self.arch!r}",
+        )
+        _check(self.steps >= 1, f"detector steps must be >= 1, got {self.steps}")
+        _check(self.val_size >= 10, f"detector val_size must be >= 10, got {self.val_size}")
+        _check(
+            0 < self.min_accuracy <= 1, f"min_accuracy must be in (0, 1], got {self.min_accuracy}"
+        )
+
+
+@dataclass(frozen=True)
 class MitigationConfig:
     """A registered mitigation and its parameters as sorted (key, value) pairs."""
 

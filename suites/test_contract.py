@@ -13,7 +13,7 @@ from benchmark import registry
 from benchmark.config import DataConfig, SamplerConfig, replace
 from benchmark.models.base import ModelFamily, TrainedModel, seeded_latents
 from benchmark.models.training import build_network
-from suites.cases import suite_names
+from benchmark.tiers import suite_names
 
 FAMILIES = suite_names(registry.models)
 MITIGATIONS = suite_names(registry.mitigations)

@@ -12,7 +12,7 @@ import pytest
 from benchmark import registry
 from benchmark.audit import generate, make_mitigation, measure
 from benchmark.config import CaseConfig, DataConfig, MitigationConfig
-from suites.cases import suite_names
+from benchmark.tiers import suite_names
 
 
 @pytest.mark.smoke

@@ -12,7 +12,7 @@ import pytest
 
 from benchmark import registry
 from benchmark.models.parallel import TrainSpec
-from suites.cases import smoke_case, suite_names
+from benchmark.tiers import smoke_case, suite_names
 
 FAMILIES = suite_names(registry.models)
 MITIGATIONS = suite_names(registry.mitigations)

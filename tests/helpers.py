@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 
@@ -21,3 +22,53 @@ def write_medmnist_npz(path, n_train=40, n_test=12, size=28, channels=1, seed=0)
         parts[f"{split}_labels"] = rng.integers(0, 2, (n, 1), dtype=np.int64)
     np.savez(path, **parts)
     return path
+
+
+class _Out:
+    def __init__(self, sample):
+        self.sample = sample
+
+
+class MixtureDenoiser(torch.nn.Module):
+    """The exact eps-prediction for data that is a mixture of point masses (no training).
+
+    Under the DDPM forward process x_t = sqrt(abar) x_0 + sqrt(1 - abar) eps, the
+    posterior over the points is a softmax of log w_k - |x_t - sqrt(abar) p_k|^2 / (2 (1 - abar)),
+    E[x_0 | x_t] its weighted mean, and eps = (x_t - sqrt(abar) E[x_0 | x_t]) / sqrt(1 - abar).
+    """
+
+    def __init__(self, points: torch.Tensor, weights: torch.Tensor, alphas_cumprod: torch.Tensor):
+        super().__init__()
+        self.register_buffer("points", points.flatten(1))
+        self.register_buffer("logw", weights.log())
+        self.register_buffer("abar", alphas_cumprod)
+        self.shape = points.shape[1:]
+
+    def forward(self, x, t):
+        a = self.abar[torch.as_tensor(t).long()].reshape(-1, 1)
+        flat = x.flatten(1)
+        d2 = torch.cdist(flat, a.sqrt() * self.points if a.numel() == 1 else self.points) ** 2
+        post = torch.softmax(self.logw - d2 / (2 * (1 - a)), dim=1)
+        x0 = post @ self.points
+        eps = (flat - a.sqrt() * x0) / (1 - a).sqrt()
+        return _Out(eps.view(x.shape))
+
+
+def mixture_model(data, weight_of_xp: float):
+    """A DDIM 'model' whose data is {SAF(x_p) with weight w, another image with 1 - w}."""
+    from benchmark.models.base import TrainedModel
+    from benchmark.models.ddpm import DDIMFamily
+
+    family = DDIMFamily(ModelConfig())
+    other = data.train[(data.saf.index + 1) % data.n_train]
+    points = torch.stack([data.saf.fingerprinted(), other])
+    weights = torch.tensor([weight_of_xp, 1 - weight_of_xp])
+    net = MixtureDenoiser(points, weights, family.alphas_cumprod)
+    model = TrainedModel(family, net, "mixture", tuple(data.image_shape))
+
+    def is_hit(images):
+        flat = images.flatten(1)
+        d = torch.cdist(flat, points.flatten(1))
+        return d[:, 0] < d[:, 1]
+
+    return model, is_hit

@@ -118,3 +118,12 @@ def test_cli_report_and_list(tmp_path, capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "models: ddim, dummy" in out and "datasets:" in out
+
+
+def test_fingerprint_columns(tmp_path):
+    rec = dict(record("ddim-digits64-none", 0.5), q=3, q_expected=8.0, q_p_value=0.041, tstar=0.97)
+    none = dict(record("ddim-digits1024-none", 0.0), q=0, q_expected=0.5, q_p_value=0.6, tstar=-1.0)
+    page = render([results_file(tmp_path / "r.json", [rec, none])], tmp_path / "b.html")
+    text = page.read_text()
+    assert "3 / 8.0 (p=0.041)" in text and ">0.97<" in text and ">none<" in text
+    assert "|q|" in text and "t*" in text

@@ -6,6 +6,7 @@ registered metric class (torchmetrics style), so a plugin metric brings its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from benchmark import registry
@@ -18,6 +19,14 @@ class Column:
     legend: str
     higher_is_better: bool | None = None  # None: not a ranking column
     fmt: str = "{:.3g}"
+    display: Callable[[dict], str | None] | None = None  # whole-record rendering
+
+    def text(self, record: dict) -> str:
+        if self.display is not None:
+            shown = self.display(record)
+            if shown is not None:
+                return shown
+        return self.format(record.get(self.key))
 
     def format(self, value) -> str:
         if value is None or (isinstance(value, float) and value != value):
@@ -34,7 +43,8 @@ def metric_column(name: str, fmt: str = "{:.3f}") -> Column:
         getattr(cls, "label", name),
         getattr(cls, "description", ""),
         getattr(cls, "higher_is_better", None),
-        fmt,
+        getattr(cls, "fmt", fmt),
+        getattr(cls, "display", None),
     )
 
 

@@ -50,13 +50,14 @@ def table_rows(df: pd.DataFrame, cols: list[Column]) -> list[dict[str, Any]]:
         cells = []
         for col in cols:
             value = record.get(col.key)
+            if isinstance(value, float) and value != value:
+                value = None  # pandas fills unmeasured cells with NaN
             if col.key == "mitigation":
                 value = _mitigation_label(record)
-            sort_value = (
-                value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-            )
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            text = col.text(dict(record, **{col.key: value})) if value is not None else "—"
             cells.append(
-                {"text": col.format(value), "sort": sort_value, "measured": value is not None}
+                {"text": text, "sort": value if numeric else None, "measured": value is not None}
             )
         rows.append(
             {"case_id": record["case_id"], "cells": cells, "reused": record.get("model_reused")}

@@ -1,4 +1,7 @@
-"""The cases of each tier, built from registry names so a plugin joins every suite."""
+"""The cases of each tier, built from registry names so a plugin joins every suite.
+
+Used by `suites/` and by the scripts under `benchmarks/`.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,300 @@
+"""t* (the seed paper's t'): how much noise a fingerprinted image survives (SPEC section 4).
+
+Algorithm 1 of Dombrowski & Kainz (2023): for a level t in [0, 1) draw M
+starts x_t ~ p(x_t | SAF(x_p)), run the model's own reverse process from t to
+0, count hits (C_SAF and C_ID both positive); q_M(t) = hits / M and
+
+    t* = max { t on the grid : q_M(t) > 0 }     (-1, "none", when no level hits)
+
+Trajectories run batched in lockstep: the solver walks down the union of the
+start times and its own grid, and a trajectory joins the batch when the solver
+reaches its start time (``run_lockstep``). Two strategies share one result
+type: ``exhaustive`` (every level, all M) and ``adaptive``: an exact top-down
+scan, level by level, within a budget of NFE (it finds t* exactly when t* is
+high, where a memorizing model's hits are sporadic); below that a coarse scan
+brackets t* and bisection narrows the bracket, assuming q_M(t) falls as t
+grows there. Every level stops at its first hit. Trajectory m of level i always
+starts from the same noise, so both strategies see the same hits.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from benchmark.config import SamplerConfig
+from benchmark.data.base import ImageDataset
+from benchmark.errors import ConfigError
+from benchmark.models.base import Guidance, TrainedModel
+from benchmark.progress import bar
+
+HitFn = Callable[[torch.Tensor], torch.Tensor]  # images (N, C, H, W) -> (N,) bool
+
+
+def default_grid(step: float = 0.01) -> list[float]:
+    """0.99, 0.98, ..., 0.00 (SPEC section 4)."""
+    n = round(1 / step)
+    return [round((n - 1 - i) * step, 10) for i in range(n)]
+
+
+@dataclass
+class TStarResult:
+    """t*, the curve q_M(t) where computed, and what it cost.
+
+    Attributes:
+        t_star: the largest level with a hit, or -1 when none.
+        levels: the grid, descending.
+        hits: hits per level (``None`` where the level was not run).
+        trials: trajectories run per level (< M where a level stopped at its first hit).
+        nfe: network evaluations (per image, summed over all trajectories).
+        seconds: wall time.
+    """
+
+    strategy: str
+    t_star: float
+    levels: list[float]
+    hits: list[int | None]
+    trials: list[int]
+    m: int
+    nfe: int
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def q(self) -> list[float | None]:
+        return [
+            None if h is None or n == 0 else h / n
+            for h, n in zip(self.hits, self.trials, strict=True)
+        ]
+
+    @property
+    def t_star_label(self) -> str:
+        return "none" if self.t_star < 0 else f"{self.t_star:.2f}"
+
+    def as_record(self) -> dict:
+        return {
+            "tstar": self.t_star,
+            "tstar_strategy": self.strategy,
+            "tstar_nfe": self.nfe,
+            "tstar_seconds": self.seconds,
+            "tstar_m": self.m,
+            "tstar_curve": {"t": self.levels, "q": self.q, "trials": self.trials},
+        }
+
+
+def _check(model: TrainedModel, data: ImageDataset, levels: list[float], m: int) -> None:
+    if data.saf is None:
+        raise ConfigError(
+            f"t* needs a fingerprinted training set, but dataset {data.name!r} "
+            f"(n_train={data.n_train}) has no SAF; train the model with DataConfig(saf=True)"
+        )
+    if m < 1:
+        raise ConfigError(f"t*: M (trajectories per level) must be >= 1, got {m}")
+    if not levels:
+        raise ConfigError("t*: the grid of levels is empty")
+    bad = [t for t in levels if not 0 <= t < 1]
+    if bad:
+        raise ConfigError(f"t*: grid levels must lie in [0, 1), got {bad[:5]}")
+    if any(a <= b for a, b in zip(levels, levels[1:], strict=False)):
+        raise ConfigError("t*: the grid must be strictly descending (e.g. 0.99, 0.98, ..., 0)")
+
+
+def start_noise(seed: int, level: int, m: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """The noise of trajectory ``m`` at level index ``level``: the same in every strategy."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + level * 1009 + m)
+    return torch.randn(shape, generator=g)
+
+
+def run_lockstep(
+    model: TrainedModel,
+    x0: torch.Tensor,
+    starts: list,
+    sampler: SamplerConfig,
+    noises: torch.Tensor,
+    guidance: Guidance | None = None,
+    device: torch.device | str = "cpu",
+    max_batch: int = 2048,
+) -> tuple[torch.Tensor, int]:
+    """Noise ``x0`` to each trajectory's start time and solve all of them to time 0.
+
+    Args:
+        model: the trained model; its family supplies noising and solver steps.
+        x0: (C, H, W) the image to noise (SAF(x_p)).
+        starts: family start time of each trajectory (K of them).
+        sampler: solver settings.
+        noises: (K, C, H, W) standard normal noise of each trajectory.
+
+    Returns:
+        The K final images and the NFE spent (sum over trajectories).
+    """
+    fam, net = model.family, model.net.to(device).eval()
+    grid = fam.solver_grid(sampler)
+    k = len(starts)
+    x = torch.stack(
+        [
+            fam.noise_to(x0.unsqueeze(0).to(device), s, noises[i : i + 1].to(device))[0]
+            for i, s in enumerate(starts)
+        ]
+    )
+    current = list(starts)
+    done = [False] * k
+    events = sorted(set(starts) | {g for g in grid if g <= max(starts)}, reverse=True)
+    nfe = 0
+    for tau in events:
+        active = [i for i in range(k) if not done[i] and current[i] == tau]
+        if not active:
+            continue
+        below = [g for g in grid if g < tau]
+        nxt = below[0] if below else None
+        idx = torch.tensor(active, device=x.device)
+        for chunk in idx.split(max_batch):
+            with torch.no_grad() if guidance is None else torch.enable_grad():
+                x[chunk] = fam.solver_step(net, x[chunk], tau, nxt, sampler, guidance).detach()
+        nfe += len(active)
+        for i in active:
+            if nxt is None:
+                done[i] = True
+            else:
+                current[i] = nxt
+    return x.cpu(), nfe
+
+
+def tstar(
+    model: TrainedModel,
+    data: ImageDataset,
+    is_hit: HitFn,
+    sampler: SamplerConfig,
+    strategy: str = "adaptive",
+    m: int = 16,
+    levels: list[float] | None = None,
+    seed: int = 0,
+    guidance: Guidance | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+    chunk: int = 4,
+    coarse_stride: int = 10,
+    scan_budget: float = 0.15,
+) -> TStarResult:
+    """Algorithm 1 with the ``exhaustive`` or ``adaptive`` strategy.
+
+    Args:
+        is_hit: maps images to booleans (C_SAF and C_ID both positive).
+        chunk: adaptive: trajectories per batch while waiting for a level's first hit.
+        coarse_stride: adaptive: levels between the points of the coarse scan.
+        scan_budget: adaptive: share of the exhaustive NFE the exact top-down scan may
+            spend before the search switches to bracketing and bisection.
+    """
+    levels = default_grid() if levels is None else list(levels)
+    _check(model, data, levels, m)
+    if strategy not in ("exhaustive", "adaptive"):
+        raise ConfigError(f"t* strategy must be 'exhaustive' or 'adaptive', got {strategy!r}")
+    x0 = data.saf.fingerprinted()
+    shape = tuple(x0.shape)
+    times = [model.family.tstar_time(t) for t in levels]
+    hits: list[int | None] = [None] * len(levels)
+    trials = [0] * len(levels)
+    start = _time.perf_counter()
+    nfe = 0
+
+    def run(pairs: list[tuple[int, int]]) -> torch.Tensor:
+        nonlocal nfe
+        noises = torch.stack([start_noise(seed, i, j, shape) for i, j in pairs])
+        images, spent = run_lockstep(
+            model, x0, [times[i] for i, _ in pairs], sampler, noises, guidance, device
+        )
+        nfe += spent
+        return is_hit(images)
+
+    if strategy == "exhaustive":
+        pairs = [(i, j) for i in range(len(levels)) for j in range(m)]
+        with bar(total=1, desc="t* exhaustive", unit="batch", enabled=progress) as pbar:
+            found = run(pairs)
+            pbar.update(1)
+        for (i, _), h in zip(pairs, found.tolist(), strict=True):
+            hits[i] = (hits[i] or 0) + int(h)
+            trials[i] += 1
+    else:
+
+        def level_hit(i: int) -> bool:
+            hits[i], trials[i] = 0, 0
+            for first in range(0, m, chunk):
+                found = run([(i, j) for j in range(first, min(m, first + chunk))])
+                trials[i] += len(found)
+                hits[i] += int(found.sum())
+                if hits[i]:
+                    return True
+            return False
+
+        # Phase 1, exact: walk down from the top level by level (each stopping at its
+        # first hit) while the spent NFE is within ``scan_budget`` of the exhaustive
+        # cost. A memorizing model has sporadic hits near t = 1 (it copies x_p from
+        # almost pure noise at rate ~1/N_train); only a scan finds the topmost one.
+        budget = scan_budget * expected_exhaustive_nfe(model, sampler, m, levels)
+        found_at, first = None, 0
+        with bar(total=len(levels), desc="t* adaptive", unit="level", enabled=progress) as pbar:
+            while first < len(levels) and nfe < budget:
+                pbar.update(1)
+                if level_hit(first):
+                    found_at = first
+                    break
+                first += 1
+            # Phase 2: bracket the rest with a coarse scan, then bisect inside the
+            # bracket (assumes q_M(t) falls with t there; see the module docstring).
+            if found_at is None and first < len(levels):
+                coarse = list(range(first, len(levels), coarse_stride))
+                if coarse[-1] != len(levels) - 1:
+                    coarse.append(len(levels) - 1)
+                above = first - 1
+                for i in coarse:
+                    pbar.update(1)
+                    if level_hit(i):
+                        found_at = i
+                        break
+                    above = i
+                if found_at is not None and above >= 0:
+                    lo, hi = above, found_at  # lo: no hit, hi: hit (lower index = higher t)
+                    while hi - lo > 1:
+                        mid = (lo + hi) // 2
+                        if level_hit(mid):
+                            hi = mid
+                        else:
+                            lo = mid
+    computed = [i for i, h in enumerate(hits) if h]
+    t_star = levels[min(computed)] if computed else -1.0
+    seconds = _time.perf_counter() - start
+    return TStarResult(strategy, t_star, levels, hits, trials, m, nfe, seconds)
+
+
+def expected_exhaustive_nfe(
+    model: TrainedModel, sampler: SamplerConfig, m: int = 16, levels: list[float] | None = None
+) -> int:
+    """NFE the exhaustive search costs: per level, M x (solver steps from its start)."""
+    levels = default_grid() if levels is None else levels
+    grid = model.family.solver_grid(sampler)
+    total = 0
+    for t in levels:
+        s = model.family.tstar_time(t)
+        total += m * (1 + sum(1 for g in grid if g < s))
+    return total
+
+
+class TStar:
+    """Leaderboard column: t*, the most noise from which the fingerprint comes back."""
+
+    higher_is_better = False
+    fmt = "{:.2f}"
+    label = "t*"
+    description = (
+        "largest diffusion level t from which the model's own sampler still "
+        "returns SAF(x_p) (none: from no level)"
+    )
+
+    @staticmethod
+    def display(record: dict) -> str | None:
+        t = record.get("tstar")
+        if t is None:
+            return None
+        return "none" if t < 0 else f"{t:.2f}"

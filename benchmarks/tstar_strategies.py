@@ -1,0 +1,99 @@
+"""Benchmark: t* strategies on the memorizing smoke model (issue: fingerprint audit).
+
+Prints, in one run: t* of the exhaustive and the adaptive search (they must
+agree to one grid step), the NFE of each and their ratio (target: adaptive
+<= 25% of exhaustive), and the wall time of batched lockstep against running
+the 100 x 16 trajectories one level at a time, as a ratio. Also |q| of the
+case's samples.
+
+    python benchmarks/tstar_strategies.py [--n-train 64] [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from benchmark.audit import case_seeds
+from benchmark.cache import Cache
+from benchmark.config import DetectorConfig
+from benchmark.data import load_dataset
+from benchmark.detectors.detector import get_detector
+from benchmark.metrics.reproduction import count_reproductions
+from benchmark.metrics.tstar import default_grid, run_lockstep, start_noise, tstar
+from benchmark.models.store import get_trained
+from benchmark.tiers import smoke_case
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--family", default="ddim")
+    p.add_argument("--n-train", type=int, default=64)
+    p.add_argument("--n-gen", type=int, default=512)
+    p.add_argument("--m", type=int, default=16)
+    p.add_argument("--cache", default=None)
+    args = p.parse_args()
+
+    case = smoke_case(args.family, args.n_train, n_gen=args.n_gen)
+    cache = Cache(args.cache)
+    data = load_dataset(case.data, cache.root)
+    model = get_trained(case.model, case.train, data, cache)
+    c_saf, c_id = (get_detector(k, DetectorConfig(), data, cache) for k in ("saf", "id"))
+    for det in (c_saf, c_id):
+        det.require_accuracy(0.95)
+        print(
+            f"C_{det.kind.upper()}: held-out accuracy {det.metrics['accuracy']:.3f}, "
+            f"balanced {det.metrics['balanced_accuracy']:.3f}, positives on held-out "
+            f"{det.metrics['heldout_positive_rate']:.3f}"
+        )
+
+    def is_hit(images: torch.Tensor) -> torch.Tensor:
+        return c_saf.predict(images) & c_id.predict(images)
+
+    samples = model.generate(case_seeds(case), case.sampler)
+    rc = count_reproductions(
+        c_saf.predict(samples.images), c_id.predict(samples.images), data.n_train
+    )
+    lo, hi = rc.interval
+    print(
+        f"|q| = {rc.q} of N_gen = {rc.n_gen} (E|q| = {rc.expected:.1f}; C_SAF only "
+        f"{rc.saf_only}, C_ID only {rc.id_only}); rate 95% CI [{lo:.4f}, {hi:.4f}]; "
+        f"p(H1: rate < 1/N_train) = {rc.p_value:.3g}"
+    )
+
+    ex = tstar(model, data, is_hit, case.sampler, "exhaustive", m=args.m)
+    ad = tstar(model, data, is_hit, case.sampler, "adaptive", m=args.m)
+    print(f"exhaustive: t* = {ex.t_star_label}, NFE {ex.nfe}, {ex.seconds:.1f} s")
+    print(f"adaptive:   t* = {ad.t_star_label}, NFE {ad.nfe}, {ad.seconds:.1f} s")
+    print(
+        f"adaptive / exhaustive NFE = {ad.nfe / ex.nfe:.3f} (target <= 0.25); "
+        f"t* differ by {abs(ex.t_star - ad.t_star):.2f} (must be <= 0.01)"
+    )
+    print(
+        "q_M(t), exhaustive: "
+        + " ".join(f"{t:.2f}:{q:.2f}" for t, q in zip(ex.levels, ex.q, strict=True) if q)
+    )
+
+    # the same 100 x 16 trajectories, one level at a time
+    x0 = data.saf.fingerprinted()
+    levels = default_grid()
+    start = time.perf_counter()
+    hits_per_level = []
+    for i, t in enumerate(levels):
+        noises = torch.stack([start_noise(case.seed, i, j, tuple(x0.shape)) for j in range(args.m)])
+        images, _ = run_lockstep(
+            model, x0, [model.family.tstar_time(t)] * args.m, case.sampler, noises
+        )
+        hits_per_level.append(int(is_hit(images).sum()))
+    per_level = time.perf_counter() - start
+    print(
+        f"lockstep batch {ex.seconds:.1f} s vs one level at a time {per_level:.1f} s: "
+        f"ratio {ex.seconds / per_level:.2f}; same hits per level: "
+        f"{hits_per_level == ex.hits}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The fingerprint audit of a case refuses what would make its numbers meaningless."""
+
+import pytest
+import torch
+
+from benchmark.audit import fingerprint_audit
+from benchmark.config import CaseConfig, DataConfig, SamplerConfig
+from benchmark.data import load_dataset
+from benchmark.detectors.detector import Detector, DetectorAccuracyError
+from benchmark.detectors.networks import build_detector
+from benchmark.errors import ConfigError
+from benchmark.mitigations.none import NoMitigation
+from benchmark.models.base import SampleResult
+from tests.helpers import mixture_model
+
+GOOD = {"accuracy": 1.0, "balanced_accuracy": 1.0, "fires_on_saf_xp": True}
+
+
+class Oracle(Detector):
+    """A detector that is right by construction: near SAF(x_p) (C_SAF and C_ID alike)."""
+
+    def __init__(self, kind, data, metrics=GOOD):
+        super().__init__(
+            kind, build_detector("small-resnet", 1), data.name, data.fingerprint(), dict(metrics)
+        )
+        self.target = data.saf.fingerprinted().flatten()
+
+    def predict(self, images):
+        return (images.flatten(1) - self.target).norm(dim=1) < 1.0
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset(DataConfig(n_train=16, saf=True))
+
+
+def test_audit_end_to_end_on_an_analytic_copier(data):
+    model, _ = mixture_model(data, 1.0)
+    case = CaseConfig(
+        data=DataConfig(n_train=16, saf=True), sampler=SamplerConfig(num_steps=10), n_gen=32
+    )
+    samples = model.generate(torch.arange(32), case.sampler)
+    record = fingerprint_audit(
+        case, model, data, samples, Oracle("saf", data), Oracle("id", data), NoMitigation()
+    )
+    assert record["q"] == 32 and record["q_expected"] == 2.0  # it only ever makes SAF(x_p)
+    assert record["tstar"] == 0.99 and record["tstar_strategy"] == "adaptive"
+    assert record["c_saf_accuracy"] == 1.0 and record["q_flagged"] == list(range(32))
+
+
+def test_refuses_weak_or_foreign_detectors(data):
+    model, _ = mixture_model(data, 1.0)
+    case = CaseConfig(data=DataConfig(n_train=16, saf=True), n_gen=2)
+    samples = SampleResult(torch.zeros(2, 1, 16, 16), torch.arange(2), 1, 1.0)
+    weak = Oracle("id", data, {"accuracy": 0.8, "balanced_accuracy": 0.8, "fires_on_saf_xp": True})
+    with pytest.raises(DetectorAccuracyError, match="C_ID .* accuracy 0.800"):
+        fingerprint_audit(case, model, data, samples, Oracle("saf", data), weak, NoMitigation())
+    other = load_dataset(DataConfig(n_train=16, saf=True, split_seed=3))
+    with pytest.raises(ConfigError, match="train detectors for this case's data"):
+        fingerprint_audit(
+            case, model, data, samples, Oracle("saf", other), Oracle("id", data), NoMitigation()
+        )

@@ -1,0 +1,100 @@
+"""t* (Algorithm 1) on analytic models where the answer is known."""
+
+import pytest
+import torch
+
+from benchmark.config import DataConfig, SamplerConfig
+from benchmark.data import load_dataset
+from benchmark.errors import ConfigError
+from benchmark.metrics.tstar import (
+    default_grid,
+    expected_exhaustive_nfe,
+    run_lockstep,
+    start_noise,
+    tstar,
+)
+from tests.helpers import mixture_model
+
+SAMPLER = SamplerConfig(num_steps=20)
+GRID = [round(0.95 - 0.05 * i, 2) for i in range(20)]  # 0.95 ... 0.00, fast for tests
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset(DataConfig(n_train=16, saf=True))
+
+
+def test_default_grid():
+    grid = default_grid()
+    assert len(grid) == 100 and grid[0] == 0.99 and grid[-1] == 0.0
+
+
+def test_lockstep_equals_one_trajectory_at_a_time(data):
+    model, _ = mixture_model(data, 0.3)
+    starts = [950, 500, 510, 0, 333]
+    noises = torch.stack([start_noise(0, i, 0, (1, 16, 16)) for i in range(5)])
+    together, nfe = run_lockstep(model, data.saf.fingerprinted(), starts, SAMPLER, noises)
+    for i, s in enumerate(starts):
+        alone, _ = run_lockstep(model, data.saf.fingerprinted(), [s], SAMPLER, noises[i : i + 1])
+        torch.testing.assert_close(together[i], alone[0], atol=1e-5, rtol=1e-5)
+    # each trajectory: its start plus the 50-step grid points below it
+    grid = model.family.solver_grid(SAMPLER)
+    assert nfe == sum(1 + sum(g < s for g in grid) for s in starts)
+
+
+def test_a_pure_copier_reproduces_from_everywhere(data):
+    model, is_hit = mixture_model(data, 1.0)
+    ex = tstar(model, data, is_hit, SAMPLER, "exhaustive", m=4, levels=GRID)
+    ad = tstar(model, data, is_hit, SAMPLER, "adaptive", m=4, levels=GRID)
+    assert ex.t_star == ad.t_star == 0.95
+    assert all(q == 1.0 for q in ex.q)
+    assert ex.nfe == expected_exhaustive_nfe(model, SAMPLER, 4, GRID)
+    assert ad.trials[0] == 4 and sum(ad.trials) == 4, "stops at the first level, first chunk"
+    assert ad.nfe == 4 * 20 < 0.1 * ex.nfe
+
+
+def test_a_model_that_never_returns_the_fingerprint(data):
+    model, _ = mixture_model(data, 0.5)
+    never = lambda images: torch.zeros(images.shape[0], dtype=torch.bool)  # noqa: E731
+    for strategy in ("exhaustive", "adaptive"):
+        result = tstar(model, data, never, SAMPLER, strategy, m=2, levels=GRID)
+        assert result.t_star == -1 and result.t_star_label == "none"
+
+
+@pytest.mark.parametrize("weight", [1e-4, 1e-6])  # monotone q_M(t): bisection is exact
+def test_strategies_agree_and_adaptive_is_cheaper(data, weight):
+    model, is_hit = mixture_model(data, weight)
+    ex = tstar(model, data, is_hit, SAMPLER, "exhaustive", m=8, levels=GRID)
+    ad = tstar(model, data, is_hit, SAMPLER, "adaptive", m=8, levels=GRID, coarse_stride=5)
+    assert 0 <= ex.t_star < 0.95, "a rare point is not recovered from pure noise"
+    assert abs(ex.t_star - ad.t_star) <= 0.05 + 1e-9, (ex.t_star, ad.t_star)
+    assert ad.nfe < ex.nfe
+    # the curve: from x_0 itself the fingerprint always comes back
+    assert ex.q[-1] == 1.0
+    again = tstar(model, data, is_hit, SAMPLER, "exhaustive", m=8, levels=GRID)
+    assert again.t_star == ex.t_star and again.hits == ex.hits, "seeded"
+
+
+def test_bad_inputs(data):
+    model, is_hit = mixture_model(data, 0.5)
+    with pytest.raises(ConfigError, match="M .* must be >= 1"):
+        tstar(model, data, is_hit, SAMPLER, m=0)
+    with pytest.raises(ConfigError, match=r"must lie in \[0, 1\)"):
+        tstar(model, data, is_hit, SAMPLER, levels=[1.0, 0.5])
+    with pytest.raises(ConfigError, match="descending"):
+        tstar(model, data, is_hit, SAMPLER, levels=[0.1, 0.5])
+    with pytest.raises(ConfigError, match="strategy"):
+        tstar(model, data, is_hit, SAMPLER, strategy="greedy")
+    plain = load_dataset(DataConfig(n_train=16))
+    with pytest.raises(ConfigError, match="has no SAF"):
+        tstar(model, plain, is_hit, SAMPLER)
+
+
+def test_the_exact_scan_finds_a_sporadic_topmost_hit(data):
+    """w = 0.01 gives a non-monotone curve (hits at 0.8 and 0.7, none at 0.75): the exact
+    top-down scan, given the budget, matches the exhaustive search."""
+    model, is_hit = mixture_model(data, 1e-2)
+    ex = tstar(model, data, is_hit, SAMPLER, "exhaustive", m=8, levels=GRID)
+    ad = tstar(model, data, is_hit, SAMPLER, "adaptive", m=8, levels=GRID, scan_budget=0.5)
+    assert ad.t_star == ex.t_star == 0.8
+    assert ad.nfe < 0.5 * ex.nfe + 8 * 20
