@@ -97,6 +97,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 2e-3
     warmup_steps: int = 100
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     ema_decay: float = 0.995
     checkpoint_every: int = field(default=500, metadata=NOT_IDENTITY)
@@ -108,6 +109,10 @@ class TrainConfig:
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _check(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
         _check(self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        _check(
+            self.lr_schedule in ("constant", "cosine"),
+            f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}",
+        )
         _check(
             self.checkpoint_every >= 1,
             f"checkpoint_every must be >= 1, got {self.checkpoint_every}",

@@ -67,3 +67,16 @@ def test_corrupt_checkpoint_is_refused(tmp_path, images):
     (tmp_path / "last.pt").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="corrupt"):
         train(DDIMFamily(TINY_MODEL), images, TINY_TRAIN, tmp_path, progress=False)
+
+
+def test_lr_schedules():
+    from benchmark.config import TrainConfig
+    from benchmark.models.training import lr_factor
+
+    const = TrainConfig(steps=100, warmup_steps=10)
+    assert lr_factor(const, 0) == pytest.approx(0.1) and lr_factor(const, 50) == 1.0
+    cos = TrainConfig(steps=100, warmup_steps=10, lr_schedule="cosine")
+    assert lr_factor(cos, 50) == pytest.approx(0.5)
+    assert lr_factor(cos, 100) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(Exception, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")

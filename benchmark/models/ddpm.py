@@ -35,7 +35,9 @@ class DDIMFamily(ModelFamily):
         return (
             # 0.27M parameters (SPEC section 9); 64 digits memorize within 2500 steps.
             ModelConfig(family=cls.name, block_out_channels=(16, 32, 32), layers_per_block=1),
-            TrainConfig(steps=2500, batch_size=64, lr=2e-3),
+            # cosine decay and a short EMA: 64 digits 64% replicated at 2500 steps,
+            # against 52% with a constant lr and EMA 0.995 (same cost)
+            TrainConfig(steps=2500, batch_size=64, lr=2e-3, lr_schedule="cosine", ema_decay=0.99),
             SamplerConfig(num_steps=50),
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import signal
 import threading
 import time
@@ -58,6 +59,14 @@ def build_network(family: ModelFamily, image_shape: tuple[int, int, int], seed: 
         return family.build_network(image_shape)
 
 
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then constant or cosine decay to 0 at ``cfg.steps``."""
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.lr_schedule == "cosine":
+        return warm * 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps))
+    return warm
+
+
 class TrainingInterrupted(Exception):
     """Raised after a checkpoint was written because training was stopped early."""
 
@@ -93,9 +102,7 @@ def train(
     net = build_network(family, image_shape, cfg.seed).to(device)
     ema = EMA(net, cfg.ema_decay)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps))
-    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     data = images.to(device)
     step, losses, elapsed = 0, [], 0.0
