@@ -105,6 +105,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.skip("needs a CUDA GPU; torch.cuda.is_available() is False on this machine")
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    from benchmark.models.store import EVENTS
+
+    if not EVENTS:
+        return
+    tr = terminalreporter
+    tr.section("memobench models")
+    for event, family, key, path in EVENTS:
+        verb = "reused from the cache" if event == "reused" else "trained and cached"
+        tr.write_line(f"{family} {key}: {verb} ({path})")
+
+
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json) -> None:
     import diffusers
     import torch

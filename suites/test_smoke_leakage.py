@@ -73,3 +73,30 @@ def test_small_training_set_is_memorized(family, memobench_context, audits):
         f"{LARGE_N}: Carlini fraction {small['carlini_l2']:.3f} vs {large['carlini_l2']:.3f} "
         f"(required margin {MEMORIZATION_MARGIN})"
     )
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("family", FAMILIES)
+def test_memorizing_model_reproduces_the_fingerprint(family, memobench_context, audits):
+    """|q| > 0, and the binomial test cannot reject 'x_p is copied like any image'."""
+    _, small = audits.run(smoke_case(family, SMALL_N, "none", n_gen=memobench_context.n_gen))
+    assert small["q"] > 0, (
+        f"{family} on {SMALL_N} digits: no sample flagged as SAF(x_p) among {small['n_gen']} "
+        f"(E|q| = {small['q_expected']:.1f})"
+    )
+    assert small["q_p_value"] >= 0.05, (
+        f"|q| = {small['q']} is significantly below E|q| = {small['q_expected']:.1f} "
+        f"(p = {small['q_p_value']:.3g}), as if the model did not reproduce x_p"
+    )
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tstar_is_lower_without_memorization(family, memobench_context, audits):
+    """The fingerprint survives less noise in the 1024-image model than in the 64-image one."""
+    n_gen = memobench_context.n_gen
+    _, small = audits.run(smoke_case(family, SMALL_N, "none", n_gen=n_gen))
+    _, large = audits.run(smoke_case(family, LARGE_N, "none", n_gen=n_gen))
+    assert large["tstar"] < small["tstar"], (
+        f"t* of {family}: {LARGE_N} digits {large['tstar']} vs {SMALL_N} digits {small['tstar']}"
+    )

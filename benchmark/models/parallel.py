@@ -53,7 +53,7 @@ def train_many(
     Raises whatever a worker raised (a ``KeyboardInterrupt`` after the workers
     wrote their checkpoints, so a rerun resumes).
     """
-    from benchmark.models.store import is_cached
+    from benchmark.models.store import EVENTS, is_cached
 
     todo = []
     for spec in dict.fromkeys(specs):  # unique, in order
@@ -72,5 +72,7 @@ def train_many(
             for i, spec in enumerate(todo)
         }
         for future in as_completed(futures):
-            future.result()
+            key = future.result()
+            spec = futures[future]
+            EVENTS.append(("trained", spec.model.family, key, str(cache.path("models", key))))
     return todo

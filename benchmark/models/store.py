@@ -23,6 +23,10 @@ from benchmark.models.base import ModelFamily, TrainedModel
 
 log = logging.getLogger("memobench.models")
 
+# (event, family, key, path) of this process: "reused" or "trained"; the pytest
+# plugin prints them at the end of a run.
+EVENTS: list[tuple[str, str, str, str]] = []
+
 
 def model_key(family: ModelFamily, train_cfg: TrainConfig, data: ImageDataset) -> str:
     return stable_hash(
@@ -63,6 +67,8 @@ def get_trained(
         net.load_state_dict(entry["state_dict"])
         stats = dict(entry["stats"], reused=True)
         log.info("reusing cached %s model %s from %s", family.name, key, path)
+        if not any(e[0] == "trained" and e[2] == key for e in EVENTS):
+            EVENTS.append(("reused", family.name, key, str(path)))
         return TrainedModel(family, net.to(device).eval(), key, tuple(entry["image_shape"]), stats)
 
     ckpt_dir = cache.dir("checkpoints", key)
@@ -81,6 +87,7 @@ def get_trained(
         payload,
         identity={"family": family.name, "model": family.config, "train": train_cfg},
     )
+    EVENTS.append(("trained", family.name, key, str(path)))
     log.info(
         "trained %s model %s in %.0f s; cached at %s",
         family.name,
