@@ -21,10 +21,18 @@ SMALL_N, LARGE_N = 64, 1024
 
 # Carlini fraction of the 64-digit model must exceed the 1024-digit model's by
 # this much (same family, size, steps, seeds). Measured for ddim with the smoke
-# configs (0.27M UNet, 2500 steps of batch 64), 256 samples, 50 DDIM steps:
-# 64 -> 0.574, 1024 -> 0.000. In a sweep of the same model, 64 digits gave 0.36
-# at 2000 steps and 0.52 at 2500. A margin of 0.30 leaves room for seeds and
-# platforms and still fails a model that does not memorize.
+# configs (0.27M UNet, 2500 steps of batch 64, cosine lr, EMA 0.99), 256
+# samples, 50 DDIM steps: 64 -> 0.644, 1024 -> 0.000 (a constant lr gave 0.574
+# vs 0.000; in a sweep 64 digits gave 0.36 at 2000 steps). A margin of 0.30
+# leaves room for seeds and platforms and still fails a model that does not
+# memorize.
+#
+# The fingerprint audit on the same models and samples (N_gen = 256):
+# 64 digits: |q| = 2 (E|q| = 4, binomial p = 0.24), t* = 0.96;
+# 1024 digits: |q| = 0 (E|q| = 0.25), t* = 0.02. The 64-digit model copies about
+# two thirds of its samples, so |q| sits below E|q| but well inside H0; with
+# N_gen = 512 an older, 57%-copying model gave |q| = 3 of E|q| = 8 (p = 0.04):
+# keep N_gen at the smoke default unless the model memorizes more fully.
 MEMORIZATION_MARGIN = 0.30
 
 
