@@ -176,7 +176,7 @@ def tstar(
     progress: bool = False,
     chunk: int = 4,
     coarse_stride: int = 10,
-    scan_budget: float = 0.15,
+    scan_budget: float = 0.10,
 ) -> TStarResult:
     """Algorithm 1 with the ``exhaustive`` or ``adaptive`` strategy.
 
