@@ -61,3 +61,15 @@ def test_root_resolution(monkeypatch, tmp_path):
     assert default_root(tmp_path / "opt") == tmp_path / "opt"
     monkeypatch.delenv("MEMOBENCH_CACHE")
     assert default_root().name == "memobench"
+
+
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    import os
+
+    from benchmark.cache import atomic_write
+
+    out = tmp_path / "page.html"
+    atomic_write(out, lambda tmp: tmp.write_text("x"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
