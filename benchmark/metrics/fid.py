@@ -1,0 +1,87 @@
+"""FID gap (SPEC section 7): FID against the training set and against held-out images.
+
+FID(samples, train) and FID(samples, held-out) with the same number of images
+and the same feature extractor (torchmetrics ``FrechetInceptionDistance`` with
+``feature=`` a module); gap = FID_test - FID_train. A model that memorizes
+sits closer to its training set than to fresh images of the same distribution,
+so its gap is large. The interval bootstraps the samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import linalg
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from benchmark.metrics.features import check_features, extract
+
+
+def _need_two(n: int, what: str) -> None:
+    if n < 2:
+        raise ValueError(f"FID needs at least 2 {what}, got {n}: a covariance needs two images")
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of two (N, D) feature sets."""
+    _need_two(len(a), "feature vectors in the first set")
+    _need_two(len(b), "feature vectors in the second set")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(s_a @ s_b)
+    if np.iscomplexobj(covmean):
+        covmean = covmean.real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * covmean))
+
+
+def fid(samples: torch.Tensor, reference: torch.Tensor, feature: nn.Module) -> float:
+    """torchmetrics FID between two image sets (N, C, H, W) in [-1, 1]."""
+    _need_two(samples.shape[0], "generated images")
+    _need_two(reference.shape[0], "reference images")
+    with torch.no_grad():
+        check_features(feature(samples[:2]), feature, 2)
+    metric = FrechetInceptionDistance(feature=feature, input_img_size=tuple(samples.shape[1:]))
+    metric.update(reference, real=True)
+    metric.update(samples, real=False)
+    return float(metric.compute())
+
+
+def fid_gap(
+    samples: torch.Tensor,
+    train: torch.Tensor,
+    heldout: torch.Tensor,
+    feature: nn.Module,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict:
+    """FID_train, FID_test (equal counts), their gap and a bootstrap 95% interval of the gap.
+
+    Args:
+        samples: (N, C, H, W) generated images.
+        train: members; held-out: non-members. Each is cut to
+            n = min(N, len(train), len(heldout)) images so the FIDs are comparable.
+        feature: the extractor (``num_features`` attribute, (N, D) output).
+    """
+    n = min(samples.shape[0], train.shape[0], heldout.shape[0])
+    _need_two(n, "images in each of samples, training and held-out sets")
+    gen = torch.Generator().manual_seed(seed)
+    pick = lambda x: x[torch.randperm(x.shape[0], generator=gen)[:n]]  # noqa: E731
+    s, tr, te = pick(samples), pick(train), pick(heldout)
+    fid_train, fid_test = fid(s, tr, feature), fid(s, te, feature)
+
+    fs, ftr, fte = (extract(feature, x).double().numpy() for x in (s, tr, te))
+    rng = np.random.default_rng(seed)
+    gaps = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        gaps.append(frechet_distance(fs[idx], fte) - frechet_distance(fs[idx], ftr))
+    lo, hi = np.percentile(gaps, [2.5, 97.5]) if gaps else (float("nan"), float("nan"))
+    return {
+        "fid_train": fid_train,
+        "fid_test": fid_test,
+        "fid_gap": fid_test - fid_train,
+        "fid_gap_ci": [float(lo), float(hi)],
+        "fid_n": n,
+        "fid_extractor": getattr(feature, "name", type(feature).__name__),
+    }

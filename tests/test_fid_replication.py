@@ -1,0 +1,119 @@
+"""FID gap and replication against direct numpy/scipy computations."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from benchmark.cache import Cache
+from benchmark.data.digits import DigitsDataset
+from benchmark.errors import ConfigError, DataError
+from benchmark.metrics.features import InceptionFeatures, classifier_features, extract
+from benchmark.metrics.fid import fid, fid_gap, frechet_distance
+from benchmark.metrics.replication import nearest_cosine, replication
+
+
+class RandomProjection(nn.Module):
+    """A fixed feature map (N, C, H, W) -> (N, 8): enough to test the FID arithmetic."""
+
+    num_features = 8
+    name = "random-projection"
+
+    def __init__(self, dim_in: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim_in, 8)
+        torch.nn.init.normal_(self.proj.weight, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, x):
+        return self.proj(x.flatten(1).float())
+
+
+@pytest.fixture(scope="module")
+def images():
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(200, 1, 8, 8, generator=g) * 2 - 1
+    b = (torch.rand(200, 1, 8, 8, generator=g) * 2 - 1) * 0.5 + 0.3
+    return a, b
+
+
+def test_fid_equals_a_direct_frechet_distance(images):
+    a, b = images
+    feat = RandomProjection(64)
+    ours = fid(a, b, feat)
+    direct = frechet_distance(extract(feat, a).double().numpy(), extract(feat, b).double().numpy())
+    assert ours == pytest.approx(direct, rel=1e-4)
+    assert ours > 1.0
+    assert fid(a, a, feat) == pytest.approx(0.0, abs=1e-3), "identical sets give ~0"
+
+
+def test_fid_gap_of_a_copier_is_positive(images):
+    a, b = images
+    feat = RandomProjection(64)
+    copies = a[:100] + 0.01 * torch.randn(100, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    out = fid_gap(copies, train=a[:100], heldout=b[:100], feature=feat, n_boot=50)
+    assert out["fid_train"] < out["fid_test"] and out["fid_gap"] > 0
+    lo, hi = out["fid_gap_ci"]
+    assert lo <= out["fid_gap"] <= hi or abs(out["fid_gap"] - lo) < 1e-6
+    assert out["fid_extractor"] == "random-projection" and out["fid_n"] == 100
+
+
+def test_fid_bad_inputs(images):
+    a, b = images
+    with pytest.raises(ValueError, match="at least 2"):
+        fid(a[:1], b, RandomProjection(64))
+
+    class FourD(nn.Module):
+        num_features = 4
+        name = "four-d"
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    with pytest.raises(ConfigError, match="must return a 2-D"):
+        fid(a, b, FourD())
+
+
+def test_nearest_cosine_matches_numpy_and_chunks():
+    rng = np.random.default_rng(0)
+    s, t = rng.normal(size=(57, 6)), rng.normal(size=(40, 6))
+    sn = s / np.linalg.norm(s, axis=1, keepdims=True)
+    tn = t / np.linalg.norm(t, axis=1, keepdims=True)
+    ref = sn @ tn.T
+    sim, idx = nearest_cosine(torch.from_numpy(s), torch.from_numpy(t), chunk=5)
+    np.testing.assert_allclose(sim.numpy(), ref.max(1), rtol=1e-5)
+    np.testing.assert_array_equal(idx.numpy(), ref.argmax(1))
+
+
+def test_replication_counts_copies():
+    g = torch.Generator().manual_seed(0)
+    train = torch.randn(30, 16, generator=g)
+    samples = torch.cat([train[:10] * 1.01, torch.randn(10, 16, generator=g)])
+    out = replication(samples, train, tau=0.95, top_k=5)
+    assert out["replication_fraction"] == 0.5
+    assert out["carlini_l2_features"] == 0.5
+    assert all(p[0] < 10 for p in out["top_pairs"]), "the top pairs are the copies"
+    assert all(p[0] == p[1] for p in out["top_pairs"]), "each copy pairs with its original"
+    with pytest.raises(ValueError, match="tau"):
+        replication(samples, train, tau=2)
+    with pytest.raises(ValueError, match="2-D"):
+        nearest_cosine(samples, train[:, :8])
+
+
+def test_classifier_features_are_cached_and_2d(tmp_path):
+    cache = Cache(tmp_path)
+    feat = classifier_features(DigitsDataset(), cache, steps=30, batch_size=32, progress=False)
+    again = classifier_features(DigitsDataset(), cache, steps=30, batch_size=32, progress=False)
+    x = torch.rand(5, 1, 16, 16) * 2 - 1
+    out = extract(feat, x)
+    assert out.shape == (5, feat.num_features) and feat.name == "digits-classifier"
+    torch.testing.assert_close(out, extract(again, x))
+    assert 0.0 <= feat.train_accuracy <= 1.0
+
+
+def test_inception_without_weights_says_where(tmp_path):
+    with pytest.raises(DataError, match="Inception-v3 FID weights not found"):
+        InceptionFeatures(tmp_path / "missing.pth")
