@@ -106,12 +106,19 @@ class Cache:
         build: Callable[[], Any],
         identity: Any = None,
         what: str | None = None,
+        validate: Callable[[Any], None] | None = None,
     ) -> tuple[Any, bool]:
-        """Load ``key`` or build and store it. Returns ``(payload, reused)``."""
+        """Load ``key`` or build and store it. Returns ``(payload, reused)``.
+
+        ``validate(payload)`` may raise ``CacheError`` to refuse a loaded entry; a
+        refused, corrupt or foreign entry is moved aside and rebuilt.
+        """
         what = what or kind
         path = self.path(kind, key)
         try:
             payload = self.load(kind, key)
+            if payload is not None and validate is not None:
+                validate(payload)
         except CacheError as err:
             moved = self.quarantine(path)
             log.warning("%s; moved it to %s and rebuilding", err, moved)

@@ -9,6 +9,7 @@ entry-point group.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from torch import nn
 
 from benchmark import registry
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
+from benchmark.progress import bar
 
 # guidance(x_t, t, eps) -> eps_hat: the hook a mitigation uses inside a sampler loop.
 Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -138,9 +140,6 @@ class TrainedModel:
         progress: bool = False,
     ) -> SampleResult:
         """Draw one image per seed; each image's noise comes from its own generator."""
-        import time
-
-        from benchmark.progress import bar
 
         seeds = torch.as_tensor(seeds, dtype=torch.long)
         self.net.to(device).eval()

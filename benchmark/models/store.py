@@ -51,53 +51,50 @@ def get_trained(
     family = family_for(model_cfg)
     key = model_key(family, train_cfg, data)
     path = cache.path("models", key)
-    entry = None
-    try:
-        entry = cache.load("models", key)
-        if entry is not None and entry.get("family") != family.name:
+    ckpt_dir = cache.dir("checkpoints", key)
+
+    def validate(entry: dict) -> None:
+        if entry.get("family") != family.name:
             raise CacheError(
                 f"cache entry {path} holds family {entry.get('family')!r}, expected {family.name!r}"
             )
-    except CacheError as err:
-        moved = cache.quarantine(path)
-        log.warning("%s; moved it to %s and retraining", err, moved)
-        entry = None
-    if entry is not None:
-        net = family.build_network(tuple(entry["image_shape"]))
-        net.load_state_dict(entry["state_dict"])
-        stats = dict(entry["stats"], reused=True)
-        log.info("reusing cached %s model %s from %s", family.name, key, path)
-        if not any(e[0] == "trained" and e[2] == key for e in EVENTS):
-            EVENTS.append(("reused", family.name, key, str(path)))
-        return TrainedModel(family, net.to(device).eval(), key, tuple(entry["image_shape"]), stats)
 
-    ckpt_dir = cache.dir("checkpoints", key)
-    net, stats = training.train(
-        family, data.train, train_cfg, ckpt_dir, device=device, progress=progress, position=position
-    )
-    payload = {
-        "family": family.name,
-        "image_shape": list(data.image_shape),
-        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-        "stats": stats,
-    }
-    cache.save(
+    def build() -> dict:
+        net, stats = training.train(
+            family,
+            data.train,
+            train_cfg,
+            ckpt_dir,
+            device=device,
+            progress=progress,
+            position=position,
+        )
+        return {
+            "family": family.name,
+            "image_shape": list(data.image_shape),
+            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "stats": stats,
+        }
+
+    entry, reused = cache.get_or_create(
         "models",
         key,
-        payload,
+        build,
         identity={"family": family.name, "model": family.config, "train": train_cfg},
-    )
-    EVENTS.append(("trained", family.name, key, str(path)))
-    log.info(
-        "trained %s model %s in %.0f s; cached at %s",
-        family.name,
-        key,
-        stats["train_seconds"],
-        path,
+        what=f"{family.name} model",
+        validate=validate,
     )
     with contextlib.suppress(OSError):
         ckpt_dir.rmdir()
-    return TrainedModel(family, net, key, data.image_shape, dict(stats, reused=False))
+    trained_here = any(e[0] == "trained" and e[2] == key for e in EVENTS)
+    if not (reused and trained_here):  # a worker process's training is already listed
+        EVENTS.append(("reused" if reused else "trained", family.name, key, str(path)))
+    shape = tuple(entry["image_shape"])
+    net = family.build_network(shape)
+    net.load_state_dict(entry["state_dict"])
+    return TrainedModel(
+        family, net.to(device).eval(), key, shape, dict(entry["stats"], reused=reused)
+    )
 
 
 def is_cached(
