@@ -10,6 +10,7 @@ from benchmark.data.saf import disk_mask
 from benchmark.detectors.detector import (
     Detector,
     DetectorAccuracyError,
+    detector_key,
     get_detector,
     id_batch,
     saf_batch,
@@ -81,3 +82,26 @@ def test_bad_detector_config():
         DetectorConfig(arch="vgg")
     with pytest.raises(ConfigError, match="min_accuracy"):
         DetectorConfig(min_accuracy=0)
+
+
+def test_a_foreign_entry_under_the_key_is_moved_aside_and_rebuilt(tmp_path, data, caplog):
+    import logging
+
+    cache = Cache(tmp_path)
+    c_id = get_detector("id", FAST, data, cache, progress=False)
+    saf_path = cache.path("detectors", detector_key("saf", FAST, data))
+    cache.path("detectors", detector_key("id", FAST, data)).replace(saf_path)  # C_ID as C_SAF
+    with caplog.at_level(logging.WARNING):
+        c_saf = get_detector("saf", FAST, data, cache, progress=False)
+    assert c_saf.kind == "saf" and not c_saf.metrics["reused"] and c_id.kind == "id"
+    assert "another config" in caplog.text and "rebuilding" in caplog.text
+    assert list(saf_path.parent.glob(f"{saf_path.name}.corrupt-*"))
+
+
+def test_fingerprint_is_memoized_and_follows_reassignment(data):
+    first = data.fingerprint()
+    assert data.fingerprint() == first
+    other = load_dataset(DataConfig(n_train=32, saf=True))
+    assert other.fingerprint() == first
+    other.train = other.train.flip(-1)
+    assert other.fingerprint() != first

@@ -9,7 +9,7 @@ split into ``n_train`` members and held-out non-members, the scaling to
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -75,6 +75,7 @@ class ImageDataset:
     heldout_labels: torch.Tensor
     saf: SAFInfo | None = None
     num_classes: int = 0
+    _fingerprint: tuple = field(default=(), init=False, repr=False, compare=False)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -85,12 +86,21 @@ class ImageDataset:
         return self.train.shape[0]
 
     def fingerprint(self) -> str:
-        """Hash of the image contents, part of every cache key built on this data."""
+        """Hash of the image contents, part of every cache key built on this data.
+
+        Computed once per set of tensors (every model, detector and feature key
+        asks for it); assigning a new tensor to a split recomputes it.
+        """
+        parts = (self.train, self.train_labels, self.heldout, self.heldout_labels)
+        ident = tuple(id(t) for t in parts)
+        if self._fingerprint and self._fingerprint[0] == ident:
+            return self._fingerprint[1]
         h = hashlib.sha256()
-        for t in (self.train, self.train_labels, self.heldout, self.heldout_labels):
+        for t in parts:
             h.update(str(tuple(t.shape)).encode())
             h.update(t.contiguous().numpy().tobytes())
-        return h.hexdigest()[:16]
+        self._fingerprint = (ident, h.hexdigest()[:16])
+        return self._fingerprint[1]
 
 
 def load_dataset(

@@ -29,7 +29,7 @@ from benchmark.config import DetectorConfig, stable_hash
 from benchmark.data.base import ImageDataset
 from benchmark.detectors.augment import augmix, gaussian_noise, paint_random_disks, random_flips
 from benchmark.detectors.networks import build_detector
-from benchmark.errors import ConfigError, MemobenchError
+from benchmark.errors import CacheError, ConfigError, MemobenchError
 from benchmark.progress import bar
 
 log = logging.getLogger("memobench.detectors")
@@ -165,9 +165,17 @@ def get_detector(
             "metrics": metrics,
         }
 
-    payload, reused = cache.get_or_create("detectors", key, build, what=f"C_{kind.upper()}")
-    if payload["fingerprint"] != data.fingerprint() or payload["kind"] != kind:
-        raise ConfigError(f"cached detector {key} belongs to other data or another kind")
+    def validate(payload: dict[str, Any]) -> None:
+        if payload.get("fingerprint") != data.fingerprint() or payload.get("kind") != kind:
+            raise CacheError(
+                f"cache entry {cache.path('detectors', key)} holds a C_{payload.get('kind')} "
+                f"detector for data {payload.get('fingerprint')}, expected C_{kind} for "
+                f"{data.fingerprint()}"
+            )
+
+    payload, reused = cache.get_or_create(
+        "detectors", key, build, what=f"C_{kind.upper()}", validate=validate
+    )
     net = build_detector(payload["arch"], data.image_shape[0])
     net.load_state_dict(payload["state_dict"])
     metrics = dict(payload["metrics"], reused=reused)
