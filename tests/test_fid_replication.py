@@ -46,6 +46,18 @@ def test_fid_equals_a_direct_frechet_distance(images):
     assert fid(a, a, feat) == pytest.approx(0.0, abs=1e-3), "identical sets give ~0"
 
 
+def test_fid_equals_torchmetrics_run_on_the_images(images):
+    """Features extracted once give torchmetrics' own FID with ``feature=`` the extractor."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    a, b = images
+    feat = RandomProjection(64)
+    metric = FrechetInceptionDistance(feature=feat, input_img_size=(1, 8, 8))
+    metric.update(b, real=True)
+    metric.update(a, real=False)
+    assert fid(a, b, feat) == pytest.approx(float(metric.compute()), rel=1e-6)
+
+
 def test_fid_gap_of_a_copier_is_positive(images):
     a, b = images
     feat = RandomProjection(64)
@@ -117,3 +129,20 @@ def test_classifier_features_are_cached_and_2d(tmp_path):
 def test_inception_without_weights_says_where(tmp_path):
     with pytest.raises(DataError, match="Inception-v3 FID weights not found"):
         InceptionFeatures(tmp_path / "missing.pth")
+
+
+def test_replication_threshold_calibrated_on_heldout_images():
+    g = torch.Generator().manual_seed(1)
+    train = torch.randn(200, 8, generator=g)
+    heldout = torch.randn(200, 8, generator=g)
+    samples = torch.cat([train[:20] + 0.01 * torch.randn(20, 8, generator=g), heldout[:80]])
+    out = replication(samples, train, tau=0.5, heldout_features=heldout, heldout_quantile=0.99)
+    held_sim, _ = nearest_cosine(heldout, train)
+    assert out["replication_tau_heldout"] == pytest.approx(
+        float(np.quantile(held_sim.double().numpy(), 0.99))
+    )
+    # the 20 near-copies are above the calibrated threshold, at most ~1% of the fresh ones
+    assert 0.20 <= out["replication_fraction_heldout"] <= 0.20 + 0.8 * 0.05
+    assert sum(out["heldout_similarity_hist"]) == 200
+    with pytest.raises(ValueError, match="heldout_quantile"):
+        replication(samples, train, heldout_features=heldout, heldout_quantile=1.0)

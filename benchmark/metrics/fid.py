@@ -15,7 +15,7 @@ from scipy import linalg
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from benchmark.metrics.features import check_features, extract
+from benchmark.metrics.features import extract
 
 
 def _need_two(n: int, what: str) -> None:
@@ -35,16 +35,28 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * covmean))
 
 
-def fid(samples: torch.Tensor, reference: torch.Tensor, feature: nn.Module) -> float:
-    """torchmetrics FID between two image sets (N, C, H, W) in [-1, 1]."""
+class _Features(nn.Module):
+    """Identity on precomputed (N, D) features: torchmetrics FID on features extracted once."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def fid_from_features(samples: torch.Tensor, reference: torch.Tensor) -> float:
+    """torchmetrics FID of two precomputed (N, D) feature sets."""
     _need_two(samples.shape[0], "generated images")
     _need_two(reference.shape[0], "reference images")
-    with torch.no_grad():
-        check_features(feature(samples[:2]), feature, 2)
-    metric = FrechetInceptionDistance(feature=feature, input_img_size=tuple(samples.shape[1:]))
-    metric.update(reference, real=True)
-    metric.update(samples, real=False)
+    metric = FrechetInceptionDistance(feature=_Features(), input_img_size=(samples.shape[1],))
+    metric.update(reference.double(), real=True)
+    metric.update(samples.double(), real=False)
     return float(metric.compute())
+
+
+def fid(samples: torch.Tensor, reference: torch.Tensor, feature: nn.Module) -> float:
+    """FID between two image sets (N, C, H, W) in [-1, 1] in ``feature``'s space."""
+    _need_two(samples.shape[0], "generated images")
+    _need_two(reference.shape[0], "reference images")
+    return fid_from_features(extract(feature, samples), extract(feature, reference))
 
 
 def fid_gap(
@@ -63,14 +75,29 @@ def fid_gap(
             n = min(N, len(train), len(heldout)) images so the FIDs are comparable.
         feature: the extractor (``num_features`` attribute, (N, D) output).
     """
+    out = fid_gap_from_features(
+        extract(feature, samples), extract(feature, train), extract(feature, heldout), n_boot, seed
+    )
+    out["fid_extractor"] = getattr(feature, "name", type(feature).__name__)
+    return out
+
+
+def fid_gap_from_features(
+    samples: torch.Tensor,
+    train: torch.Tensor,
+    heldout: torch.Tensor,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict:
+    """``fid_gap`` on features already extracted (each set's features computed once)."""
     n = min(samples.shape[0], train.shape[0], heldout.shape[0])
     _need_two(n, "images in each of samples, training and held-out sets")
     gen = torch.Generator().manual_seed(seed)
     pick = lambda x: x[torch.randperm(x.shape[0], generator=gen)[:n]]  # noqa: E731
     s, tr, te = pick(samples), pick(train), pick(heldout)
-    fid_train, fid_test = fid(s, tr, feature), fid(s, te, feature)
+    fid_train, fid_test = fid_from_features(s, tr), fid_from_features(s, te)
 
-    fs, ftr, fte = (extract(feature, x).double().numpy() for x in (s, tr, te))
+    fs, ftr, fte = (x.double().numpy() for x in (s, tr, te))
     rng = np.random.default_rng(seed)
     gaps = []
     for _ in range(n_boot):
@@ -83,5 +110,4 @@ def fid_gap(
         "fid_gap": fid_test - fid_train,
         "fid_gap_ci": [float(lo), float(hi)],
         "fid_n": n,
-        "fid_extractor": getattr(feature, "name", type(feature).__name__),
     }

@@ -42,20 +42,47 @@ def replication(
     tau: float = 0.95,
     top_k: int = 8,
     chunk: int = 1024,
+    heldout_features: torch.Tensor | None = None,
+    heldout_quantile: float = 0.99,
 ) -> dict:
-    """Fraction of samples above ``tau`` cosine similarity, Carlini's criterion, top-k pairs."""
+    """Fraction of samples above ``tau`` cosine similarity, Carlini's criterion, top-k pairs.
+
+    A fixed tau means different things in different feature spaces: in a
+    classifier's space, two digits of one class are already > 0.95 similar. With
+    ``heldout_features`` the threshold is also calibrated on data: tau_heldout is
+    the ``heldout_quantile`` of held-out images' nearest-training similarity, so a
+    fresh image of the distribution exceeds it 1% of the time, and
+    ``replication_fraction_heldout`` is the share of samples above it.
+    """
     from benchmark.metrics.carlini import nearest_two
 
     if not -1 <= tau <= 1:
         raise ValueError(f"tau is a cosine similarity threshold in [-1, 1], got {tau}")
+    if not 0 < heldout_quantile < 1:
+        raise ValueError(f"heldout_quantile must be in (0, 1), got {heldout_quantile}")
     sim, idx = nearest_cosine(sample_features, train_features, chunk)
     d1, d2, _ = nearest_two(sample_features, train_features, chunk=chunk)
     order = sim.argsort(descending=True)[:top_k]
-    return {
+    record = {
         "replication_tau": tau,
         "replication_fraction": float((sim > tau).float().mean()),
         "carlini_l2_features": float((d1 < d2 / 3).float().mean()),
         "similarity_mean": float(sim.mean()),
         "top_pairs": [(int(i), int(idx[i]), float(sim[i])) for i in order],
-        "similarities": sim.tolist(),
+        "similarity_hist": similarity_histogram(sim),
     }
+    if heldout_features is not None:
+        held, _ = nearest_cosine(heldout_features, train_features, chunk)
+        tau_h = float(torch.quantile(held.double(), heldout_quantile))
+        record.update(
+            replication_tau_heldout=tau_h,
+            replication_heldout_quantile=heldout_quantile,
+            replication_fraction_heldout=float((sim > tau_h).float().mean()),
+            heldout_similarity_hist=similarity_histogram(held),
+        )
+    return record
+
+
+def similarity_histogram(sim: torch.Tensor, bins: int = 100) -> list[int]:
+    """Counts of nearest-neighbour similarities in ``bins`` equal bins over [-1, 1]."""
+    return torch.histc(sim.float().clamp(-1, 1), bins=bins, min=-1, max=1).long().tolist()

@@ -112,6 +112,21 @@ class ModelFamily:
         """One step of the sampler from ``time`` to ``next_time`` (``None``: to x_0)."""
         raise NotImplementedError
 
+    # -- what the membership attacks need (SPEC section 7) -----------------------
+    def predict_eps(
+        self, net: nn.Module, x: torch.Tensor, time: Any, guidance: Guidance | None = None
+    ) -> torch.Tensor:
+        """The model's noise estimate at family ``time`` (eps-hat when ``guidance`` is given).
+
+        A score-based family returns -sigma(time) * score, so attacks that compare
+        noise with noise work on every family.
+        """
+        raise NotImplementedError
+
+    def predict_x0(self, x: torch.Tensor, time: Any, eps: torch.Tensor) -> torch.Tensor:
+        """The clean image that ``noise_to(x0, time, eps)`` would have made ``x`` from."""
+        raise NotImplementedError
+
     def save_pretrained(self, net: nn.Module, folder: Path) -> None:
         raise NotImplementedError
 

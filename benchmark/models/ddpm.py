@@ -133,6 +133,18 @@ class DDIMFamily(ModelFamily):
             clip_sample=sampler.clip_sample,
         )
 
+    # -- membership attacks ------------------------------------------------------------
+    def predict_eps(
+        self, net: nn.Module, x: torch.Tensor, time: int, guidance: Guidance | None = None
+    ) -> torch.Tensor:
+        t = torch.tensor(int(time), device=x.device)  # 0-d, as the sampler passes it
+        eps = self.eps(net, x, t)
+        return eps if guidance is None else guidance(x, t, eps)
+
+    def predict_x0(self, x: torch.Tensor, time: int, eps: torch.Tensor) -> torch.Tensor:
+        a = self.alphas_cumprod[int(time)].to(x.device)
+        return (x - (1 - a).sqrt() * eps) / a.sqrt()
+
     # -- diffusers folders ---------------------------------------------------------
     def save_pretrained(self, net: nn.Module, folder: Path) -> None:
         """Write a ``DDPMPipeline``-layout folder (``unet/``, ``scheduler/``) plus our marker."""

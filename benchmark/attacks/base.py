@@ -1,0 +1,182 @@
+"""The membership-attack interface and how an attack is run on a case.
+
+An attack gives every image a score, higher meaning "more likely a member".
+It talks to the model only through the family's noise interface
+(``predict_eps``, ``predict_x0``, ``noise_to``, ``tstar_time``), so it works on
+every family, and it takes the mitigation's guidance hook, so a mitigated model
+is attacked as it samples (eps-hat in place of eps_theta). A third-party attack
+subclasses ``MembershipAttack`` in one file and registers it under the
+``memobench.attacks`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from benchmark import registry
+from benchmark.data.base import ImageDataset
+from benchmark.errors import ConfigError
+from benchmark.metrics.membership import AttackScore, check_member_sets, score_attack
+from benchmark.models.base import Guidance, ModelFamily, TrainedModel
+from benchmark.progress import bar
+
+
+class MembershipAttack:
+    """Base class of attack plugins.
+
+    Class attributes:
+        name: registry name; results are recorded as ``mia_<name>_*``.
+        defaults: the parameters and their default values; ``__init__`` refuses others.
+    """
+
+    name: ClassVar[str] = "base"
+    version: ClassVar[str] = "1"
+    label: ClassVar[str] = "attack"
+    description: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ConfigError(
+                f"attack {self.name!r} has no parameter(s) {unknown}; it takes "
+                f"{sorted(self.defaults)}"
+            )
+        self.params = {**self.defaults, **params}
+        self.check_params()
+
+    def check_params(self) -> None:
+        """Raise ``ConfigError`` for a parameter value out of range."""
+
+    @property
+    def queries_per_image(self) -> int:
+        """Network evaluations the attack spends on one image."""
+        raise NotImplementedError
+
+    def score_batch(
+        self,
+        family: ModelFamily,
+        net: torch.nn.Module,
+        x0: torch.Tensor,
+        guidance: Guidance | None,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """(B,) scores of images ``x0`` (B, C, H, W) in [-1, 1]; higher = member."""
+        raise NotImplementedError
+
+    def scores(
+        self,
+        model: TrainedModel,
+        images: torch.Tensor,
+        guidance: Guidance | None = None,
+        seed: int = 0,
+        batch_size: int = 256,
+        device: torch.device | str = "cpu",
+        progress: bool = False,
+        desc: str | None = None,
+    ) -> torch.Tensor:
+        """(N,) scores of ``images``; the noise the attack draws comes from ``seed``."""
+        net = model.net.to(device).eval()
+        gen = torch.Generator(device=device).manual_seed(seed)
+        out = []
+        with bar(
+            total=images.shape[0], desc=desc or f"attack {self.name}", unit="img", enabled=progress
+        ) as pbar:
+            for chunk in images.split(batch_size):
+                with torch.no_grad() if guidance is None else torch.enable_grad():
+                    s = self.score_batch(model.family, net, chunk.to(device), guidance, gen)
+                out.append(s.detach().float().cpu())
+                pbar.update(chunk.shape[0])
+        scores = torch.cat(out)
+        bad = (~torch.isfinite(scores)).nonzero().flatten()
+        if bad.numel():
+            raise FloatingPointError(
+                f"attack {self.name!r}: non-finite score for {bad.numel()} image(s) (first: "
+                f"index {int(bad[0])}); the model returned NaN/inf for them"
+            )
+        return scores
+
+
+def per_image_error(a: torch.Tensor, b: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """(B,) mean |a - b|^p over each image's pixels."""
+    return (a - b).abs().pow(p).flatten(1).mean(dim=1)
+
+
+@dataclass
+class AttackRun:
+    """An attack's result on one case: its score and what it cost."""
+
+    attack: MembershipAttack
+    score: AttackScore
+    seconds: float
+    n_images: int
+    member_scores: torch.Tensor
+    nonmember_scores: torch.Tensor
+
+    def as_record(self) -> dict[str, Any]:
+        prefix = f"mia_{self.attack.name}"
+        return {
+            **self.score.as_record(prefix),
+            f"{prefix}_queries_per_image": self.attack.queries_per_image,
+            f"{prefix}_seconds": self.seconds,
+            f"{prefix}_images_per_second": self.n_images / max(self.seconds, 1e-9),
+            f"{prefix}_params": dict(self.attack.params),
+        }
+
+
+def membership_sets(
+    data: ImageDataset, max_per_set: int | None = None, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Equal-size members (training images minus x_p) and non-members (held-out images).
+
+    x_p is left out because SAF(x_p), not x_p, is what the model saw, and it is
+    audited by the fingerprint. Both sets are cut to the smaller one's size (and to
+    ``max_per_set``), choosing images at random with ``seed``.
+    """
+    keep = torch.ones(data.train.shape[0], dtype=torch.bool)
+    if data.saf is not None:
+        keep[data.saf.index] = False
+    members, nonmembers = data.train[keep], data.heldout
+    n = min(members.shape[0], nonmembers.shape[0])
+    if max_per_set is not None:
+        n = min(n, max_per_set)
+    if n < 2:
+        raise ConfigError(
+            f"dataset {data.name!r} has {members.shape[0]} member candidates and "
+            f"{nonmembers.shape[0]} held-out images; membership inference needs at least 2 of "
+            f"each (raise n_heldout or n_train)"
+        )
+    gen = torch.Generator().manual_seed(seed)
+    members = members[torch.randperm(members.shape[0], generator=gen)[:n]]
+    nonmembers = nonmembers[torch.randperm(nonmembers.shape[0], generator=gen)[:n]]
+    return members, nonmembers
+
+
+def run_attack(
+    attack: MembershipAttack,
+    model: TrainedModel,
+    members: torch.Tensor,
+    nonmembers: torch.Tensor,
+    guidance: Guidance | None = None,
+    seed: int = 0,
+    n_boot: int = 500,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> AttackRun:
+    """Score members and non-members with ``attack`` and evaluate the separation."""
+    check_member_sets(members, nonmembers)
+    start = time.perf_counter()
+    kw = dict(guidance=guidance, device=device, progress=progress)
+    m = attack.scores(model, members, seed=seed, desc=f"{attack.name}: members", **kw)
+    h = attack.scores(model, nonmembers, seed=seed + 1, desc=f"{attack.name}: non-members", **kw)
+    seconds = time.perf_counter() - start
+    score = score_attack(m, h, n_boot=n_boot, seed=seed)
+    return AttackRun(attack, score, seconds, 2 * members.shape[0], m, h)
+
+
+def get_attack(name: str, **params: Any) -> MembershipAttack:
+    return registry.attacks.get(name)(**params)

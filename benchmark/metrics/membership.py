@@ -1,0 +1,199 @@
+"""Scoring a membership-inference attack (SPEC section 7).
+
+An attack gives every image a score, higher meaning "more likely a training
+image". Over members (label 1) and non-members (label 0) of equal count this
+module computes the ROC curve, its AUC, the TPR at low FPR (1% and 0.1%, the
+operating points Carlini et al. 2022 argue for), stratified bootstrap 95%
+intervals of each, and Welch's two-sample t-test on the per-image scores
+(CPSample's Table 3 reports this statistic on the losses).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy import stats
+
+FPR_POINTS = (0.01, 0.001)
+
+
+def _as_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64).reshape(-1)
+
+
+def check_member_sets(members: torch.Tensor, nonmembers: torch.Tensor) -> None:
+    """Members and non-members must be equally many and share no image.
+
+    Raises:
+        ValueError: naming the sizes, or how many images appear in both sets.
+    """
+    if members.shape[0] != nonmembers.shape[0]:
+        raise ValueError(
+            f"membership inference needs member and non-member sets of equal size, got "
+            f"{members.shape[0]} members and {nonmembers.shape[0]} non-members; cut the "
+            f"larger set to the smaller one's size"
+        )
+    if members.shape[0] < 2:
+        raise ValueError(
+            f"membership inference needs at least 2 images per set, got {members.shape[0]}"
+        )
+    if members.shape[1:] != nonmembers.shape[1:]:
+        raise ValueError(
+            f"member images {tuple(members.shape[1:])} and non-member images "
+            f"{tuple(nonmembers.shape[1:])} differ in shape"
+        )
+    a = {
+        bytes(row.numpy().tobytes()) for row in members.detach().cpu().reshape(members.shape[0], -1)
+    }
+    shared = sum(
+        bytes(row.numpy().tobytes()) in a
+        for row in nonmembers.detach().cpu().reshape(nonmembers.shape[0], -1)
+    )
+    if shared:
+        raise ValueError(
+            f"{shared} image(s) are both members and non-members; the non-members must be "
+            f"held-out images the model never trained on"
+        )
+
+
+def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds), every distinct score a threshold, starting at (0, 0).
+
+    The same points as ``sklearn.metrics.roc_curve(..., drop_intermediate=False)``.
+    """
+    y, s = _as_numpy(labels), _as_numpy(scores)
+    pos, neg = (y == 1).sum(), (y == 0).sum()
+    if pos == 0 or neg == 0:
+        raise ValueError(f"a ROC curve needs both classes, got {pos} positives and {neg} negatives")
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]  # last index of each distinct score
+    tps = np.cumsum(y)[last]
+    fps = (last + 1) - tps
+    fpr = np.r_[0.0, fps / neg]
+    tpr = np.r_[0.0, tps / pos]
+    thresholds = np.r_[np.inf, s[last]]
+    return fpr, tpr, thresholds
+
+
+def roc_auc(labels, scores) -> float:
+    """Area under the ROC curve: P(member score > non-member score), ties counting one half."""
+    y, s = _as_numpy(labels), _as_numpy(scores)
+    pos, neg = (y == 1).sum(), (y == 0).sum()
+    if pos == 0 or neg == 0:
+        raise ValueError(f"AUC needs both classes, got {pos} positives and {neg} negatives")
+    ranks = stats.rankdata(s)
+    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def tpr_at_fpr(labels, scores, fpr_max: float) -> float:
+    """Highest TPR among thresholds whose FPR is at most ``fpr_max``.
+
+    With n non-members the smallest non-zero FPR is 1/n: below it this is the TPR
+    at FPR = 0 (no non-member above the threshold).
+    """
+    fpr, tpr, _ = roc_curve(labels, scores)
+    return float(tpr[fpr <= fpr_max + 1e-12].max())
+
+
+@dataclass
+class AttackScore:
+    """What an attack achieved on one member/non-member pair of sets."""
+
+    auc: float
+    auc_ci: tuple[float, float]
+    tpr: dict[float, float]
+    tpr_ci: dict[float, tuple[float, float]]
+    t_stat: float
+    p_value: float
+    n: int
+    roc: tuple[list[float], list[float]] = field(default=((), ()))
+
+    def as_record(self, prefix: str) -> dict:
+        rec = {
+            f"{prefix}_auc": self.auc,
+            f"{prefix}_auc_ci": list(self.auc_ci),
+            f"{prefix}_t_stat": self.t_stat,
+            f"{prefix}_p_value": self.p_value,
+            f"{prefix}_n": self.n,
+            f"{prefix}_roc": [list(self.roc[0]), list(self.roc[1])],
+        }
+        for point, value in self.tpr.items():
+            tag = _fpr_tag(point)
+            rec[f"{prefix}_tpr_{tag}"] = value
+            rec[f"{prefix}_tpr_{tag}_ci"] = list(self.tpr_ci[point])
+        return rec
+
+
+def _fpr_tag(point: float) -> str:
+    """0.01 -> '1pct', 0.001 -> '0.1pct'."""
+    return f"{point * 100:g}pct"
+
+
+def _thin_roc(fpr: np.ndarray, tpr: np.ndarray, max_points: int = 200) -> tuple[list, list]:
+    if fpr.size > max_points:
+        keep = np.unique(np.r_[np.linspace(0, fpr.size - 1, max_points).round().astype(int)])
+        fpr, tpr = fpr[keep], tpr[keep]
+    return [round(float(v), 5) for v in fpr], [round(float(v), 5) for v in tpr]
+
+
+def score_attack(
+    member_scores,
+    nonmember_scores,
+    fpr_points: tuple[float, ...] = FPR_POINTS,
+    n_boot: int = 500,
+    seed: int = 0,
+) -> AttackScore:
+    """AUC, TPR at ``fpr_points``, bootstrap 95% intervals and Welch's t-test.
+
+    Args:
+        member_scores, nonmember_scores: (n,) per-image scores, higher = member.
+        n_boot: bootstrap resamples (members and non-members resampled separately).
+    """
+    m, h = _as_numpy(member_scores), _as_numpy(nonmember_scores)
+    if m.size != h.size:
+        raise ValueError(f"equal member and non-member counts needed, got {m.size} and {h.size}")
+    if not (np.isfinite(m).all() and np.isfinite(h).all()):
+        raise FloatingPointError("an attack returned non-finite scores; the model output NaN/inf")
+    labels = np.r_[np.ones(m.size), np.zeros(h.size)]
+    scores = np.r_[m, h]
+    auc = roc_auc(labels, scores)
+    tpr = {p: tpr_at_fpr(labels, scores, p) for p in fpr_points}
+
+    rng = np.random.default_rng(seed)
+    boot_auc, boot_tpr = [], {p: [] for p in fpr_points}
+    for _ in range(n_boot):
+        bm, bh = m[rng.integers(0, m.size, m.size)], h[rng.integers(0, h.size, h.size)]
+        bs = np.r_[bm, bh]
+        boot_auc.append(roc_auc(labels, bs))
+        for p in fpr_points:
+            boot_tpr[p].append(tpr_at_fpr(labels, bs, p))
+
+    def ci(values) -> tuple[float, float]:
+        if not values:
+            return (float("nan"), float("nan"))
+        lo, hi = np.percentile(values, [2.5, 97.5])
+        return (float(lo), float(hi))
+
+    with warnings.catch_warnings():  # constant scores: scipy warns, the result is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        test = stats.ttest_ind(m, h, equal_var=False)
+    t_stat, p_value = float(test.statistic), float(test.pvalue)
+    if not np.isfinite(t_stat):  # identical constant scores: no evidence either way
+        t_stat, p_value = 0.0, 1.0
+    fpr, tpr_curve, _ = roc_curve(labels, scores)
+    return AttackScore(
+        auc=auc,
+        auc_ci=ci(boot_auc),
+        tpr=tpr,
+        tpr_ci={p: ci(v) for p, v in boot_tpr.items()},
+        t_stat=t_stat,
+        p_value=p_value,
+        n=int(m.size),
+        roc=_thin_roc(fpr, tpr_curve),
+    )
