@@ -11,12 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from benchmark import registry
+from benchmark.attacks.base import get_attack, membership_sets, run_attack
 from benchmark.config import CaseConfig
 from benchmark.data.base import ImageDataset
 from benchmark.detectors.detector import Detector
 from benchmark.metrics.carlini import CarliniL2
+from benchmark.metrics.features import extract
+from benchmark.metrics.fid import fid_gap_from_features
+from benchmark.metrics.replication import replication
 from benchmark.metrics.reproduction import count_reproductions
 from benchmark.metrics.tstar import tstar
 from benchmark.mitigations.base import Mitigation
@@ -74,6 +79,62 @@ def fingerprint_audit(
     for name, det in (("c_saf", c_saf), ("c_id", c_id)):
         for key, value in det.metrics.items():
             record[f"{name}_{key}"] = value
+    return record
+
+
+def utility_audit(
+    data: ImageDataset,
+    samples: SampleResult,
+    extractor: nn.Module,
+    tau: float = 0.95,
+    top_k: int = 8,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """FID against members and against held-out images, their gap, and replication (SPEC 7)."""
+    sample_features = extract(extractor, samples.images)
+    train_features = extract(extractor, data.train)
+    heldout_features = extract(extractor, data.heldout)
+    record = fid_gap_from_features(sample_features, train_features, heldout_features, seed=seed)
+    record["fid_extractor"] = getattr(extractor, "name", type(extractor).__name__)
+    record.update(
+        replication(
+            sample_features, train_features, tau=tau, top_k=top_k, heldout_features=heldout_features
+        )
+    )
+    record["replication_extractor"] = record["fid_extractor"]
+    return record
+
+
+def membership_audit(
+    model: TrainedModel,
+    data: ImageDataset,
+    mitigation: Mitigation,
+    attacks: list[str] | None = None,
+    max_per_set: int = 512,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Every registered membership attack on the model as the mitigation leaves it (SPEC 7).
+
+    Members are the training images minus x_p, non-members the held-out images,
+    equally many (at most ``max_per_set`` each).
+    """
+    members, nonmembers = membership_sets(data, max_per_set=max_per_set, seed=seed)
+    record: dict[str, Any] = {"mia_attacks": []}
+    for name in attacks if attacks is not None else registry.attacks.names():
+        run = run_attack(
+            get_attack(name),
+            model,
+            members,
+            nonmembers,
+            guidance=mitigation.guidance(),
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
+        record["mia_attacks"].append(name)
+        record.update(run.as_record())
     return record
 
 

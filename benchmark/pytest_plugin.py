@@ -53,6 +53,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write the run's results JSON (pytest-benchmark format) here",
     )
     g.addoption(
+        "--memobench-inception-weights",
+        default=None,
+        help="Inception-v3 FID weights file (pt_inception-2015-12-05-6726825d.pth): FID and "
+        "replication use it instead of the dataset's own classifier features",
+    )
+    g.addoption(
         "--memobench-model-path",
         default=None,
         help="audit this diffusers checkpoint folder instead of training",

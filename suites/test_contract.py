@@ -17,6 +17,7 @@ from benchmark.tiers import suite_names
 
 FAMILIES = suite_names(registry.models)
 MITIGATIONS = suite_names(registry.mitigations)
+ATTACKS = registry.attacks.names()
 
 
 @pytest.mark.smoke
@@ -40,6 +41,16 @@ def test_family_contract(family_name, memobench_context):
     assert images.shape == latents.shape and torch.isfinite(images).all()
     assert nfe >= 1
 
+    # what the membership attacks use: eps at a family time, and x0 back from it
+    x0 = data.train[:2]
+    time = family.tstar_time(0.3)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    x_t = family.noise_to(x0, time, noise)
+    with torch.no_grad():
+        eps = family.predict_eps(net, x_t, time)
+    assert eps.shape == x0.shape and torch.isfinite(eps).all()
+    torch.testing.assert_close(family.predict_x0(x_t, time, noise), x0, atol=1e-4, rtol=1e-4)
+
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("mitigation_name", MITIGATIONS)
@@ -57,3 +68,23 @@ def test_mitigation_contract(mitigation_name, memobench_context):
     mitigation.prepare(model)
     out = mitigation.generate(model, torch.arange(3), SamplerConfig(num_steps=2))
     assert out.images.shape == (3, *data.image_shape) and torch.isfinite(out.images).all()
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("attack_name", ATTACKS)
+def test_attack_contract(attack_name, memobench_context):
+    from benchmark.attacks.base import MembershipAttack
+    from benchmark.models.dummy import DummyFamily
+
+    cls = registry.attacks.get(attack_name)
+    assert issubclass(cls, MembershipAttack) and cls.name == attack_name
+    attack = cls()
+    assert isinstance(attack.queries_per_image, int) and attack.queries_per_image >= 1
+    family = DummyFamily(DummyFamily.smoke_configs()[0])
+    data = memobench_context.dataset(DataConfig(n_train=8))
+    model = TrainedModel(
+        family, build_network(family, data.image_shape, 0).eval(), "contract", data.image_shape
+    )
+    scores = attack.scores(model, data.train[:5], seed=0)
+    assert scores.shape == (5,) and torch.isfinite(scores).all()
+    torch.testing.assert_close(scores, attack.scores(model, data.train[:5], seed=0))

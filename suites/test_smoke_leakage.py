@@ -35,6 +35,20 @@ SMALL_N, LARGE_N = 64, 1024
 # keep N_gen at the smoke default unless the model memorizes more fully.
 MEMORIZATION_MARGIN = 0.30
 
+# Loss-attack AUC (3 times x 3 noise draws; members = training images minus x_p,
+# equally many held-out non-members, at most 512 each). Measured on the smoke
+# models: 64 digits (63 + 63 images) AUC 1.000 [1.000, 1.000], TPR@1%FPR 1.00,
+# Welch t = 17.4; 1024 digits (512 + 512) AUC 0.605 [0.572, 0.640], TPR@1%FPR
+# 0.018, t = 6.4. PIA: 0.994 vs 0.611; SecMI-stat: 0.829 vs 0.562. The bounds
+# leave room for seeds and platforms and still fail a model that does not memorize.
+MIA_MIN_AUC = 0.80
+# Feature-space replication above the held-out-calibrated threshold (digits'
+# classifier features): 64 digits 0.762, 1024 digits 0.000; FID gap 7.95
+# [2.42, 13.91] vs -0.53 [-1.97, 1.09]. (A fixed tau = 0.95 flags 0.99 vs 0.78:
+# in a classifier's space any two digits of one class are that similar.)
+REPLICATION_MARGIN = 0.30
+MIA_MARGIN = 0.20
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _train_models_in_parallel(request, model_store):
@@ -67,6 +81,15 @@ def test_leakage(family, n_train, mitigation, memobench_context, audits, model_s
     assert samples.images.min() >= -1 and samples.images.max() <= 1
     assert 0.0 <= metrics["carlini_l2"] <= 1.0
     assert metrics["nfe_per_image"] == case.sampler.num_steps
+    assert metrics["fid_n"] == min(case.n_gen, data.n_train, data.heldout.shape[0])
+    assert metrics["fid_train"] >= 0 and metrics["fid_test"] >= 0
+    assert metrics["fid_gap"] == pytest.approx(metrics["fid_test"] - metrics["fid_train"])
+    assert 0.0 <= metrics["replication_fraction"] <= 1.0
+    assert sum(metrics["similarity_hist"]) == case.n_gen
+    for attack in registry.attacks.names():
+        lo, hi = metrics[f"mia_{attack}_auc_ci"]
+        assert 0.0 <= lo <= metrics[f"mia_{attack}_auc"] <= hi <= 1.0, attack
+        assert 0.0 <= metrics[f"mia_{attack}_tpr_1pct"] <= 1.0, attack
 
 
 @pytest.mark.smoke
@@ -107,4 +130,45 @@ def test_tstar_is_lower_without_memorization(family, memobench_context, audits):
     _, large = audits.run(smoke_case(family, LARGE_N, "none", n_gen=n_gen))
     assert large["tstar"] < small["tstar"], (
         f"t* of {family}: {LARGE_N} digits {large['tstar']} vs {SMALL_N} digits {small['tstar']}"
+    )
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("family", FAMILIES)
+def test_membership_inference_finds_the_memorized_members(family, memobench_context, audits):
+    """The loss attack tells members from held-out images far better on the 64-image model."""
+    n_gen = memobench_context.n_gen
+    _, small = audits.run(smoke_case(family, SMALL_N, "none", n_gen=n_gen))
+    _, large = audits.run(smoke_case(family, LARGE_N, "none", n_gen=n_gen))
+    auc_small, auc_large = small["mia_loss_auc"], large["mia_loss_auc"]
+    assert auc_small > MIA_MIN_AUC, (
+        f"{family} on {SMALL_N} digits: loss-attack AUC {auc_small:.3f} (95% CI "
+        f"{small['mia_loss_auc_ci']}) should exceed {MIA_MIN_AUC} on a memorizing model"
+    )
+    assert auc_small > auc_large + MIA_MARGIN, (
+        f"loss-attack AUC of {family}: {SMALL_N} digits {auc_small:.3f} vs {LARGE_N} digits "
+        f"{auc_large:.3f} (required margin {MIA_MARGIN})"
+    )
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("family", FAMILIES)
+def test_memorizing_model_replicates_in_feature_space(family, memobench_context, audits):
+    """Replication and the FID gap rank the 64-image model as the leakier one."""
+    n_gen = memobench_context.n_gen
+    _, small = audits.run(smoke_case(family, SMALL_N, "none", n_gen=n_gen))
+    _, large = audits.run(smoke_case(family, LARGE_N, "none", n_gen=n_gen))
+    rep_small, rep_large = (
+        small["replication_fraction_heldout"],
+        large["replication_fraction_heldout"],
+    )
+    assert rep_small > rep_large + REPLICATION_MARGIN, (
+        f"{family}: share of samples above the held-out-calibrated similarity threshold, "
+        f"{SMALL_N} digits {rep_small:.3f} vs {LARGE_N} digits {rep_large:.3f} "
+        f"(required margin {REPLICATION_MARGIN})"
+    )
+    assert small["fid_gap"] > large["fid_gap"], (
+        f"{family}: FID gap (test - train) {SMALL_N} digits {small['fid_gap']:.2f} vs "
+        f"{LARGE_N} digits {large['fid_gap']:.2f}; the memorizing model should sit closer to "
+        f"its training set"
     )

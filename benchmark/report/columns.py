@@ -48,8 +48,82 @@ def metric_column(name: str, fmt: str = "{:.3f}") -> Column:
     )
 
 
+def _with_interval(key: str, ci_key: str, fmt: str = "{:.3f}"):
+    """Render ``value [lo, hi]`` when the record holds the interval."""
+
+    def display(record: dict) -> str | None:
+        value, ci = record.get(key), record.get(ci_key)
+        if value is None or not isinstance(ci, (list, tuple)) or len(ci) != 2:
+            return None
+        lo, hi = ci
+        return f"{fmt.format(value)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+
+    return display
+
+
+def utility_columns() -> list[Column]:
+    return [
+        Column("fid_train", "FID train", "FID of the samples against the training images", None),
+        Column(
+            "fid_test", "FID test", "FID against as many held-out images (lower = better)", False
+        ),
+        Column(
+            "fid_gap",
+            "FID gap",
+            "FID test − FID train with a bootstrap 95% interval: > 0 when samples sit on the "
+            "training set",
+            False,
+            "{:.2f}",
+            _with_interval("fid_gap", "fid_gap_ci", "{:.2f}"),
+        ),
+        Column(
+            "replication_fraction_heldout",
+            "replication",
+            "share of samples whose nearest training image (cosine, extractor features) is more "
+            "similar than 99% of held-out images' nearest",
+            False,
+        ),
+        Column(
+            "replication_fraction",
+            "replication >τ",
+            "share of samples with nearest-training cosine similarity above the fixed τ "
+            "(replication_tau, CPSample's criterion)",
+            False,
+        ),
+    ]
+
+
+def attack_columns() -> list[Column]:
+    cols = []
+    for name in registry.attacks.names():
+        cls = registry.attacks.get(name)
+        label = getattr(cls, "label", name)
+        key = f"mia_{name}"
+        cols.append(
+            Column(
+                f"{key}_auc",
+                f"{label} AUC",
+                f"membership-inference ROC AUC with a bootstrap 95% interval (0.5 = chance): "
+                f"{getattr(cls, 'description', '')}",
+                False,
+                "{:.3f}",
+                _with_interval(f"{key}_auc", f"{key}_auc_ci"),
+            )
+        )
+        cols.append(
+            Column(
+                f"{key}_tpr_1pct",
+                f"{label} TPR@1%",
+                "share of members the attack finds at 1% false positives",
+                False,
+            )
+        )
+    return cols
+
+
 def columns() -> list[Column]:
     metric_cols = [metric_column(n) for n in registry.metrics.names()]
+    metric_cols += utility_columns() + attack_columns()
     return [
         Column("family", "model", "model family (registry name)"),
         Column("dataset", "data", "dataset (registry name)"),
