@@ -24,7 +24,7 @@ from benchmark.metrics.fid import fid_gap_from_features
 from benchmark.metrics.replication import replication
 from benchmark.metrics.reproduction import count_reproductions
 from benchmark.metrics.tstar import tstar
-from benchmark.mitigations.base import Mitigation
+from benchmark.mitigations.base import Mitigation, MitigationContext
 from benchmark.models.base import SampleResult, TrainedModel
 
 
@@ -151,10 +151,12 @@ def generate(
     case: CaseConfig,
     model: TrainedModel,
     mitigation: Mitigation,
+    context: MitigationContext | None = None,
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> SampleResult:
-    mitigation.prepare(model)
+    """The case's samples through ``mitigation`` (prepared with ``context`` first)."""
+    mitigation.prepare(model, context)
     return mitigation.generate(
         model, case_seeds(case), case.sampler, device=device, progress=progress
     )

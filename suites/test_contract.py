@@ -11,6 +11,7 @@ import torch
 
 from benchmark import registry
 from benchmark.config import DataConfig, SamplerConfig, replace
+from benchmark.mitigations.base import MitigationContext
 from benchmark.models.base import ModelFamily, TrainedModel, seeded_latents
 from benchmark.models.training import build_network
 from benchmark.tiers import suite_names
@@ -64,10 +65,19 @@ def test_mitigation_contract(mitigation_name, memobench_context):
     model = TrainedModel(
         family, build_network(family, data.image_shape, 0).eval(), "contract", data.image_shape
     )
-    mitigation = cls()
-    mitigation.prepare(model)
+    mitigation = cls(**cls.quick_params)
+    features = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(data.train[0].numel(), 8))
+    context = MitigationContext(data=data, features=features)
+    mitigation.prepare(model, context)
     out = mitigation.generate(model, torch.arange(3), SamplerConfig(num_steps=2))
     assert out.images.shape == (3, *data.image_shape) and torch.isfinite(out.images).all()
+    assert out.nfe >= 2
+    assert isinstance(mitigation.metrics(), dict)
+    guidance = mitigation.guidance()
+    if guidance is not None:  # the hook keeps the shape of eps
+        x, eps = torch.randn(2, *data.image_shape), torch.randn(2, *data.image_shape)
+        t = torch.tensor(family.tstar_time(0.5))
+        assert guidance(x, t, eps).shape == eps.shape
 
 
 @pytest.mark.smoke

@@ -12,12 +12,15 @@ import pytest
 from benchmark import registry
 from benchmark.audit import generate, make_mitigation, measure
 from benchmark.config import CaseConfig, DataConfig, MitigationConfig
+from benchmark.mitigations.base import MitigationContext
 from benchmark.tiers import suite_names
 
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("mitigation", suite_names(registry.mitigations))
-def test_audit_pretrained(mitigation, request, memobench_context, model_store, benchmark):
+def test_audit_pretrained(
+    mitigation, request, memobench_context, model_store, feature_store, benchmark
+):
     opt = request.config.getoption
     folder = opt("--memobench-model-path")
     if not folder:
@@ -35,14 +38,24 @@ def test_audit_pretrained(mitigation, request, memobench_context, model_store, b
         mitigation=MitigationConfig(mitigation),
         n_gen=ctx.n_gen,
     )
+    data = ctx.dataset(data_cfg)
+    context = MitigationContext(
+        data=data,
+        cache=ctx.cache,
+        features=lambda: feature_store.extractor(data_cfg),  # built if the mitigation needs it
+        device=ctx.device,
+        progress=ctx.progress,
+    )
+    mit = make_mitigation(case)
     samples = benchmark.pedantic(
         generate,
-        args=(case, model, make_mitigation(case)),
+        args=(case, model, mit, context),
         kwargs={"device": ctx.device, "progress": ctx.progress},
         rounds=1,
         iterations=1,
     )
-    metrics = measure(case, model, ctx.dataset(data_cfg), samples)
+    metrics = measure(case, model, data, samples)
+    metrics.update({f"mitigation_{k}": v for k, v in mit.metrics().items()})
     metrics["case_id"] = f"pretrained:{case.case_id}"
     benchmark.extra_info.update(metrics, tier="pretrained")
     assert samples.images.shape == (case.n_gen, *model.image_shape)

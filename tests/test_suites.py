@@ -104,6 +104,8 @@ def test_audit_a_users_saved_model(tmp_path):
         [
             "suites/test_pretrained.py",
             "-q",
+            "-k",
+            "none",  # the mitigations train their classifiers: covered by their own tests
             f"--memobench-model-path={tmp_path / 'model'}",
             "--memobench-model-dataset=digits",
             "--memobench-n-gen=8",

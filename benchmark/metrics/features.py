@@ -60,7 +60,7 @@ def check_features(out: torch.Tensor, extractor: nn.Module, n: int) -> torch.Ten
 def extract(extractor: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """(N, D) features of (N, C, H, W) images, in batches."""
     extractor.eval()
-    device = next(extractor.parameters()).device
+    device = next(extractor.parameters(), torch.empty(0)).device  # parameter-free: CPU
     out = torch.cat([extractor(x.to(device)).cpu() for x in images.split(batch_size)])
     return check_features(out, extractor, images.shape[0])
 

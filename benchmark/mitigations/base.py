@@ -1,31 +1,84 @@
 """The mitigation interface (SPEC section 6).
 
 A mitigation either acts inside a family's sampler through the guidance hook
-(it sees x_t, t and eps_theta and returns the eps it wants used) or wraps
-sampling as a whole (``generate``). ``none`` is the identity.
+(it sees x_t, t and eps_theta and returns the eps it wants used; CPSample) or
+wraps sampling as a whole (``generate``; rejection sampling). ``none`` is the
+identity. Whatever it needs (a classifier, the feature extractor) it builds in
+``prepare`` from the ``MitigationContext``; what it wants on the leaderboard
+(how often it acted, what it cost) it returns from ``metrics``. A third-party
+mitigation subclasses ``Mitigation`` in one file and registers it under the
+``memobench.mitigations`` entry-point group.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import torch
+from torch import nn
+
+from benchmark.cache import Cache
 from benchmark.config import SamplerConfig
+from benchmark.data.base import ImageDataset
+from benchmark.errors import ConfigError
 from benchmark.models.base import Guidance, SampleResult, TrainedModel
 
 
+@dataclass
+class MitigationContext:
+    """What a case gives its mitigation to prepare with.
+
+    Attributes:
+        data: the case's members and held-out images.
+        cache: where trained helpers (classifiers) are cached; ``None``: not cached.
+        features: the replication feature extractor of the dataset, or a function that
+            builds it (built on first use: read it through ``feature_extractor()``).
+        device, progress, seed: as for the rest of the case.
+    """
+
+    data: ImageDataset
+    cache: Cache | None = None
+    features: nn.Module | Callable[[], nn.Module] | None = None
+    device: torch.device | str = "cpu"
+    progress: bool = False
+    seed: int = 0
+
+    def feature_extractor(self) -> nn.Module | None:
+        if self.features is not None and not isinstance(self.features, nn.Module):
+            self.features = self.features()
+        return self.features
+
+
 class Mitigation:
-    """Base class of mitigation plugins; the default is the identity."""
+    """Base class of mitigation plugins; the default is the identity.
+
+    Class attributes:
+        defaults: parameters and their default values; others are refused.
+        suite_settings: the parameter sets the smoke suite runs this mitigation with.
+        quick_params: parameters that make ``prepare`` fast (the contract case uses them).
+    """
 
     name: ClassVar[str] = "base"
     version: ClassVar[str] = "1"
     in_suites: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {}
+    suite_settings: ClassVar[list[dict[str, Any]]] = [{}]
+    quick_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **params: Any) -> None:
-        if params:
-            raise TypeError(f"mitigation {self.name!r} takes no parameters, got {sorted(params)}")
-        self.params = params
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            takes = f"takes {sorted(self.defaults)}" if self.defaults else "takes no parameters"
+            raise ConfigError(f"mitigation {self.name!r} has no parameter(s) {unknown}; it {takes}")
+        self.params = {**self.defaults, **params}
+        self.check_params()
 
-    def prepare(self, model: TrainedModel, context: Any = None) -> None:
+    def check_params(self) -> None:
+        """Raise ``ConfigError`` naming a parameter whose value is out of range."""
+
+    def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> None:
         """Train or load whatever the mitigation needs (e.g. a classifier)."""
 
     def guidance(self) -> Guidance | None:
@@ -35,3 +88,7 @@ class Mitigation:
         self, model: TrainedModel, seeds, sampler: SamplerConfig, **kwargs: Any
     ) -> SampleResult:
         return model.generate(seeds, sampler, guidance=self.guidance(), **kwargs)
+
+    def metrics(self) -> dict[str, Any]:
+        """What the mitigation did on the last ``generate`` (recorded as ``mitigation_*``)."""
+        return {}

@@ -123,6 +123,14 @@ class ModelFamily:
         """
         raise NotImplementedError
 
+    def time_fraction(self, time: Any) -> float:
+        """Inverse of ``tstar_time``: the diffusion fraction in [0, 1] of family ``time``."""
+        raise NotImplementedError
+
+    def noise_std(self, time: Any) -> float:
+        """Standard deviation of the noise in x_time (sqrt(1 - abar_t) for DDPM)."""
+        raise NotImplementedError
+
     def predict_x0(self, x: torch.Tensor, time: Any, eps: torch.Tensor) -> torch.Tensor:
         """The clean image that ``noise_to(x0, time, eps)`` would have made ``x`` from."""
         raise NotImplementedError

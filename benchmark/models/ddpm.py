@@ -141,6 +141,12 @@ class DDIMFamily(ModelFamily):
         eps = self.eps(net, x, t)
         return eps if guidance is None else guidance(x, t, eps)
 
+    def time_fraction(self, time) -> float:
+        return float(time) / self.config.num_train_timesteps
+
+    def noise_std(self, time) -> float:
+        return float((1 - self.alphas_cumprod[int(time)]).sqrt())
+
     def predict_x0(self, x: torch.Tensor, time: int, eps: torch.Tensor) -> torch.Tensor:
         a = self.alphas_cumprod[int(time)].to(x.device)
         return (x - (1 - a).sqrt() * eps) / a.sqrt()

@@ -1,0 +1,167 @@
+"""CPSample and rejection sampling: parameters, the guidance rule, the checks on their inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark.cache import Cache
+from benchmark.config import DataConfig, SamplerConfig
+from benchmark.data import load_dataset
+from benchmark.errors import ConfigError
+from benchmark.mitigations.base import MitigationContext
+from benchmark.mitigations.cpsample import CPSample, load_classifier, train_classifier
+from benchmark.mitigations.rejection import RejectionSampling
+from benchmark.models.base import TrainedModel
+from benchmark.models.dummy import DummyFamily
+from benchmark.models.training import build_network
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset(DataConfig(n_train=16, saf=True))
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    family = DummyFamily(DummyFamily.smoke_configs()[0])
+    return TrainedModel(
+        family, build_network(family, data.image_shape, 0).eval(), "t", data.image_shape
+    )
+
+
+@pytest.fixture(scope="module")
+def classifier_payload(model, data):
+    return train_classifier(model.family, data, steps=150, batch_size=64, seed=0)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 0.7, -0.1])
+def test_cpsample_alpha_must_be_in_open_zero_half(alpha):
+    with pytest.raises(ConfigError, match=r"alpha is the confidence threshold in \(0, 1/2\)"):
+        CPSample(alpha=alpha)
+
+
+def test_cpsample_rejects_negative_scale_and_unknown_parameters():
+    with pytest.raises(ConfigError, match="scale s must be >= 0, got -1"):
+        CPSample(scale=-1)
+    with pytest.raises(ConfigError, match="no parameter.*'beta'.*takes"):
+        CPSample(beta=1)
+
+
+def test_cpsample_needs_its_data_before_sampling(model):
+    cp = CPSample()
+    with pytest.raises(ConfigError, match="before prepare"):
+        cp.guidance()
+    with pytest.raises(ConfigError, match="needs the case's training images"):
+        cp.prepare(model)
+
+
+def test_classifier_overfits_the_random_labels(classifier_payload):
+    m = classifier_payload["metrics"]
+    assert m["train_accuracy_t0.05"] >= 0.9, m
+    assert 0.15 <= m["heldout_accuracy_t0.05"] <= 0.85, "labels carry no signal off the train set"
+
+
+def test_classifier_for_other_data_is_refused(model, data, classifier_payload):
+    clf = load_classifier(classifier_payload)
+    other = load_dataset(DataConfig(n_train=32, saf=True))
+    with pytest.raises(ConfigError, match="trained on 'digits' with N_train=16.*N_train=32"):
+        CPSample().use_classifier(clf, model, other)
+    clf.family = "subvp"
+    with pytest.raises(ConfigError, match="'subvp' noise process"):
+        CPSample().use_classifier(clf, model, data)
+
+
+def test_guidance_is_the_papers_rule(model, data, classifier_payload):
+    """eps_hat = eps + s * sigma_t * grad log c where c > 1 - alpha, else eps."""
+    clf = load_classifier(classifier_payload)
+    cp = CPSample(alpha=0.1, scale=3.0)
+    cp.use_classifier(clf, model, data)
+    guide = cp.guidance()
+    time = model.family.tstar_time(0.05)
+    t = torch.tensor(time)
+    x = model.family.noise_to(data.train[:8], time, torch.randn(8, *data.image_shape))
+    eps = torch.randn_like(x)
+    out = guide(x, t, eps)
+
+    x_in = x.clone().requires_grad_(True)
+    logit = clf.net(x_in, torch.tensor(model.family.time_fraction(time)))
+    (grad,) = torch.autograd.grad(F.logsigmoid(logit.abs()).sum(), x_in)
+    fire = (logit.abs() > math.log(0.9 / 0.1)).view(-1, 1, 1, 1)
+    expected = eps + 3.0 * model.family.noise_std(time) * grad * fire
+    torch.testing.assert_close(out, expected)
+    assert fire.any(), "the overfit classifier is confident on training images at small t"
+
+    # the guided eps moves the predicted x0 towards lower confidence
+    x0 = model.family.predict_x0(x, time, out)
+    x0_plain = model.family.predict_x0(x, time, eps)
+    tf = torch.tensor(model.family.time_fraction(time))
+    with torch.no_grad():
+        c_guided = F.logsigmoid(clf.net(x0, tf).abs())
+        c_plain = F.logsigmoid(clf.net(x0_plain, tf).abs())
+    assert (c_guided[fire.flatten()] <= c_plain[fire.flatten()] + 1e-6).all()
+
+    nothing = CPSample(alpha=1e-12, scale=3.0)
+    nothing.use_classifier(clf, model, data)
+    torch.testing.assert_close(nothing.guidance()(x, t, eps), eps)
+
+
+def test_cpsample_caches_its_classifier_and_records_what_it_did(model, data, tmp_path):
+    ctx = MitigationContext(data=data, cache=Cache(tmp_path))
+    cp = CPSample(alpha=0.1, scale=1.0, classifier_steps=5)
+    cp.prepare(model, ctx)
+    assert len(list((tmp_path / "mitigations").glob("*.pt"))) == 1
+    out = cp.generate(model, torch.arange(5), SamplerConfig(num_steps=3))
+    rec = cp.metrics()
+    assert out.images.shape == (5, *data.image_shape)
+    assert 0 <= rec["guided_step_fraction"] <= 1 and 0 <= rec["guided_sample_fraction"] <= 1
+    assert {"classifier_train_accuracy_t0.05", "guidance_seconds"} <= set(rec)
+    again = CPSample(alpha=0.1, scale=1.0, classifier_steps=5)
+    again.prepare(model, ctx)  # from the cache: same weights
+    for a, b in zip(cp.classifier.net.parameters(), again.classifier.net.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+# -- rejection sampling --------------------------------------------------------------------
+def _flatten():
+    return torch.nn.Flatten()
+
+
+def test_rejection_parameters_are_checked(model, data):
+    with pytest.raises(ConfigError, match="quantile must be in"):
+        RejectionSampling(quantile=1.5)
+    with pytest.raises(ConfigError, match="budget"):
+        RejectionSampling(budget=0)
+    with pytest.raises(ConfigError, match="tau is a cosine similarity"):
+        RejectionSampling(tau=2)
+    with pytest.raises(ConfigError, match="needs the replication feature extractor"):
+        RejectionSampling().prepare(model, MitigationContext(data=data))
+
+
+def test_rejection_accepts_what_passes_and_stops_at_the_budget(model, data):
+    sampler = SamplerConfig(num_steps=2)
+    keep_all = RejectionSampling(tau=1.0)
+    keep_all.prepare(model, MitigationContext(data=data, features=_flatten()))
+    out = keep_all.generate(model, torch.arange(4), sampler)
+    assert keep_all.metrics()["draws"] == 4 and keep_all.metrics()["acceptance_rate"] == 1.0
+    assert out.nfe == 2
+
+    reject_all = RejectionSampling(tau=-1.0, budget=3)
+    reject_all.prepare(model, MitigationContext(data=data, features=_flatten()))
+    out = reject_all.generate(model, torch.arange(4), sampler)
+    rec = reject_all.metrics()
+    assert rec["draws"] == 12 and rec["budget_exhausted"] and rec["accepted_fraction"] == 0.0
+    assert out.images.shape == (4, *data.image_shape) and out.nfe == 6  # 3 draws x 2 steps
+    assert torch.isfinite(out.images).all()
+
+
+def test_rejection_threshold_is_calibrated_on_heldout_images(model, data):
+    rs = RejectionSampling(quantile=0.5)
+    rs.prepare(model, MitigationContext(data=data, features=_flatten()))
+    from benchmark.metrics.replication import nearest_cosine
+
+    held, _ = nearest_cosine(data.heldout.flatten(1), data.train.flatten(1))
+    assert rs.threshold == pytest.approx(float(torch.quantile(held.double(), 0.5)))
