@@ -49,12 +49,13 @@ MIA_MIN_AUC = 0.80
 REPLICATION_MARGIN = 0.30
 # CPSample at its strongest suite setting (alpha = 0.1, s = 300) must cut the
 # Carlini fraction and the loss-attack AUC of the 64-digit model by this much.
-# Measured: Carlini 0.645 -> 0.023, loss AUC 1.000 -> 0.650, t* 0.96 -> 0.84,
-# calibrated replication 0.762 -> 0.016, at FID_test 11.5 -> 22.9. |q| is not
-# asserted: it went 2 -> 5 (E|q| = 4) because C_SAF fires on ~64% of guided
-# samples (the guidance's high-frequency artefacts look like a disk to it), so
-# |q| under guidance measures C_ID alone; the paper setting (alpha = 0.001,
-# s = 1) acts on 10% of the steps and changes nothing measurable here.
+# Measured (classifier 800 steps): Carlini 0.645 -> 0.043, loss AUC 1.000 ->
+# 0.622, t* 0.96 -> 0.56, calibrated replication 0.762 -> 0.059, at FID_test
+# 11.5 -> 17.8. |q| (2 -> 1 here) is not asserted: the counts are small, and with
+# a 2000-step classifier it went 2 -> 5 because C_SAF fires on most guided samples
+# (the guidance's high-frequency artefacts look like a disk to it), so under
+# guidance |q| mostly measures C_ID. The paper setting (alpha = 0.001, s = 1)
+# acts on 7% of the steps and changes nothing measurable on this model.
 CPSAMPLE_MARGIN = 0.30
 MIA_MARGIN = 0.20
 
