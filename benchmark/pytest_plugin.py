@@ -53,6 +53,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write the run's results JSON (pytest-benchmark format) here",
     )
     g.addoption(
+        "--memobench-reaudit",
+        action="store_true",
+        help="sample and measure every case again instead of reusing its stored audit "
+        "(an audit is reused only when the case, model, detectors, extractor and code match)",
+    )
+    g.addoption(
         "--memobench-inception-weights",
         default=None,
         help="Inception-v3 FID weights file (pt_inception-2015-12-05-6726825d.pth): FID and "

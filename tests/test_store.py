@@ -118,3 +118,22 @@ def test_pretrained_for_another_image_size(saved_model):
     other.heldout = other.heldout[:, :, :8, :8]
     with pytest.raises(ConfigError, match="pass the dataset the model was trained on"):
         load_pretrained(folder, "ddim", other)
+
+
+def test_stored_audits_are_keyed_on_the_code_that_measured_them(tmp_path, monkeypatch):
+    """A change to a plugin's file (or to memobench) must not reuse an audit it measured."""
+    import importlib
+    import sys
+
+    from fixtures.context import code_fingerprint
+
+    mod = tmp_path / "my_mitigation.py"
+    mod.write_text("class M:\n    scale = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = importlib.import_module("my_mitigation")
+    before = code_fingerprint(first.M)
+    assert code_fingerprint(first.M) == before, "stable while nothing changes"
+    mod.write_text("class M:\n    scale = 2\n")
+    del sys.modules["my_mitigation"]
+    second = importlib.import_module("my_mitigation")
+    assert code_fingerprint(second.M) != before
