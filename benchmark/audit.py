@@ -19,7 +19,7 @@ from benchmark.config import CaseConfig
 from benchmark.data.base import ImageDataset
 from benchmark.detectors.detector import Detector
 from benchmark.metrics.carlini import CarliniL2
-from benchmark.metrics.features import extract
+from benchmark.metrics.features import extract, extractor_name
 from benchmark.metrics.fid import fid_gap_from_features
 from benchmark.metrics.replication import replication
 from benchmark.metrics.reproduction import count_reproductions
@@ -95,7 +95,7 @@ def utility_audit(
     train_features = extract(extractor, data.train)
     heldout_features = extract(extractor, data.heldout)
     record = fid_gap_from_features(sample_features, train_features, heldout_features, seed=seed)
-    record["fid_extractor"] = getattr(extractor, "name", type(extractor).__name__)
+    record["fid_extractor"] = extractor_name(extractor)
     record.update(
         replication(
             sample_features, train_features, tau=tau, top_k=top_k, heldout_features=heldout_features

@@ -121,13 +121,18 @@ def test_leakage(
         assert 0.0 <= metrics[f"mia_{attack}_tpr_1pct"] <= 1.0, attack
 
 
+def small_and_large(family: str, ctx, audits) -> tuple[dict, dict]:
+    """Metrics of the `none` cases at SMALL_N (memorizes) and LARGE_N (does not)."""
+    _, small = audits.run(smoke_case(family, SMALL_N, "none", n_gen=ctx.n_gen))
+    _, large = audits.run(smoke_case(family, LARGE_N, "none", n_gen=ctx.n_gen))
+    return small, large
+
+
 @pytest.mark.smoke
 @pytest.mark.parametrize("family", FAMILIES)
 def test_small_training_set_is_memorized(family, memobench_context, audits):
     """The 64-image model really memorizes, measured against the 1024-image model."""
-    n_gen = memobench_context.n_gen
-    _, small = audits.run(smoke_case(family, SMALL_N, "none", n_gen=n_gen))
-    _, large = audits.run(smoke_case(family, LARGE_N, "none", n_gen=n_gen))
+    small, large = small_and_large(family, memobench_context, audits)
     assert small["carlini_l2"] > large["carlini_l2"] + MEMORIZATION_MARGIN, (
         f"{family} trained on {SMALL_N} digits should replicate clearly more than on "
         f"{LARGE_N}: Carlini fraction {small['carlini_l2']:.3f} vs {large['carlini_l2']:.3f} "
@@ -154,9 +159,7 @@ def test_memorizing_model_reproduces_the_fingerprint(family, memobench_context, 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_tstar_is_lower_without_memorization(family, memobench_context, audits):
     """The fingerprint survives less noise in the 1024-image model than in the 64-image one."""
-    n_gen = memobench_context.n_gen
-    _, small = audits.run(smoke_case(family, SMALL_N, "none", n_gen=n_gen))
-    _, large = audits.run(smoke_case(family, LARGE_N, "none", n_gen=n_gen))
+    small, large = small_and_large(family, memobench_context, audits)
     assert large["tstar"] < small["tstar"], (
         f"t* of {family}: {LARGE_N} digits {large['tstar']} vs {SMALL_N} digits {small['tstar']}"
     )
@@ -166,9 +169,7 @@ def test_tstar_is_lower_without_memorization(family, memobench_context, audits):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_membership_inference_finds_the_memorized_members(family, memobench_context, audits):
     """The loss attack tells members from held-out images far better on the 64-image model."""
-    n_gen = memobench_context.n_gen
-    _, small = audits.run(smoke_case(family, SMALL_N, "none", n_gen=n_gen))
-    _, large = audits.run(smoke_case(family, LARGE_N, "none", n_gen=n_gen))
+    small, large = small_and_large(family, memobench_context, audits)
     auc_small, auc_large = small["mia_loss_auc"], large["mia_loss_auc"]
     assert auc_small > MIA_MIN_AUC, (
         f"{family} on {SMALL_N} digits: loss-attack AUC {auc_small:.3f} (95% CI "
@@ -184,9 +185,7 @@ def test_membership_inference_finds_the_memorized_members(family, memobench_cont
 @pytest.mark.parametrize("family", FAMILIES)
 def test_memorizing_model_replicates_in_feature_space(family, memobench_context, audits):
     """Replication and the FID gap rank the 64-image model as the leakier one."""
-    n_gen = memobench_context.n_gen
-    _, small = audits.run(smoke_case(family, SMALL_N, "none", n_gen=n_gen))
-    _, large = audits.run(smoke_case(family, LARGE_N, "none", n_gen=n_gen))
+    small, large = small_and_large(family, memobench_context, audits)
     rep_small, rep_large = (
         small["replication_fraction_heldout"],
         large["replication_fraction_heldout"],

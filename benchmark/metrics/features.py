@@ -45,10 +45,15 @@ class ClassifierFeatures(nn.Module):
         return self.net.head(self.features(x))
 
 
+def extractor_name(extractor: nn.Module) -> str:
+    """The name metrics record for ``extractor`` (its ``name``, else its class)."""
+    return getattr(extractor, "name", type(extractor).__name__)
+
+
 def check_features(out: torch.Tensor, extractor: nn.Module, n: int) -> torch.Tensor:
     """Refuse an extractor that does not return one feature vector per image."""
     if out.ndim != 2 or out.shape[0] != n:
-        name = getattr(extractor, "name", type(extractor).__name__)
+        name = extractor_name(extractor)
         raise ConfigError(
             f"feature extractor {name!r} returned shape {tuple(out.shape)} for {n} images; it "
             f"must return a 2-D (N, D) tensor (flatten or pool its output)"

@@ -15,7 +15,7 @@ from scipy import linalg
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from benchmark.metrics.features import extract
+from benchmark.metrics.features import extract, extractor_name
 
 
 def _need_two(n: int, what: str) -> None:
@@ -78,7 +78,7 @@ def fid_gap(
     out = fid_gap_from_features(
         extract(feature, samples), extract(feature, train), extract(feature, heldout), n_boot, seed
     )
-    out["fid_extractor"] = getattr(feature, "name", type(feature).__name__)
+    out["fid_extractor"] = extractor_name(feature)
     return out
 
 

@@ -36,6 +36,15 @@ def nearest_cosine(
     return torch.cat(sims), torch.cat(idx)
 
 
+def heldout_threshold(
+    heldout_features: torch.Tensor, train_features: torch.Tensor, quantile: float, chunk: int = 1024
+) -> tuple[float, torch.Tensor]:
+    """The ``quantile`` of held-out images' nearest-training cosine similarity, and those
+    similarities: a fresh image of the distribution exceeds it with probability 1 - quantile."""
+    held, _ = nearest_cosine(heldout_features, train_features, chunk)
+    return float(torch.quantile(held.double(), quantile)), held
+
+
 def replication(
     sample_features: torch.Tensor,
     train_features: torch.Tensor,
@@ -72,8 +81,7 @@ def replication(
         "similarity_hist": similarity_histogram(sim),
     }
     if heldout_features is not None:
-        held, _ = nearest_cosine(heldout_features, train_features, chunk)
-        tau_h = float(torch.quantile(held.double(), heldout_quantile))
+        tau_h, held = heldout_threshold(heldout_features, train_features, heldout_quantile, chunk)
         record.update(
             replication_tau_heldout=tau_h,
             replication_heldout_quantile=heldout_quantile,

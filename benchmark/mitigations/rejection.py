@@ -19,7 +19,7 @@ from torch import nn
 
 from benchmark.errors import ConfigError
 from benchmark.metrics.features import extract
-from benchmark.metrics.replication import nearest_cosine
+from benchmark.metrics.replication import heldout_threshold, nearest_cosine
 from benchmark.mitigations.base import Mitigation, MitigationContext
 from benchmark.models.base import SampleResult, TrainedModel
 
@@ -56,8 +56,10 @@ class RejectionSampling(Mitigation):
         if self.params["tau"] is not None:
             self.threshold = float(self.params["tau"])
         else:
-            held, _ = nearest_cosine(extract(extractor, context.data.heldout), self.train_features)
-            self.threshold = float(torch.quantile(held.double(), self.params["quantile"]))
+            held = extract(extractor, context.data.heldout)
+            self.threshold, _ = heldout_threshold(
+                held, self.train_features, self.params["quantile"]
+            )
 
     def generate(self, model: TrainedModel, seeds, sampler, **kwargs: Any) -> SampleResult:
         if self.extractor is None:
