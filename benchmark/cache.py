@@ -107,16 +107,18 @@ class Cache:
         identity: Any = None,
         what: str | None = None,
         validate: Callable[[Any], None] | None = None,
+        rebuild: bool = False,
     ) -> tuple[Any, bool]:
         """Load ``key`` or build and store it. Returns ``(payload, reused)``.
 
         ``validate(payload)`` may raise ``CacheError`` to refuse a loaded entry; a
-        refused, corrupt or foreign entry is moved aside and rebuilt.
+        refused, corrupt or foreign entry is moved aside and rebuilt. ``rebuild``:
+        build and overwrite whatever is stored.
         """
         what = what or kind
         path = self.path(kind, key)
         try:
-            payload = self.load(kind, key)
+            payload = None if rebuild else self.load(kind, key)
             if payload is not None and validate is not None:
                 validate(payload)
         except CacheError as err:

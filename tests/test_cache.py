@@ -73,3 +73,16 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_get_or_create_rebuild_overwrites_what_is_stored(tmp_path):
+    from benchmark.cache import Cache
+
+    cache = Cache(tmp_path)
+    first, reused = cache.get_or_create("x", "k", lambda: {"v": 1})
+    assert first == {"v": 1} and not reused
+    again, reused = cache.get_or_create("x", "k", lambda: {"v": 2})
+    assert again == {"v": 1} and reused
+    fresh, reused = cache.get_or_create("x", "k", lambda: {"v": 2}, rebuild=True)
+    assert fresh == {"v": 2} and not reused
+    assert cache.get_or_create("x", "k", lambda: {"v": 3})[0] == {"v": 2}
