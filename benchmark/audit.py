@@ -21,6 +21,7 @@ from benchmark.detectors.detector import Detector
 from benchmark.metrics.carlini import CarliniL2
 from benchmark.metrics.features import extract, extractor_name
 from benchmark.metrics.fid import fid_gap_from_features
+from benchmark.metrics.likelihood import nll_gap
 from benchmark.metrics.replication import replication
 from benchmark.metrics.reproduction import count_reproductions
 from benchmark.metrics.tstar import tstar
@@ -136,6 +137,39 @@ def membership_audit(
         record["mia_attacks"].append(name)
         record.update(run.as_record())
     return record
+
+
+def likelihood_audit(
+    model: TrainedModel,
+    data: ImageDataset,
+    mitigation: Mitigation,
+    max_per_set: int = 64,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """NLL (bits/dim) of members and held-out images, where the family has a likelihood.
+
+    Measured for score-SDE families (a ``sde`` attribute: the probability-flow ODE
+    gives exact likelihoods) without a mitigation; otherwise the record says why not.
+    Members and non-members as for the attacks, at most ``max_per_set`` each (every
+    image costs an adaptive ODE solve with a backward pass per evaluation).
+    """
+    sde = getattr(model.family, "sde", None)
+    if sde is None:
+        return {"nll_skipped": f"the {model.family.name!r} family has no probability-flow ODE"}
+    if mitigation.name != "none":
+        return {
+            "nll_skipped": f"{mitigation.name!r} changes the sampler, not the model's density; "
+            "see the unmitigated case"
+        }
+    members, nonmembers = membership_sets(data, max_per_set=max_per_set, seed=seed)
+    net = model.net.to(device).eval()
+
+    def eps_fn(x, t):
+        return model.family.predict_eps(net, x.to(device), t).cpu()
+
+    return nll_gap(eps_fn, sde, members, nonmembers, seed=seed, progress=progress)
 
 
 def make_mitigation(case: CaseConfig) -> Mitigation:

@@ -121,16 +121,41 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """How samples are drawn: DDIM with eta = 0 by default (SPEC section 5)."""
+    """How samples are drawn (SPEC section 5); each family says which names it supports.
+
+    Attributes:
+        name: ``ddim`` (DDIM family); ``em``, ``pc``, ``ode_heun``, ``ode_rk45``
+            (score-SDE families: Euler–Maruyama, predictor–corrector, probability-flow
+            ODE with Heun steps or adaptive RK45).
+        num_steps: solver steps over the whole diffusion (grid points for SDE samplers;
+            ignored by ``ode_rk45``, which picks its own).
+        eta: DDIM stochasticity (0: deterministic).
+        clip_sample: DDIM clips its x_0 estimate to [-1, 1].
+        snr: ``pc`` Langevin corrector's signal-to-noise ratio.
+        corrector_steps: ``pc`` Langevin steps before each predictor step.
+        tol: ``ode_rk45`` relative and absolute tolerance.
+        t_end: score-SDE samplers integrate down to this time, then denoise.
+    """
 
     name: str = "ddim"
     num_steps: int = 50
     eta: float = 0.0
     clip_sample: bool = True
+    snr: float = 0.16
+    corrector_steps: int = 1
+    tol: float = 1e-5
+    t_end: float = 1e-3
 
     def __post_init__(self) -> None:
         _check(self.num_steps >= 1, f"sampler num_steps must be >= 1, got {self.num_steps}")
         _check(0.0 <= self.eta <= 1.0, f"eta must be in [0, 1], got {self.eta}")
+        _check(self.snr > 0, f"sampler snr must be > 0, got {self.snr}")
+        _check(
+            self.corrector_steps >= 0,
+            f"corrector_steps must be >= 0, got {self.corrector_steps}",
+        )
+        _check(0 < self.tol < 1, f"sampler tol must be in (0, 1), got {self.tol}")
+        _check(0 < self.t_end < 0.1, f"sampler t_end must be in (0, 0.1), got {self.t_end}")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark import registry
-from benchmark.config import CaseConfig, DataConfig, ModelConfig, SamplerConfig, TrainConfig
+from benchmark.config import CaseConfig, DataConfig, ModelConfig, TrainConfig
 from benchmark.tiers import suite_names
 
 PATHMNIST_N = [1000, 5000, 10000, 20000, 50000]
@@ -45,7 +45,7 @@ def paper_case(family: str, dataset: str, n_train: int, n_gen: int) -> CaseConfi
             ema_decay=0.9999,
             checkpoint_every=2000,
         ),
-        sampler=SamplerConfig(num_steps=100),
+        sampler=registry.models.get(family).paper_sampler(),
         n_gen=n_gen,
     )
 

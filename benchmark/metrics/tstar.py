@@ -153,7 +153,7 @@ def run_lockstep(
         for chunk in idx.split(max_batch):
             with torch.no_grad() if guidance is None else torch.enable_grad():
                 x[chunk] = fam.solver_step(net, x[chunk], tau, nxt, sampler, guidance).detach()
-        nfe += len(active)
+        nfe += len(active) * fam.step_nfe(sampler, final=nxt is None)
         for i in active:
             if nxt is None:
                 done[i] = True
@@ -273,11 +273,13 @@ def expected_exhaustive_nfe(
 ) -> int:
     """NFE the exhaustive search costs: per level, M x (solver steps from its start)."""
     levels = default_grid() if levels is None else levels
-    grid = model.family.solver_grid(sampler)
+    fam = model.family
+    grid = fam.solver_grid(sampler)
     total = 0
     for t in levels:
         s = model.family.tstar_time(t)
-        total += m * (1 + sum(1 for g in grid if g < s))
+        steps = sum(1 for g in grid if g < s)
+        total += m * (steps * fam.step_nfe(sampler) + fam.step_nfe(sampler, final=True))
     return total
 
 

@@ -69,6 +69,11 @@ class ModelFamily:
     def smoke_configs(cls) -> tuple[ModelConfig, TrainConfig, SamplerConfig]:
         return ModelConfig(family=cls.name), TrainConfig(), SamplerConfig()
 
+    @classmethod
+    def paper_sampler(cls) -> SamplerConfig:
+        """The sampler of the paper tier (the source papers' settings)."""
+        return SamplerConfig(num_steps=100)
+
     # -- what a family must supply --------------------------------------------
     def build_network(self, image_shape: tuple[int, int, int]) -> nn.Module:
         raise NotImplementedError
@@ -95,6 +100,11 @@ class ModelFamily:
     def solver_grid(self, sampler: SamplerConfig) -> list[Any]:
         """Descending times the family's sampler visits over the whole diffusion."""
         raise NotImplementedError
+
+    def step_nfe(self, sampler: SamplerConfig, final: bool = False) -> int:
+        """Network evaluations of one ``solver_step`` (2 for a Heun step); ``final``: the
+        last step, to x_0 (``next_time`` None)."""
+        return 1
 
     def noise_to(self, x0: torch.Tensor, time: Any, noise: torch.Tensor) -> torch.Tensor:
         """A draw of x_time ~ p(x_time | x0) from standard normal ``noise``."""

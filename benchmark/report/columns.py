@@ -90,6 +90,22 @@ def utility_columns() -> list[Column]:
             "(replication_tau, CPSample's criterion)",
             False,
         ),
+        Column(
+            "nll_gap",
+            "NLL gap",
+            "bits/dim of held-out images − of members (probability-flow ODE, score-SDE families; "
+            "> 0 when the model gives its training images more likelihood), 95% interval",
+            False,
+            "{:.3f}",
+            _with_interval("nll_gap", "nll_gap_ci"),
+        ),
+        Column(
+            "nll_members_bpd",
+            "NLL members",
+            "negative log-likelihood of training images in bits/dim (dequantized)",
+            None,
+            "{:.3f}",
+        ),
     ]
 
 

@@ -1,0 +1,332 @@
+"""The sub-VP score SDE (Song et al. 2021), the first source paper's model (SPEC section 5).
+
+Continuous time t in [eps, 1], beta(t) = beta_min + t (beta_max - beta_min),
+B(t) = beta_min t + t^2 (beta_max - beta_min) / 2:
+
+    dx = -1/2 beta(t) x dt + sqrt(beta(t) (1 - e^{-2 B(t)})) dw
+    x_t = e^{-B(t)/2} x_0 + (1 - e^{-B(t)}) z.
+
+The network is the same diffusers ``UNet2DModel`` as the DDIM family, fed
+timestep 999 t, and predicts the noise z: score(x, t) = -net(x, 999 t) / std(t),
+as score_sde's continuous VP/sub-VP models. Denoising score matching with
+lambda(t) = std(t)^2 then is ||net(x_t, 999 t) - z||^2 with t ~ U[1e-5, 1]. The
+training loop (EMA, checkpoints, resume) is the shared one; this file supplies
+the noise process, the loss and the samplers of ``benchmark.samplers``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import UNet2DModel
+from torch import nn
+
+from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
+from benchmark.errors import CheckpointError, ConfigError
+from benchmark.models.base import Guidance, ModelFamily
+from benchmark.models.unet import build_unet
+from benchmark.samplers import euler_maruyama
+from benchmark.samplers.base import check_finite, check_start, denoise, time_grid
+from benchmark.samplers.euler_maruyama import em_sample, em_step, langevin_step
+from benchmark.samplers.ode_adaptive import ode_solve, rk45_sample
+from benchmark.samplers.pf_ode import heun_sample, heun_step
+
+MARKER = "memobench.json"
+SAMPLERS = ("ode_heun", "em", "pc", "ode_rk45")
+
+
+def _t(t) -> torch.Tensor:
+    return t if isinstance(t, torch.Tensor) else torch.tensor(float(t), dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class SubVPSDE:
+    """The forward process; every method takes t as a tensor (0-d or broadcastable)."""
+
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    eps: float = 1e-5  # smallest training time
+
+    def beta(self, t: torch.Tensor) -> torch.Tensor:
+        return self.beta_min + t * (self.beta_max - self.beta_min)
+
+    def integral(self, t: torch.Tensor) -> torch.Tensor:
+        """B(t) = int_0^t beta(s) ds."""
+        return self.beta_min * t + 0.5 * t**2 * (self.beta_max - self.beta_min)
+
+    def mean_coef(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-0.5 * self.integral(t))
+
+    def std(self, t: torch.Tensor) -> torch.Tensor:
+        return -torch.expm1(-self.integral(t))  # 1 - e^{-B}, exact near t = 0
+
+    def drift(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return -0.5 * self.beta(t) * x
+
+    def diffusion(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(self.beta(t) * -torch.expm1(-2 * self.integral(t)))
+
+    def marginal(self, x0: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        t = _t(t)
+        if t.ndim == 1:
+            t = t.view(-1, *([1] * (x0.ndim - 1)))
+        return self.mean_coef(t).to(x0.dtype) * x0 + self.std(t).to(x0.dtype) * z
+
+
+class SubVPFamily(ModelFamily):
+    name = "subvp"
+    version = "1"
+
+    sde = SubVPSDE()
+
+    @classmethod
+    def smoke_configs(cls) -> tuple[ModelConfig, TrainConfig, SamplerConfig]:
+        return (
+            # the DDIM family's 0.27M-parameter UNet, so the two families compare
+            ModelConfig(family=cls.name, block_out_channels=(16, 32, 32), layers_per_block=1),
+            TrainConfig(steps=2500, batch_size=64, lr=2e-3, lr_schedule="cosine", ema_decay=0.99),
+            # reverse-SDE Euler-Maruyama, 50 NFE like the DDIM family's 50 steps. The
+            # probability-flow ODE (Heun or RK45) ends about one sample in six of these
+            # smoke models in noise (C_SAF then fires on them); EM samples are as smooth
+            # as the training digits. score_sde's sub-VP default is EM too.
+            SamplerConfig(name="em", num_steps=euler_maruyama.DEFAULT_STEPS),
+        )
+
+    @classmethod
+    def paper_sampler(cls) -> SamplerConfig:
+        # score_sde's sub-VP configs: Euler-Maruyama predictor, no corrector, N = 1000
+        return SamplerConfig(name="em", num_steps=1000, corrector_steps=0)
+
+    def build_network(self, image_shape: tuple[int, int, int]) -> nn.Module:
+        return build_unet(self.config, image_shape)
+
+    # -- the network as a noise predictor -------------------------------------------
+    def eps(self, net: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """net(x, 999 t) = -std(t) score(x, t); ``t`` 0-d or (B,)."""
+        t = _t(t).to(x.device)
+        steps = (999 * t).to(torch.float32).expand(x.shape[0])
+        return net(x, steps).sample
+
+    def loss(self, net: nn.Module, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        # denoising score matching with lambda(t) = std(t)^2 (score_sde, reduce_mean)
+        u = torch.rand((x0.shape[0],), generator=generator, device=x0.device)
+        t = self.sde.eps + u * (1 - self.sde.eps)
+        z = torch.randn(x0.shape, generator=generator, device=x0.device)
+        x_t = self.sde.marginal(x0, t, z)
+        return F.mse_loss(self.eps(net, x_t, t), z)
+
+    # -- sampling ----------------------------------------------------------------
+    def check_sampler(self, sampler: SamplerConfig) -> None:
+        if sampler.name not in SAMPLERS:
+            raise ConfigError(
+                f"the {self.name!r} family has no sampler {sampler.name!r}; choose one of "
+                f"{', '.join(SAMPLERS)}"
+            )
+
+    def sample(
+        self,
+        net: nn.Module,
+        latents: torch.Tensor,
+        sampler: SamplerConfig,
+        guidance: Guidance | None = None,
+        start: float = 1.0,
+        generators: list[torch.Generator] | None = None,
+    ) -> tuple[torch.Tensor, int]:
+        """Solve from ``latents`` at time ``start`` (1: pure noise) to x_0 with ``sampler``."""
+        self.check_sampler(sampler)
+        check_start(start)
+
+        def eps_fn(x, t):
+            return self.eps(net, x, t)
+
+        if sampler.name == "ode_rk45":
+            x, nfe = rk45_sample(
+                eps_fn, self.sde, latents, start, sampler.t_end, rtol=sampler.tol,
+                atol=sampler.tol, guidance=guidance,
+            )  # fmt: skip
+        else:
+            times = time_grid(sampler.num_steps, start, min(sampler.t_end, start / 2))
+            if sampler.name == "ode_heun":
+                x, nfe = heun_sample(eps_fn, self.sde, latents, times, guidance=guidance)
+            else:
+                gen = generators or self._noise_generator(latents)
+                x, nfe = em_sample(
+                    eps_fn, self.sde, latents, times,
+                    corrector_steps=sampler.corrector_steps if sampler.name == "pc" else 0,
+                    snr=sampler.snr, guidance=guidance, randn_like=_randn_from(gen),
+                )  # fmt: skip
+        return x.clamp(-1, 1), nfe
+
+    @staticmethod
+    def _noise_generator(latents: torch.Tensor) -> list[torch.Generator]:
+        """The SDE samplers' noise: one generator per image, seeded by that image's own
+        state, so an image does not depend on its batch (same latents, same image)."""
+        rows = latents.detach().flatten(1)[:, :64].double().abs().sum(1).cpu()
+        return [torch.Generator().manual_seed(int(v * 1e6) % 2**62) for v in rows]
+
+    # -- t* ----------------------------------------------------------------------------
+    def tstar_time(self, t: float) -> float:
+        return round(float(t), 9)  # continuous time, T = 1
+
+    def solver_grid(self, sampler: SamplerConfig) -> list[float]:
+        self.check_sampler(sampler)
+        if sampler.name == "ode_rk45":
+            raise ConfigError(
+                "the adaptive ODE sampler (ode_rk45) picks its own steps, so t* cannot run "
+                "trajectories in lockstep on it; use ode_heun, em or pc for t*"
+            )
+        return [round(float(t), 9) for t in time_grid(sampler.num_steps, 1.0, sampler.t_end)]
+
+    def step_nfe(self, sampler: SamplerConfig, final: bool = False) -> int:
+        corrector = sampler.corrector_steps if sampler.name == "pc" else 0
+        if final:  # the Tweedie step: one evaluation
+            return 1 + corrector
+        return {"ode_heun": 2}.get(sampler.name, 1) + corrector
+
+    def noise_to(self, x0: torch.Tensor, time: float, noise: torch.Tensor) -> torch.Tensor:
+        return self.sde.marginal(x0, _t(time).to(x0.device), noise)
+
+    def solver_step(
+        self,
+        net: nn.Module,
+        x: torch.Tensor,
+        time: float,
+        next_time: float | None,
+        sampler: SamplerConfig,
+        guidance: Guidance | None = None,
+    ) -> torch.Tensor:
+        self.check_sampler(sampler)
+        if float(time) <= 0:
+            return x  # t = 0 is the clean image itself
+        t = _t(time)
+
+        def eps_fn(x_, t_):
+            return self.eps(net, x_, t_)
+
+        def guided(x_):
+            e = eps_fn(x_, t)
+            return e if guidance is None else guidance(x_, t, e)
+
+        if sampler.name == "pc":
+            gen = self._noise_generator(x)
+            for _ in range(sampler.corrector_steps):
+                x = langevin_step(eps_fn, self.sde, x, t, sampler.snr, guidance, _randn_from(gen))
+        if next_time is None:
+            out = denoise(self.sde, x, t, guided(x)).clamp(-1, 1)
+        elif sampler.name == "ode_heun":
+            out = heun_step(eps_fn, self.sde, x, t, _t(next_time), guidance)
+        elif sampler.name == "ode_rk45":
+            out, _ = ode_solve(
+                eps_fn, self.sde, x, float(time), float(next_time), rtol=sampler.tol,
+                atol=sampler.tol, guidance=guidance,
+            )  # fmt: skip
+        else:
+            gen = self._noise_generator(x)
+            out = em_step(guided(x), self.sde, x, t, _t(next_time), _randn_from(gen))
+        check_finite(out, f"{self.name} {sampler.name}", 0, float(time))
+        return out
+
+    # -- membership attacks and mitigations ------------------------------------------------
+    def predict_eps(
+        self, net: nn.Module, x: torch.Tensor, time: float, guidance: Guidance | None = None
+    ) -> torch.Tensor:
+        t = _t(time)
+        eps = self.eps(net, x, t)
+        return eps if guidance is None else guidance(x, t, eps)
+
+    def time_fraction(self, time) -> float:
+        return float(time)
+
+    def noise_std(self, time) -> float:
+        return float(self.sde.std(_t(time)))
+
+    def predict_x0(self, x: torch.Tensor, time: float, eps: torch.Tensor) -> torch.Tensor:
+        t = _t(time)
+        return (x - self.sde.std(t).to(x.dtype) * eps) / self.sde.mean_coef(t).to(x.dtype)
+
+    # -- folders -----------------------------------------------------------------------
+    def save_pretrained(self, net: nn.Module, folder: Path) -> None:
+        """The UNet as a diffusers folder (``unet/``) and the SDE in our marker file."""
+        folder = Path(folder)
+        net.save_pretrained(folder / "unet")
+        (folder / MARKER).write_text(
+            json.dumps(
+                {
+                    "family": self.name,
+                    "sde": {"beta_min": self.sde.beta_min, "beta_max": self.sde.beta_max},
+                    "timestep_input": "999 * t",
+                    "output": "noise z = -std(t) * score",
+                },
+                indent=2,
+            )
+        )
+
+    @classmethod
+    def load_pretrained(cls, folder: Path) -> tuple[SubVPFamily, nn.Module]:
+        """Load a folder written by ``save_pretrained``.
+
+        Raises:
+            CheckpointError: missing folder, no memobench marker (a plain diffusers
+                checkpoint is an eps-prediction DDPM: load it with ``ddim``), another
+                family's folder, another SDE, or unreadable weights.
+        """
+        folder = Path(folder).expanduser()
+        if not folder.is_dir():
+            raise CheckpointError(f"model folder {folder} does not exist")
+        marker = folder / MARKER
+        if not marker.exists():
+            raise CheckpointError(
+                f"{folder} has no {MARKER}, so it is not a memobench {cls.name!r} checkpoint; a "
+                f"plain diffusers UNet/DDPMPipeline folder is a discrete-time eps model: load "
+                f"it with model family 'ddim'"
+            )
+        try:
+            meta = json.loads(marker.read_text())
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"{marker} is not valid JSON: {err}") from err
+        if meta.get("family") != cls.name:
+            raise CheckpointError(
+                f"{folder} holds a {meta.get('family')!r} model, not a {cls.name!r} one; load "
+                f"it with model family {meta.get('family')!r}"
+            )
+        sde = meta.get("sde", {})
+        if not (
+            math.isclose(sde.get("beta_min", -1), cls.sde.beta_min)
+            and math.isclose(sde.get("beta_max", -1), cls.sde.beta_max)
+        ):
+            raise CheckpointError(
+                f"{marker}: SDE {sde} differs from this family's beta_min={cls.sde.beta_min}, "
+                f"beta_max={cls.sde.beta_max}; its scores would be read on the wrong noise scale"
+            )
+        unet_dir = folder / "unet"
+        try:
+            net = UNet2DModel.from_pretrained(unet_dir)
+        except Exception as err:
+            raise CheckpointError(
+                f"could not load the UNet in {unet_dir} ({type(err).__name__}: {err}); the "
+                f"folder is incomplete or corrupt"
+            ) from err
+        cfg = net.config
+        config = ModelConfig(
+            family=cls.name,
+            block_out_channels=tuple(cfg.block_out_channels),
+            layers_per_block=cfg.layers_per_block,
+            attention=any("Attn" in b for b in cfg.down_block_types),
+            norm_num_groups=cfg.norm_num_groups,
+        )
+        return cls(config), net.eval()
+
+
+def _randn_from(gens: list[torch.Generator]):
+    """``randn_like`` drawing row i from ``gens[i]`` (on the CPU, then moved)."""
+
+    def randn_like(x: torch.Tensor) -> torch.Tensor:
+        rows = [torch.randn(x.shape[1:], generator=g, dtype=x.dtype) for g in gens]
+        return torch.stack(rows).to(x.device)
+
+    return randn_like
