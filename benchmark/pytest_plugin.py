@@ -9,6 +9,7 @@ versions and settings added.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--memobench-model-family", default="ddim", help="model family of --memobench-model-path"
     )
     g.addoption(
+        "--memobench-shard",
+        default=None,
+        metavar="K/N",
+        help="run only the K-th of N round-robin shares of the benchmark cases (one CI runner "
+        "of N; merge the results files with `memobench report`)",
+    )
+    g.addoption(
         "--memobench-model-dataset",
         default="digits",
         help="dataset the --memobench-model-path model was trained on",
@@ -91,9 +99,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"K/N"`` -> (K, N) with 1 <= K <= N; None for no sharding."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise pytest.UsageError(
+            f"--memobench-shard must be K/N with 1 <= K <= N (e.g. 2/4 for the second of four "
+            f"runners), got {text!r}"
+        )
+    return int(match[1]), int(match[2])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --memobench-shard K/N keep the K-th of N round-robin shares of the benchmark
+    cases (smoke/paper-marked, in node-id order, so every runner agrees); other tests stay."""
+    shard = parse_shard(config.getoption("--memobench-shard"))
+    if shard is None:
+        return
+    k, n = shard
+    cases = sorted(
+        it.nodeid
+        for it in items
+        if it.get_closest_marker("paper") or it.get_closest_marker("smoke")
+    )
+    mine = {nodeid for i, nodeid in enumerate(cases) if i % n == k - 1}
+    keep, drop = [], []
+    for it in items:
+        is_case = it.get_closest_marker("paper") or it.get_closest_marker("smoke")
+        (keep if not is_case or it.nodeid in mine else drop).append(it)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    parse_shard(config.getoption("--memobench-shard"))
     n_gen = config.getoption("--memobench-n-gen")
     if n_gen is not None and n_gen < 1:
         raise pytest.UsageError(f"--memobench-n-gen must be >= 1, got {n_gen}")

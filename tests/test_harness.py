@@ -93,3 +93,51 @@ def test_results_json_carries_metrics_machine_and_versions(pytester, tmp_path):
     assert doc["benchmarks"][0]["extra_info"]["carlini_l2"] == 0.5
     assert "machine_info" in doc and "commit_info" in doc and "datetime" in doc
     assert doc["memobench"]["torch"] == torch.__version__
+
+
+def test_shards_split_the_cases_and_keep_the_tests(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.paper
+        @pytest.mark.parametrize("i", range(5))
+        def test_case(i):
+            pass
+
+        def test_unit():
+            pass
+        """
+    )
+    seen = []
+    for k in (1, 2):
+        result = pytester.runpytest(
+            "--memobench-shard", f"{k}/2", "--memobench-tier", "paper", "-v"
+        )
+        ran = result.stdout.lines
+        cases = [line.split()[0] for line in ran if "test_case[" in line and "PASSED" in line]
+        assert any("test_unit PASSED" in line for line in ran), k
+        seen.append(cases)
+    assert len(seen[0]) == 3 and len(seen[1]) == 2
+    assert not set(seen[0]) & set(seen[1])
+    result = pytester.runpytest("--memobench-shard", "3/2")
+    result.stderr.fnmatch_lines(["*--memobench-shard must be K/N with 1 <= K <= N*"])
+    assert result.ret != 0
+
+
+def test_example_gpu_workflow_uses_real_options(pytester):
+    """examples/ci: valid YAML, one matrix entry per shard, only options the plugin has."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "ci" / "gpu-paper-tier.yml"
+    flow = yaml.safe_load(path.read_text())
+    shards = flow["jobs"]["shard"]["strategy"]["matrix"]["shard"]
+    assert shards == list(range(1, int(flow["env"]["SHARDS"]) + 1))
+    text = path.read_text()
+    help_text = "\n".join(pytester.runpytest("--help").stdout.lines)
+    used = set(re.findall(r"--memobench-[a-z-]+", text))
+    assert used and all(opt in help_text for opt in used), used
+    assert "memobench report results/*.json" in text
