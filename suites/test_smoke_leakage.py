@@ -124,6 +124,7 @@ def test_leakage(
     assert metrics["fid_gap"] == pytest.approx(metrics["fid_test"] - metrics["fid_train"])
     assert 0.0 <= metrics["replication_fraction"] <= 1.0
     assert sum(metrics["similarity_hist"]) == case.n_gen
+    assert metrics["pictures"]["samples"].startswith("data:image/png;base64,")
     for attack in registry.attacks.names():
         lo, hi = metrics[f"mia_{attack}_auc_ci"]
         assert 0.0 <= lo <= metrics[f"mia_{attack}_auc"] <= hi <= 1.0, attack

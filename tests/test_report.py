@@ -39,7 +39,7 @@ def results_file(path, records, when="2026-11-22T10:00:00", commit="abc123"):
 
 def record(case_id, carlini, **kw):
     family, dataset, mitigation = case_id.split("-")
-    return dict(
+    base = dict(
         case_id=case_id,
         family=family,
         dataset="digits",
@@ -51,8 +51,8 @@ def record(case_id, carlini, **kw):
         images_per_second=20.0,
         nfe_per_image=50,
         n_gen=256,
-        **kw,
     )
+    return {**base, **kw}
 
 
 def test_merge_shards_and_mark_latest(tmp_path):
@@ -127,3 +127,111 @@ def test_fingerprint_columns(tmp_path):
     text = page.read_text()
     assert "3 / 8.0 (p=0.041)" in text and ">0.97<" in text and ">none<" in text
     assert "|q|" in text and "t*" in text
+
+
+# -- case pages, history, the privacy-utility view ------------------------------------------
+def _case_pages(board):
+    return sorted((board.parent / f"{board.stem}-cases").glob("*.html"))
+
+
+def test_every_case_gets_a_linked_page_with_its_pictures(tmp_path):
+    import torch
+
+    from benchmark.report.thumbnails import case_pictures
+
+    images = torch.rand(20, 1, 16, 16) * 2 - 1
+    train = torch.rand(10, 1, 16, 16) * 2 - 1
+    metrics = {"q_flagged": [3, 5], "top_pairs": [[1, 2, 0.99], [4, 7, 0.98]]}
+    pictures = case_pictures(images, train, metrics, fingerprinted=train[0])
+    assert all(v.startswith("data:image/png;base64,") for v in pictures.values())
+    curve = {"t": [0.9, 0.5, 0.1], "q": [0.0, None, 0.25], "trials": [16, 0, 16]}
+    rich = record(
+        "ddim-digits64-none",
+        0.7,
+        pictures=pictures,
+        tstar=0.1,
+        tstar_m=16,
+        tstar_curve=curve,
+        mia_attacks=["loss"],
+        mia_loss_roc=[[0, 0.5, 1], [0, 0.9, 1]],
+        mia_loss_auc=0.9,
+        similarity_hist=[0] * 90 + [5] * 10,
+        heldout_similarity_hist=[0] * 80 + [5] * 20,
+        replication_tau=0.95,
+        loss_history=[[10, 1.0], [20, 0.5]],
+    )
+    bare = record("ddim-digits1024-none", 0.0)
+    board = render([results_file(tmp_path / "r.json", [rich, bare])], tmp_path / "b.html")
+    pages = _case_pages(board)
+    assert len(pages) == 2
+    html = board.read_text()
+    for page in pages:
+        assert f'href="b-cases/{page.name}"' in html
+    rich_page = next(p for p in pages if "digits64" in p.name).read_text()
+    assert rich_page.count("data:image/png;base64,") == 7  # 3 image grids + 4 plots
+    assert "not measured for this case" not in rich_page
+    bare_page = next(p for p in pages if "digits1024" in p.name).read_text()
+    assert bare_page.count("not measured for this case") == 7
+    assert 'href="../b.html"' in bare_page
+
+
+def test_hostile_names_and_picture_uris_are_escaped_on_case_pages(tmp_path):
+    hostile = "<script>alert(1)</script>"
+    evil = dict(
+        record("evil-digits64-none", 0.3),
+        case_id=f"x{hostile}\u202e../../etc",
+        family=hostile,
+        mitigation_params={"p": hostile},
+        pictures={"samples": 'javascript:alert(1)" onerror="alert(2)', "top_pairs": hostile},
+    )
+    board = render([results_file(tmp_path / "r.json", [evil])], tmp_path / "b.html")
+    for page in [board, *_case_pages(board)]:
+        text = page.read_text()
+        assert hostile not in text and "&lt;script&gt;" in text, page.name
+        assert "javascript:" not in text and 'onerror="' not in text, page.name
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+\.html", p.name) for p in _case_pages(board))
+
+
+def test_change_against_the_previous_run_of_the_same_case(tmp_path):
+    old = results_file(
+        tmp_path / "old.json",
+        [record("ddim-digits64-none", 0.7, images_per_second=20.0)],
+        when="2026-11-20T10:00:00",
+    )
+    new = results_file(
+        tmp_path / "new.json",
+        [record("ddim-digits64-none", 0.5, images_per_second=10.0)],
+        when="2026-11-22T10:00:00",
+    )
+    html = render([new, old], tmp_path / "b.html").read_text()  # order of files does not matter
+    # Carlini fraction fell 0.7 -> 0.5: lower is better, so better; img/s fell: worse
+    assert re.search(r'class="change better" title="previous run: 0\.700">▼', html)
+    assert re.search(r'class="change worse" title="previous run: 20\.0">▼', html)
+    assert 'class="change same"' in html  # train s unchanged
+
+
+def test_pareto_front_matches_brute_force():
+    import random
+
+    from benchmark.report.plots import pareto_front
+
+    rng = random.Random(0)
+    for _ in range(50):
+        pts = [(rng.randint(0, 9), rng.randint(0, 9)) for _ in range(rng.randint(1, 12))]
+        dominated = {
+            i for i, p in enumerate(pts) for q in pts if q[0] <= p[0] and q[1] <= p[1] and q != p
+        }
+        front = pareto_front(pts)
+        assert {pts[i] for i in front} == {p for i, p in enumerate(pts) if i not in dominated}
+
+
+def test_privacy_utility_view_names_the_front(tmp_path):
+    recs = [
+        record("ddim-digits64-none", 0.7, fid_test=11.0, mia_loss_auc=1.0),
+        record("ddim-digits64-cpsample", 0.0, fid_test=27.0, mia_loss_auc=0.56),
+        record("ddim-digits64-rejection", 0.4, fid_test=12.0, mia_loss_auc=1.0),
+    ]
+    html = render([results_file(tmp_path / "r.json", recs)], tmp_path / "b.html").read_text()
+    assert "privacy-utility scatter" in html
+    front = re.search(r"beats on both: ([^.]*)\.", html).group(1)
+    assert front.split(", ") == ["ddim-digits64-none", "ddim-digits64-cpsample"]

@@ -32,6 +32,8 @@ class Column:
         if value is None or (isinstance(value, float) and value != value):
             return "—"
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and value.is_integer() and "d}" in self.fmt:
+                value = int(value)  # an integer column that pandas widened to float
             return self.fmt.format(value)
         return str(value)
 

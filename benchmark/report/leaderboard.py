@@ -7,6 +7,8 @@ page opens from disk, can be mailed, or served as a static file.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from benchmark.cache import atomic_write
+from benchmark.report import plots
 from benchmark.report.columns import Column, columns
 from benchmark.report.results import load_table
 
@@ -44,9 +47,52 @@ def _mitigation_label(row: dict[str, Any]) -> str:
     return f"{row.get('mitigation')} ({inner})"
 
 
-def table_rows(df: pd.DataFrame, cols: list[Column]) -> list[dict[str, Any]]:
+def page_name(case_id: str) -> str:
+    """A file name for a case's page: its id made safe, plus a hash against collisions."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", case_id)[:80]
+    return f"{safe}-{hashlib.sha256(case_id.encode()).hexdigest()[:8]}.html"
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return float(value)
+
+
+def change(col: Column, value, previous) -> dict[str, str] | None:
+    """Arrow and verdict of ``value`` against the previous run's ``previous``."""
+    now, before = _number(value), _number(previous)
+    if col.higher_is_better is None or now is None or before is None:
+        return None
+    if abs(now - before) <= 1e-9 * max(1.0, abs(before)):
+        return {"arrow": "=", "verdict": "same", "title": f"unchanged from {col.format(before)}"}
+    up = now > before
+    better = up == col.higher_is_better
+    return {
+        "arrow": "▲" if up else "▼",
+        "verdict": "better" if better else "worse",
+        "title": f"previous run: {col.format(before)}",
+    }
+
+
+def previous_records(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """For each case, its record in the run before its latest one (if any)."""
+    out: dict[str, dict[str, Any]] = {}
+    if df.empty:
+        return out
+    for case_id, group in df.groupby("case_id", sort=False):
+        if len(group) > 1:
+            out[str(case_id)] = group.iloc[-2].to_dict()
+    return out
+
+
+def table_rows(
+    df: pd.DataFrame, cols: list[Column], previous: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    previous = previous or {}
     rows = []
     for record in df.to_dict("records"):
+        before = previous.get(str(record["case_id"]), {})
         cells = []
         for col in cols:
             value = record.get(col.key)
@@ -57,18 +103,87 @@ def table_rows(df: pd.DataFrame, cols: list[Column]) -> list[dict[str, Any]]:
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
             text = col.text(dict(record, **{col.key: value})) if value is not None else "—"
             cells.append(
-                {"text": text, "sort": value if numeric else None, "measured": value is not None}
+                {
+                    "text": text,
+                    "sort": value if numeric else None,
+                    "measured": value is not None,
+                    "change": change(col, value, before.get(col.key)) if before else None,
+                }
             )
         rows.append(
-            {"case_id": record["case_id"], "cells": cells, "reused": record.get("model_reused")}
+            {
+                "case_id": record["case_id"],
+                "cells": cells,
+                "reused": record.get("model_reused"),
+                "page": page_name(str(record["case_id"])),
+            }
         )
     return rows
+
+
+def _clean(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v for k, v in record.items() if not (isinstance(v, float) and v != v)
+    }  # NaN: not measured
+
+
+def _is_png_uri(value) -> bool:
+    """Only our own embedded PNGs become an ``img`` source, whatever a results file holds."""
+    return isinstance(value, str) and bool(
+        re.fullmatch(r"data:image/png;base64,[A-Za-z0-9+/=]+", value)
+    )
+
+
+def case_page(record: dict[str, Any], cols: list[Column], board: str) -> str:
+    """The page of one case: its metrics and the pictures people look at."""
+    record = _clean(record)
+    pictures = record.get("pictures") if isinstance(record.get("pictures"), dict) else {}
+    pictures = {k: v for k, v in pictures.items() if _is_png_uri(v)}
+    figures = [
+        ("Generated samples", pictures.get("samples"), "the first 64 samples of the case"),
+        (
+            "Flagged reproductions",
+            pictures.get("reproductions"),
+            "SAF(x_p) first, then the samples both detectors flagged",
+        ),
+        (
+            "Most similar pairs",
+            pictures.get("top_pairs"),
+            "samples (top) above their nearest training image (bottom), in feature space",
+        ),
+        ("q_M(t) and t*", plots.tstar_curve(record), "the fingerprint paper's Fig. 6"),
+        ("Membership inference", plots.roc_curves(record), "ROC of each attack"),
+        ("Replication", plots.similarity_histogram(record), "CPSample's Fig. 3"),
+        ("Training", plots.loss_curve(record), "loss of the shared training loop"),
+    ]
+    metrics = [
+        {"label": c.label, "legend": c.legend, "text": c.text(record)}
+        for c in cols
+        if c.key in record
+    ]
+    return (
+        environment()
+        .get_template("case.html.j2")
+        .render(
+            record=record,
+            title=f"memobench case {record.get('case_id', '?')}",
+            mitigation=_mitigation_label(record),
+            figures=figures,
+            metrics=metrics,
+            board=board,
+            skipped=record.get("nll_skipped"),
+        )
+    )
 
 
 def render(
     paths: list[str | Path], output: str | Path | None = None, title: str = "memobench leaderboard"
 ) -> Path:
-    """Merge ``paths`` and write the leaderboard HTML; returns its path."""
+    """Merge ``paths`` and write the leaderboard HTML and a page per case; returns its path.
+
+    The case pages go to ``<output stem>-cases/`` beside the leaderboard, so the two
+    travel together as one folder.
+    """
     df, runs = load_table(paths)
     cols = columns()
     latest = df[df["latest"]] if not df.empty else df
@@ -80,18 +195,29 @@ def render(
             latest = latest.sort_values(
                 default.key, ascending=not default.higher_is_better, na_position="last"
             )
+    out = Path(output) if output else DEFAULT_OUTPUT
+    case_dir = out.parent / f"{out.stem}-cases"
+    records = [_clean(r) for r in latest.to_dict("records")] if not latest.empty else []
+    pareto, front = plots.privacy_utility(records)
     page = (
         environment()
         .get_template("leaderboard.html.j2")
         .render(
             title=title,
             columns=cols,
-            rows=table_rows(latest, cols) if not latest.empty else [],
+            rows=table_rows(latest, cols, previous_records(df)) if not latest.empty else [],
             runs=runs,
             generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
             unmeasured_note="— means the case did not measure this column",
+            case_dir=case_dir.name,
+            pareto=pareto,
+            front=front,
         )
     )
-    out = Path(output) if output else DEFAULT_OUTPUT
+    case_dir.mkdir(parents=True, exist_ok=True)
+    for record in records:
+        html = case_page(record, cols, f"../{out.name}")
+        target = case_dir / page_name(str(record["case_id"]))
+        atomic_write(target, lambda tmp, html=html: tmp.write_text(html, encoding="utf-8"))
     atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return out

@@ -1,0 +1,158 @@
+"""The report's figures, drawn with matplotlib from a case's record and embedded as PNG.
+
+Every function takes what the results file holds (no cache, no models) and
+returns a ``data:image/png;base64`` URI, or ``None`` when the record did not
+measure what the figure shows; the page then says so. PNG in a data URI keeps
+the report one folder of static files with no network access, and no text
+from a record ever becomes markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+DPI = 80
+
+
+def to_data_uri(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(width: float = 4.0, height: float = 2.8):
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def tstar_curve(record: dict[str, Any]) -> str | None:
+    """q_M(t) against t with t* marked (the fingerprint paper's Fig. 6)."""
+    curve = record.get("tstar_curve")
+    if not isinstance(curve, dict) or not curve.get("t"):
+        return None
+    pts = [
+        (t, q)
+        for t, q in zip(curve["t"], curve.get("q") or [], strict=False)
+        if q is not None  # levels the adaptive search did not visit
+    ]
+    if not pts:
+        return None
+    fig, ax = _figure()
+    ts, qs = zip(*sorted(pts), strict=True)
+    ax.plot(ts, qs, "o-", ms=3)
+    tstar = record.get("tstar")
+    if tstar is not None and tstar >= 0:
+        ax.axvline(tstar, color="C3", ls="--", label=f"t* = {tstar:.2f}")
+        ax.legend(loc="upper right")
+    ax.set(xlabel="t (diffusion fraction)", ylabel="q_M(t)", xlim=(0, 1), ylim=(-0.02, 1.02))
+    ax.set_title(f"fingerprint recovered from x_t, M = {record.get('tstar_m', '?')}")
+    return to_data_uri(fig)
+
+
+def roc_curves(record: dict[str, Any]) -> str | None:
+    """The membership attacks' ROC curves, with AUC in the legend."""
+    attacks = [a for a in record.get("mia_attacks") or [] if record.get(f"mia_{a}_roc")]
+    if not attacks:
+        return None
+    fig, ax = _figure(3.6, 3.2)
+    for name in attacks:
+        fpr, tpr = record[f"mia_{name}_roc"]
+        ax.plot(fpr, tpr, label=f"{name} (AUC {record.get(f'mia_{name}_auc', float('nan')):.3f})")
+    ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("membership inference")
+    return to_data_uri(fig)
+
+
+def similarity_histogram(record: dict[str, Any]) -> str | None:
+    """Nearest-training similarity of samples (and held-out images) against the thresholds."""
+    hist = record.get("similarity_hist")
+    if not hist:
+        return None
+    bins = len(hist)
+    edges = [-1 + 2 * i / bins for i in range(bins + 1)]
+    lo = next((i for i, c in enumerate(hist) if c), 0)
+    held = record.get("heldout_similarity_hist") or []
+    if held:
+        lo = min(lo, next((i for i, c in enumerate(held) if c), lo))
+    fig, ax = _figure()
+    total = max(sum(hist), 1)
+    ax.stairs([c / total for c in hist], edges, fill=True, alpha=0.6, label="samples")
+    if held:
+        held_total = max(sum(held), 1)
+        ax.stairs([c / held_total for c in held], edges, label="held-out images")
+    for key, style, name in (
+        ("replication_tau", "--", "τ"),
+        ("replication_tau_heldout", ":", "calibrated"),
+    ):
+        if record.get(key) is not None:
+            ax.axvline(record[key], color="C3", ls=style, label=f"{name} = {record[key]:.3f}")
+    ax.set(xlim=(edges[lo], 1), xlabel="cosine similarity to nearest training image")
+    ax.set(ylabel="share")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("replication")
+    return to_data_uri(fig)
+
+
+def loss_curve(record: dict[str, Any]) -> str | None:
+    history = record.get("loss_history")
+    if not history:
+        return None
+    steps, losses = zip(*history, strict=True)
+    fig, ax = _figure()
+    ax.plot(steps, losses, lw=1)
+    ax.set(xlabel="training step", ylabel="loss", yscale="log")
+    ax.set_title("training loss")
+    return to_data_uri(fig)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both coordinates (both minimized),
+    ordered by the first coordinate."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
+    front, best = [], float("inf")
+    for i in order:
+        if points[i][1] < best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def privacy_utility(
+    records: list[dict[str, Any]], leak_key: str = "mia_loss_auc", quality_key: str = "fid_test"
+) -> tuple[str | None, list[str]]:
+    """Scatter of quality (lower = better) against leakage (lower = better) per case, the
+    Pareto front drawn through the cases nothing beats on both; returns (figure, front ids)."""
+    pts, labels = [], []
+    for r in records:
+        x, y = r.get(quality_key), r.get(leak_key)
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and x == x and y == y:
+            pts.append((float(x), float(y)))
+            labels.append(str(r.get("case_id", "?")))
+    if not pts:
+        return None, []
+    front = pareto_front(pts)
+    fig, ax = _figure(6.0, 4.0)
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="C0", zorder=3)
+    ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "C3-", lw=1.5, zorder=2)
+    ax.scatter(
+        [pts[i][0] for i in front], [pts[i][1] for i in front], s=80, facecolors="none",
+        edgecolors="C3", zorder=4, label="Pareto front",
+    )  # fmt: skip
+    for (x, y), label in zip(pts, labels, strict=True):
+        ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel=f"{quality_key} (lower = better samples)", ylabel=f"{leak_key} (lower = safer)")
+    ax.legend(loc="upper right")
+    ax.set_title("privacy vs utility")
+    return to_data_uri(fig), [labels[i] for i in front]
