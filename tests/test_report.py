@@ -160,7 +160,7 @@ def test_every_case_gets_a_linked_page_with_its_pictures(tmp_path):
         replication_tau=0.95,
         loss_history=[[10, 1.0], [20, 0.5]],
     )
-    bare = record("ddim-digits1024-none", 0.0)
+    bare = record("ddim-digits1024-none", 0.0, q_flagged=[])
     board = render([results_file(tmp_path / "r.json", [rich, bare])], tmp_path / "b.html")
     pages = _case_pages(board)
     assert len(pages) == 2
@@ -171,7 +171,8 @@ def test_every_case_gets_a_linked_page_with_its_pictures(tmp_path):
     assert rich_page.count("data:image/png;base64,") == 7  # 3 image grids + 4 plots
     assert "not measured for this case" not in rich_page
     bare_page = next(p for p in pages if "digits1024" in p.name).read_text()
-    assert bare_page.count("not measured for this case") == 7
+    assert bare_page.count("not measured for this case") == 6
+    assert "no sample was flagged (|q| = 0)" in bare_page
     assert 'href="../b.html"' in bare_page
 
 

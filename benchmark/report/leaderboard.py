@@ -127,6 +127,9 @@ def _clean(record: dict[str, Any]) -> dict[str, Any]:
     }  # NaN: not measured
 
 
+NOT_MEASURED = "not measured for this case"
+
+
 def _is_png_uri(value) -> bool:
     """Only our own embedded PNGs become an ``img`` source, whatever a results file holds."""
     return isinstance(value, str) and bool(
@@ -145,6 +148,7 @@ def case_page(record: dict[str, Any], cols: list[Column], board: str) -> str:
             "Flagged reproductions",
             pictures.get("reproductions"),
             "SAF(x_p) first, then the samples both detectors flagged",
+            "no sample was flagged (|q| = 0)" if record.get("q_flagged") == [] else None,
         ),
         (
             "Most similar pairs",
@@ -156,6 +160,7 @@ def case_page(record: dict[str, Any], cols: list[Column], board: str) -> str:
         ("Replication", plots.similarity_histogram(record), "CPSample's Fig. 3"),
         ("Training", plots.loss_curve(record), "loss of the shared training loop"),
     ]
+    figures = [(f[0], f[1], f[2], f[3] if len(f) > 3 and f[3] else NOT_MEASURED) for f in figures]
     metrics = [
         {"label": c.label, "legend": c.legend, "text": c.text(record)}
         for c in cols
