@@ -14,16 +14,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler
 from torch import nn
 
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError
 from benchmark.models.base import Guidance, ModelFamily
-from benchmark.models.unet import build_unet
+from benchmark.models.unet import MARKER, build_unet, load_unet, read_marker
 from benchmark.samplers.ddim import ddim_sample, ddim_step, ddim_timesteps
-
-MARKER = "memobench.json"
 
 
 class DDIMFamily(ModelFamily):
@@ -178,16 +176,7 @@ class DDIMFamily(ModelFamily):
                 of another memobench family, or its weights cannot be read.
         """
         folder = Path(folder).expanduser()
-        if not folder.is_dir():
-            raise CheckpointError(f"model folder {folder} does not exist")
-        marker = folder / MARKER
-        if marker.exists():
-            family = json.loads(marker.read_text()).get("family")
-            if family != cls.name:
-                raise CheckpointError(
-                    f"{folder} holds a {family!r} model, not a {cls.name!r} one; "
-                    f"load it with model family {family!r}"
-                )
+        read_marker(folder, cls.name)  # a plain diffusers folder has none
         unet_dir = folder / "unet" if (folder / "unet").is_dir() else folder
         config_file = unet_dir / "config.json"
         if not config_file.exists():
@@ -205,13 +194,7 @@ class DDIMFamily(ModelFamily):
                 f"{config_file} describes a {unet_cfg.get('_class_name')!r}; memobench's "
                 f"{cls.name!r} family audits unconditional UNet2DModel checkpoints"
             )
-        try:
-            net = UNet2DModel.from_pretrained(unet_dir)
-        except Exception as err:
-            raise CheckpointError(
-                f"could not load the UNet weights in {unet_dir} ({type(err).__name__}: {err}); "
-                f"the file is corrupt or does not match config.json"
-            ) from err
+        net = load_unet(unet_dir)
         sched_cfg = {}
         sched_file = folder / "scheduler" / "scheduler_config.json"
         if sched_file.exists():

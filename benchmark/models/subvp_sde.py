@@ -23,20 +23,18 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import UNet2DModel
 from torch import nn
 
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.base import Guidance, ModelFamily
-from benchmark.models.unet import build_unet
+from benchmark.models.unet import MARKER, build_unet, load_unet, read_marker
 from benchmark.samplers import euler_maruyama
 from benchmark.samplers.base import check_finite, check_start, denoise, time_grid
 from benchmark.samplers.euler_maruyama import em_sample, em_step, langevin_step
 from benchmark.samplers.ode_adaptive import ode_solve, rk45_sample
 from benchmark.samplers.pf_ode import heun_sample, heun_step
 
-MARKER = "memobench.json"
 SAMPLERS = ("ode_heun", "em", "pc", "ode_rk45")
 
 
@@ -276,23 +274,12 @@ class SubVPFamily(ModelFamily):
                 family's folder, another SDE, or unreadable weights.
         """
         folder = Path(folder).expanduser()
-        if not folder.is_dir():
-            raise CheckpointError(f"model folder {folder} does not exist")
-        marker = folder / MARKER
-        if not marker.exists():
+        meta = read_marker(folder, cls.name)
+        if meta is None:
             raise CheckpointError(
                 f"{folder} has no {MARKER}, so it is not a memobench {cls.name!r} checkpoint; a "
                 f"plain diffusers UNet/DDPMPipeline folder is a discrete-time eps model: load "
                 f"it with model family 'ddim'"
-            )
-        try:
-            meta = json.loads(marker.read_text())
-        except json.JSONDecodeError as err:
-            raise CheckpointError(f"{marker} is not valid JSON: {err}") from err
-        if meta.get("family") != cls.name:
-            raise CheckpointError(
-                f"{folder} holds a {meta.get('family')!r} model, not a {cls.name!r} one; load "
-                f"it with model family {meta.get('family')!r}"
             )
         sde = meta.get("sde", {})
         if not (
@@ -300,17 +287,11 @@ class SubVPFamily(ModelFamily):
             and math.isclose(sde.get("beta_max", -1), cls.sde.beta_max)
         ):
             raise CheckpointError(
-                f"{marker}: SDE {sde} differs from this family's beta_min={cls.sde.beta_min}, "
-                f"beta_max={cls.sde.beta_max}; its scores would be read on the wrong noise scale"
+                f"{folder / MARKER}: SDE {sde} differs from this family's "
+                f"beta_min={cls.sde.beta_min}, beta_max={cls.sde.beta_max}; its scores would be "
+                f"read on the wrong noise scale"
             )
-        unet_dir = folder / "unet"
-        try:
-            net = UNet2DModel.from_pretrained(unet_dir)
-        except Exception as err:
-            raise CheckpointError(
-                f"could not load the UNet in {unet_dir} ({type(err).__name__}: {err}); the "
-                f"folder is incomplete or corrupt"
-            ) from err
+        net = load_unet(folder / "unet")
         cfg = net.config
         config = ModelConfig(
             family=cls.name,
