@@ -142,25 +142,36 @@ def case_page(record: dict[str, Any], cols: list[Column], board: str) -> str:
     record = _clean(record)
     pictures = record.get("pictures") if isinstance(record.get("pictures"), dict) else {}
     pictures = {k: v for k, v in pictures.items() if _is_png_uri(v)}
-    figures = [
-        ("Generated samples", pictures.get("samples"), "the first 64 samples of the case"),
+    no_flags = "no sample was flagged (|q| = 0)" if record.get("q_flagged") == [] else NOT_MEASURED
+    figures = [  # (title, picture or None, caption, what to say without a picture)
+        (
+            "Generated samples",
+            pictures.get("samples"),
+            "the first 64 samples of the case",
+            NOT_MEASURED,
+        ),
         (
             "Flagged reproductions",
             pictures.get("reproductions"),
             "SAF(x_p) first, then the samples both detectors flagged",
-            "no sample was flagged (|q| = 0)" if record.get("q_flagged") == [] else None,
+            no_flags,
         ),
         (
             "Most similar pairs",
             pictures.get("top_pairs"),
             "samples (top) above their nearest training image (bottom), in feature space",
+            NOT_MEASURED,
         ),
-        ("q_M(t) and t*", plots.tstar_curve(record), "the fingerprint paper's Fig. 6"),
-        ("Membership inference", plots.roc_curves(record), "ROC of each attack"),
-        ("Replication", plots.similarity_histogram(record), "CPSample's Fig. 3"),
-        ("Training", plots.loss_curve(record), "loss of the shared training loop"),
+        (
+            "q_M(t) and t*",
+            plots.tstar_curve(record),
+            "the fingerprint paper's Fig. 6",
+            NOT_MEASURED,
+        ),
+        ("Membership inference", plots.roc_curves(record), "ROC of each attack", NOT_MEASURED),
+        ("Replication", plots.similarity_histogram(record), "CPSample's Fig. 3", NOT_MEASURED),
+        ("Training", plots.loss_curve(record), "loss of the shared training loop", NOT_MEASURED),
     ]
-    figures = [(f[0], f[1], f[2], f[3] if len(f) > 3 and f[3] else NOT_MEASURED) for f in figures]
     metrics = [
         {"label": c.label, "legend": c.legend, "text": c.text(record)}
         for c in cols
