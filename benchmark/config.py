@@ -163,7 +163,7 @@ class DetectorConfig:
     """C_SAF / C_ID training (SPEC section 2); ``min_accuracy`` gates the audit."""
 
     arch: str = "small-resnet"
-    steps: int = 400
+    steps: int = 800
     batch_size: int = 64
     lr: float = 1e-3
     val_size: int = 400

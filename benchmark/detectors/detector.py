@@ -1,8 +1,10 @@
 """C_SAF and C_ID (SPEC section 2): how each is trained, measured and cached.
 
 C_SAF answers "does this image carry the fingerprint disk": trained on the
-members with a disk painted at a random place on 50% of them; validated on
-held-out images with disks on 10%.
+members with a disk painted at a random place on 50% of them, then blurred,
+noised and blotched like generated images (``sampler_artefacts``); validated on
+held-out images with disks on 10%, and, recorded beside it, on the same
+validation images with those artefacts.
 
 C_ID answers "is this image x_p": positives are x_p (replicated to balance),
 negatives the other members; random disks of the SAF's shape (value 0) on
@@ -27,14 +29,20 @@ from torch import nn
 from benchmark.cache import Cache
 from benchmark.config import DetectorConfig, stable_hash
 from benchmark.data.base import ImageDataset
-from benchmark.detectors.augment import augmix, gaussian_noise, paint_random_disks, random_flips
+from benchmark.detectors.augment import (
+    augmix,
+    gaussian_noise,
+    paint_random_disks,
+    random_flips,
+    sampler_artefacts,
+)
 from benchmark.detectors.networks import build_detector
 from benchmark.errors import CacheError, ConfigError, MemobenchError
 from benchmark.progress import bar
 
 log = logging.getLogger("memobench.detectors")
 
-VERSION = "1"
+VERSION = "2"  # 2: artefact augmentation for C_SAF, cosine learning rate
 
 
 class DetectorAccuracyError(MemobenchError):
@@ -131,9 +139,10 @@ def id_batch(
     return paint_random_disks(images, masked, data.saf.radius, gen), labels
 
 
-def augment(images: torch.Tensor, gen: torch.Generator, noise: bool) -> torch.Tensor:
+def augment(images: torch.Tensor, gen: torch.Generator, kind: str) -> torch.Tensor:
+    """C_SAF: AugMix, flips, sampler artefacts; C_ID: AugMix, flips, Gaussian noise."""
     out = random_flips(augmix(images, gen), gen)
-    return gaussian_noise(out, gen) if noise else out
+    return sampler_artefacts(out, gen) if kind == "saf" else gaussian_noise(out, gen)
 
 
 def detector_key(kind: str, cfg: DetectorConfig, data: ImageDataset) -> str:
@@ -196,6 +205,7 @@ def train_detector(
         torch.manual_seed(cfg.seed)
         net = build_detector(cfg.arch, data.image_shape[0]).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
     negatives = torch.cat([data.train[: data.saf.index], data.train[data.saf.index + 1 :]])
     net.train()
     with bar(
@@ -206,11 +216,12 @@ def train_detector(
                 x, y = saf_batch(data, cfg.batch_size, 0.5, data.train, gen, data.saf.index)
             else:
                 x, y = id_batch(data, cfg.batch_size, negatives, gen)
-            x = augment(x, gen, noise=(kind == "id"))
+            x = augment(x, gen, kind)
             loss = F.binary_cross_entropy_with_logits(net(x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             pbar.update(1)
     net.eval()
     return net, evaluate(kind, net, data, cfg)
@@ -239,16 +250,29 @@ def evaluate(kind: str, net: nn.Module, data: ImageDataset, cfg: DetectorConfig)
         y = torch.cat(
             [torch.ones(n_pos, dtype=torch.bool), torch.zeros(neg.shape[0], dtype=torch.bool)]
         )
-    pred = det.predict(x)
+    scores = _scores(det.predict(x), y)
+    # The same validation images with every sampler artefact at a random strength: a
+    # detector that flags blur or noise as the disk (or as x_p) shows it here.
+    rough = torch.Generator().manual_seed(cfg.seed + 2)
+    artefacts = _scores(det.predict(sampler_artefacts(x, rough, p=1.0)), y)
+    held_rough = sampler_artefacts(data.heldout, rough, p=1.0)
+    return {
+        **scores,
+        "heldout_positive_rate": det.predict(data.heldout).float().mean().item(),
+        "artefact_accuracy": artefacts["accuracy"],
+        "artefact_balanced_accuracy": artefacts["balanced_accuracy"],
+        "artefact_heldout_positive_rate": det.predict(held_rough).float().mean().item(),
+        "fires_on_saf_xp": bool(det.predict(data.saf.fingerprinted().unsqueeze(0))[0]),
+        "val_size": int(y.numel()),
+    }
+
+
+def _scores(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     tpr = (pred & y).sum().item() / max(1, y.sum().item())
     tnr = (~pred & ~y).sum().item() / max(1, (~y).sum().item())
-    held_fp = det.predict(data.heldout).float().mean().item()
     return {
         "accuracy": (pred == y).float().mean().item(),
         "balanced_accuracy": (tpr + tnr) / 2,
         "tpr": tpr,
         "tnr": tnr,
-        "heldout_positive_rate": held_fp,
-        "fires_on_saf_xp": bool(det.predict(data.saf.fingerprinted().unsqueeze(0))[0]),
-        "val_size": int(y.numel()),
     }
