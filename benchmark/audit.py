@@ -23,7 +23,7 @@ from benchmark.metrics.features import extract, extractor_name
 from benchmark.metrics.fid import fid_gap_from_features
 from benchmark.metrics.likelihood import nll_gap
 from benchmark.metrics.replication import replication
-from benchmark.metrics.reproduction import count_reproductions
+from benchmark.metrics.reproduction import confirmed_by_nearest, count_reproductions
 from benchmark.metrics.tstar import tstar
 from benchmark.mitigations.base import Mitigation, MitigationContext
 from benchmark.models.base import SampleResult, TrainedModel
@@ -77,6 +77,9 @@ def fingerprint_audit(
         progress=progress,
     )
     record = {**reproductions.as_record(), **curve.as_record()}
+    record["q_nn_confirmed"] = confirmed_by_nearest(
+        samples.images, reproductions.flagged, data.train, data.saf.index
+    )
     for name, det in (("c_saf", c_saf), ("c_id", c_id)):
         for key, value in det.metrics.items():
             record[f"{name}_{key}"] = value

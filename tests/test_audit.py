@@ -46,6 +46,7 @@ def test_audit_end_to_end_on_an_analytic_copier(data):
     assert record["q"] == 32 and record["q_expected"] == 2.0  # it only ever makes SAF(x_p)
     assert record["tstar"] == 0.99 and record["tstar_strategy"] == "adaptive"
     assert record["c_saf_accuracy"] == 1.0 and record["q_flagged"] == list(range(32))
+    assert record["q_nn_confirmed"] == 32  # every flagged sample is nearest to SAF(x_p)
 
 
 def test_refuses_weak_or_foreign_detectors(data):

@@ -2,9 +2,15 @@
 
 import pytest
 import torch
-from scipy.stats import binomtest
+from scipy.stats import binomtest, hypergeom
 
-from benchmark.metrics.reproduction import clopper_pearson, count_reproductions
+from benchmark.metrics.reproduction import (
+    clopper_pearson,
+    confirmed_by_nearest,
+    count_reproductions,
+    fewer_reproductions_p,
+    nearest_training_image,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,3 +51,26 @@ def test_bad_inputs():
         count_reproductions(torch.zeros(3, dtype=torch.bool), torch.zeros(4, dtype=torch.bool), 5)
     with pytest.raises(ValueError):
         clopper_pearson(5, 3)
+
+
+@pytest.mark.parametrize("q_a, q_b", [(1, 14), (2, 14), (0, 2), (14, 14), (20, 3)])
+def test_fewer_reproductions_against_the_hypergeometric(q_a, q_b):
+    """Fisher's one-sided p = P(X <= q_a), X hypergeometric given the total |q|."""
+    n_a, n_b = 1024, 1024
+    ref = hypergeom(n_a + n_b, q_a + q_b, n_a).cdf(q_a)
+    assert fewer_reproductions_p(q_a, n_a, q_b, n_b) == pytest.approx(ref, rel=1e-9)
+
+
+def test_fewer_reproductions_needs_counts_within_their_draws():
+    with pytest.raises(ValueError, match="0 <= q <= n"):
+        fewer_reproductions_p(5, 4, 1, 10)
+
+
+def test_nearest_training_image_and_the_confirmation():
+    gen = torch.Generator().manual_seed(0)
+    train = torch.randn(20, 1, 4, 4, generator=gen)
+    images = torch.cat([train[[3, 7, 3]] + 0.01, torch.randn(5, 1, 4, 4, generator=gen)])
+    ref = torch.stack([(train - x).flatten(1).norm(dim=1).argmin() for x in images])
+    assert torch.equal(nearest_training_image(images, train, chunk=3), ref)
+    assert confirmed_by_nearest(images, [0, 1, 2], train, saf_index=3) == 2
+    assert confirmed_by_nearest(images, [], train, saf_index=3) == 0

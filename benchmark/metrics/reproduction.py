@@ -31,6 +31,19 @@ def binomial_p_less(k: int, n: int, p0: float) -> float:
     return float(stats.binom.cdf(k, n, p0))
 
 
+def fewer_reproductions_p(q_a: int, n_a: int, q_b: int, n_b: int) -> float:
+    """One-sided Fisher exact p-value of H1: rate a < rate b (|q| of two cases).
+
+    Compares a mitigated case (a) with `none` (b) on their samples: conditional
+    on the total number of reproductions, P(a gets q_a or fewer of them).
+    """
+    for q, n in ((q_a, n_a), (q_b, n_b)):
+        if n < 1 or not 0 <= q <= n:
+            raise ValueError(f"need 0 <= q <= n and n >= 1, got q={q}, n={n}")
+    table = [[q_a, n_a - q_a], [q_b, n_b - q_b]]
+    return float(stats.fisher_exact(table, alternative="less").pvalue)
+
+
 @dataclass
 class ReproductionCount:
     n_gen: int
@@ -89,6 +102,30 @@ def count_reproductions(
     )
 
 
+def nearest_training_image(
+    images: torch.Tensor, train: torch.Tensor, chunk: int = 1024
+) -> torch.Tensor:
+    """Index of each image's nearest training image in pixel space (L2), (N,) long."""
+    flat = train.flatten(1).double()
+    out = [torch.cdist(x.flatten(1).double(), flat).argmin(1) for x in images.split(chunk)]
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def confirmed_by_nearest(
+    images: torch.Tensor, flagged: list[int], train: torch.Tensor, saf_index: int
+) -> int:
+    """How many flagged samples have SAF(x_p) (row ``saf_index``) as nearest training image.
+
+    A check on the detectors that needs no training: a sample both detectors call
+    SAF(x_p) but whose closest member is another image is a detector error, or a
+    blend the pixel distance does not see as a copy.
+    """
+    if not flagged:
+        return 0
+    nearest = nearest_training_image(images[flagged], train)
+    return int((nearest == saf_index).sum())
+
+
 class Reproductions:
     """Leaderboard column: |q|, samples both detectors flag as SAF(x_p)."""
 
@@ -97,11 +134,16 @@ class Reproductions:
     label = "|q|"
     description = (
         "samples flagged by both C_SAF and C_ID as the fingerprinted image "
-        "(E|q| = N_gen/N_train for a model that copies each image equally)"
+        "(E|q| = N_gen/N_train for a model that copies each image equally); "
+        "'k by nearest': how many of them have SAF(x_p) as nearest training image in pixels"
     )
 
     @staticmethod
     def display(record: dict) -> str | None:
         if record.get("q") is None:
             return None
-        return f"{record['q']} / {record['q_expected']:.1f} (p={record['q_p_value']:.2g})"
+        text = f"{record['q']} / {record['q_expected']:.1f} (p={record['q_p_value']:.2g})"
+        confirmed = record.get("q_nn_confirmed")
+        if record["q"] > 0 and confirmed is not None:
+            text += f", {confirmed} by nearest"
+        return text
