@@ -8,6 +8,11 @@ from __future__ import annotations
 from benchmark import registry
 from benchmark.config import CaseConfig, DataConfig, MitigationConfig
 
+# Samples per smoke case. 1024 on the 64-digit models gives E|q| = 16: enough for
+# |q| to tell a mitigation from `none` (measured 14 -> 1 or 2 under CPSample, where
+# 256 samples gave 2 -> 0 or 1, within chance of each other).
+SMOKE_N_GEN = 1024
+
 
 def suite_names(reg) -> list[str]:
     """Registered names whose plugin takes part in suites (``in_suites``), loaded lazily."""
@@ -19,7 +24,7 @@ def smoke_case(
     n_train: int,
     mitigation: str = "none",
     params=(),
-    n_gen: int = 256,
+    n_gen: int = SMOKE_N_GEN,
     dataset: str = "digits",
 ) -> CaseConfig:
     fam_cls = registry.models.get(family)

@@ -6,7 +6,7 @@ suite's stronger alpha = 0.1, s = 1000) / rejection sampling, on the same seeds:
 images, images/s and the sampling cost against `none` (wall time per delivered
 image, classifier training excluded and shown apart).
 
-    python benchmarks/mitigation_table.py [--n-train 64] [--n-gen 256] [--cache DIR]
+    python benchmarks/mitigation_table.py [--n-train 64] [--n-gen 1024] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from benchmark.metrics.fid import fid_gap
 from benchmark.metrics.reproduction import count_reproductions
 from benchmark.mitigations.base import MitigationContext
 from benchmark.models.store import get_trained
-from benchmark.tiers import smoke_case
+from benchmark.tiers import SMOKE_N_GEN, smoke_case
 
 SETTINGS = [
     ("none", {}),
@@ -40,7 +40,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--family", default="ddim")
     p.add_argument("--n-train", type=int, default=64)
-    p.add_argument("--n-gen", type=int, default=256)
+    p.add_argument("--n-gen", type=int, default=SMOKE_N_GEN)
     p.add_argument("--cache", default=None)
     args = p.parse_args()
 

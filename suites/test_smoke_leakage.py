@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark import registry
+from benchmark.metrics.reproduction import fewer_reproductions_p
 from benchmark.models.parallel import TrainSpec
 from benchmark.tiers import smoke_case, suite_names
 
@@ -27,15 +28,13 @@ SMALL_N, LARGE_N = 64, 1024
 # leaves room for seeds and platforms and still fails a model that does not
 # memorize.
 #
-# The fingerprint audit on the same models and samples (N_gen = 256):
-# 64 digits: |q| = 2 (E|q| = 4, binomial p = 0.24), t* = 0.96;
-# 1024 digits: |q| = 0 (E|q| = 0.25), t* = 0.02. The 64-digit model copies about
-# two thirds of its samples, so |q| sits below E|q| but well inside H0; with
-# N_gen = 512 an older, 57%-copying model gave |q| = 3 of E|q| = 8 (p = 0.04):
-# keep N_gen at the smoke default unless the model memorizes more fully.
-# subvp (same UNet and training, 50 Euler-Maruyama steps): Carlini 0.727 vs 0.000,
-# t* 0.93 vs 0.04, |q| 0 (see FINGERPRINT_NOT_REPRODUCED); loss AUC 1.000 vs 0.587,
-# calibrated replication 0.867 vs 0.004, NLL gap 2.006 vs 0.049 bits/dim.
+# The fingerprint audit on the same models (N_gen = 1024, C_SAF trained on sampler
+# artefacts): 64 digits |q| = 14 of E|q| = 16 (binomial p = 0.37) for ddim and for
+# subvp, every flagged sample's nearest training image SAF(x_p); t* 0.96 (ddim),
+# 0.99 (subvp). 1024 digits: |q| = 0 of E|q| = 1; t* 0.07 (ddim), 0.20 (subvp).
+# With 256 samples |q| was 2 of 4: too few to compare mitigations (SMOKE_N_GEN).
+# subvp (same UNet and training, 50 Euler-Maruyama steps): Carlini 0.737 vs 0.000,
+# loss AUC 1.000 vs 0.587, NLL gap 2.006 vs 0.049 bits/dim.
 MEMORIZATION_MARGIN = 0.30
 
 # Loss-attack AUC (3 times x 3 noise draws; members = training images minus x_p,
@@ -46,21 +45,24 @@ MEMORIZATION_MARGIN = 0.30
 # leave room for seeds and platforms and still fail a model that does not memorize.
 MIA_MIN_AUC = 0.80
 # Feature-space replication above the held-out-calibrated threshold (digits'
-# classifier features): 64 digits 0.762, 1024 digits 0.000; FID gap 7.95
-# [2.42, 13.91] vs -0.53 [-1.97, 1.09]. (A fixed tau = 0.95 flags 0.99 vs 0.78:
-# in a classifier's space any two digits of one class are that similar.)
+# classifier features, 1024 samples): ddim 64 digits 0.779, 1024 digits 0.001;
+# subvp 0.861 vs 0.004; FID gap 6.08 vs 0.31 (ddim), 8.94 vs 0.54 (subvp). (A fixed
+# tau = 0.95 flags 0.99 vs 0.80: in a classifier's space any two digits of one class
+# are that similar.)
 REPLICATION_MARGIN = 0.30
 # CPSample at its strongest suite setting (alpha = 0.1, s = 1000) must cut the
-# Carlini fraction and the loss-attack AUC of the 64-digit model by this much.
-# Measured (classifier 800 steps), ddim: Carlini 0.645 -> 0.004, loss AUC 1.000 ->
-# 0.562, t* 0.96 -> 0.83, calibrated replication 0.762 -> 0.039, at FID_test 11.5 ->
-# 27.6. subvp: Carlini 0.727 -> 0.109, loss AUC 1.000 -> 0.617, t* 0.93 -> 0.83,
-# FID_test 8.7 -> 21.2. (s = 300 did it for ddim, 0.645 -> 0.043, but only halved
-# subvp's.) |q| is not asserted: C_SAF fires on most guided samples (138 of 256 for
-# ddim; the guidance's high-frequency artefacts look like a disk to it), so under
-# guidance |q| mostly measures C_ID. The paper setting (alpha = 0.001, s = 1) acts on
-# 7% (ddim) to 11% (subvp) of the steps and changes nothing measurable here.
+# Carlini fraction and the loss-attack AUC of the 64-digit model by this much, lower
+# t*, and leave fewer reproductions (one-sided Fisher p < CPSAMPLE_Q_ALPHA). Measured
+# (classifier 800 steps, 1024 samples), ddim: Carlini 0.703 -> 0.009, loss AUC 1.000
+# -> 0.562, t* 0.96 -> 0.53, |q| 14 -> 1 (p = 5e-4), FID_test 10.0 -> 26.4. subvp:
+# Carlini 0.737 -> 0.074, loss AUC 1.000 -> 0.617, t* 0.99 -> 0.27, |q| 14 -> 2
+# (p = 0.002), FID_test 11.0 -> 15.7. C_SAF alone still fires on 13% (ddim) and 10%
+# (subvp) of the guided samples, against 0% without guidance; C_ID keeps those out
+# of |q| (of the 3 flagged samples, 2 are nearest to SAF(x_p)). The paper setting
+# (alpha = 0.001, s = 1) acts on 7% (ddim) to 11% (subvp) of the steps and changes
+# nothing measurable here.
 CPSAMPLE_MARGIN = 0.30
+CPSAMPLE_Q_ALPHA = 0.05
 MIA_MARGIN = 0.20
 # NLL in bits/dim (probability-flow ODE, score-SDE families; 63 + 63 images on the
 # 64-digit model, 64 + 64 on the 1024-digit one). Measured for subvp: 64 digits
@@ -150,25 +152,6 @@ def test_small_training_set_is_memorized(family, memobench_context, audits):
     )
 
 
-# Families whose memorizing smoke model does not bring the disk back in a way C_SAF
-# sees, with what was measured. The test below still checks that x_p itself comes back.
-FINGERPRINT_NOT_REPRODUCED = {
-    "subvp": "measured: the 64-digit subvp model copies 73% of its samples and x_p itself "
-    "(C_ID flags 2 of 256), but with the disk blurred below C_SAF's threshold (|q| = 0 of "
-    "E|q| = 4, p = 0.018; t* = 0.93); the fingerprint paper saw SAFs 'either memorized or "
-    "ignored'",
-}
-
-
-def _fingerprint_families() -> list:
-    return [
-        pytest.param(f, marks=pytest.mark.skip(reason=FINGERPRINT_NOT_REPRODUCED[f]))
-        if f in FINGERPRINT_NOT_REPRODUCED
-        else f
-        for f in FAMILIES
-    ]
-
-
 @pytest.mark.smoke
 @pytest.mark.parametrize("family", FAMILIES)
 def test_memorizing_model_reproduces_x_p(family, memobench_context, audits):
@@ -181,7 +164,7 @@ def test_memorizing_model_reproduces_x_p(family, memobench_context, audits):
 
 
 @pytest.mark.smoke
-@pytest.mark.parametrize("family", _fingerprint_families())
+@pytest.mark.parametrize("family", FAMILIES)
 def test_memorizing_model_reproduces_the_fingerprint(family, memobench_context, audits):
     """|q| > 0, and the binomial test cannot reject 'x_p is copied like any image'."""
     _, small = audits.run(smoke_case(family, SMALL_N, "none", n_gen=memobench_context.n_gen))
@@ -265,6 +248,12 @@ def test_cpsample_lowers_leakage_of_the_memorizing_model(family, memobench_conte
     )
     assert guided["tstar"] < plain["tstar"], (
         f"{what}: t* {guided['tstar']} vs {plain['tstar']} without it"
+    )
+    p = fewer_reproductions_p(guided["q"], guided["n_gen"], plain["q"], plain["n_gen"])
+    assert p < CPSAMPLE_Q_ALPHA, (
+        f"{what}: |q| = {guided['q']} of {guided['n_gen']} samples vs {plain['q']} of "
+        f"{plain['n_gen']} without it; one-sided Fisher p = {p:.3g}, required < "
+        f"{CPSAMPLE_Q_ALPHA} (run the smoke tier's N_gen: fewer samples cannot tell)"
     )
 
 
