@@ -112,6 +112,11 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
+def _is_case(item: pytest.Item) -> bool:
+    """A benchmark case (smoke- or paper-marked), as opposed to a plain test."""
+    return any(item.get_closest_marker(m) is not None for m in ("smoke", "paper"))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With --memobench-shard K/N keep the K-th of N round-robin shares of the benchmark
     cases (smoke/paper-marked, in node-id order, so every runner agrees); other tests stay."""
@@ -119,16 +124,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if shard is None:
         return
     k, n = shard
-    cases = sorted(
-        it.nodeid
-        for it in items
-        if it.get_closest_marker("paper") or it.get_closest_marker("smoke")
-    )
+    cases = sorted(it.nodeid for it in items if _is_case(it))
     mine = {nodeid for i, nodeid in enumerate(cases) if i % n == k - 1}
     keep, drop = [], []
     for it in items:
-        is_case = it.get_closest_marker("paper") or it.get_closest_marker("smoke")
-        (keep if not is_case or it.nodeid in mine else drop).append(it)
+        (keep if not _is_case(it) or it.nodeid in mine else drop).append(it)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

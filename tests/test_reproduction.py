@@ -4,12 +4,12 @@ import pytest
 import torch
 from scipy.stats import binomtest, hypergeom
 
+from benchmark.metrics.carlini import nearest_two
 from benchmark.metrics.reproduction import (
     clopper_pearson,
     confirmed_by_nearest,
     count_reproductions,
     fewer_reproductions_p,
-    nearest_training_image,
 )
 
 
@@ -66,11 +66,11 @@ def test_fewer_reproductions_needs_counts_within_their_draws():
         fewer_reproductions_p(5, 4, 1, 10)
 
 
-def test_nearest_training_image_and_the_confirmation():
+def test_confirmation_by_the_nearest_training_image():
     gen = torch.Generator().manual_seed(0)
     train = torch.randn(20, 1, 4, 4, generator=gen)
     images = torch.cat([train[[3, 7, 3]] + 0.01, torch.randn(5, 1, 4, 4, generator=gen)])
     ref = torch.stack([(train - x).flatten(1).norm(dim=1).argmin() for x in images])
-    assert torch.equal(nearest_training_image(images, train, chunk=3), ref)
+    assert torch.equal(nearest_two(images, train, chunk=3)[2], ref)
     assert confirmed_by_nearest(images, [0, 1, 2], train, saf_index=3) == 2
     assert confirmed_by_nearest(images, [], train, saf_index=3) == 0

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import torch
 from scipy import stats
 
+from benchmark.metrics.carlini import nearest_two
+
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Exact two-sided interval for a binomial rate."""
@@ -102,15 +104,6 @@ def count_reproductions(
     )
 
 
-def nearest_training_image(
-    images: torch.Tensor, train: torch.Tensor, chunk: int = 1024
-) -> torch.Tensor:
-    """Index of each image's nearest training image in pixel space (L2), (N,) long."""
-    flat = train.flatten(1).double()
-    out = [torch.cdist(x.flatten(1).double(), flat).argmin(1) for x in images.split(chunk)]
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
-
-
 def confirmed_by_nearest(
     images: torch.Tensor, flagged: list[int], train: torch.Tensor, saf_index: int
 ) -> int:
@@ -122,7 +115,7 @@ def confirmed_by_nearest(
     """
     if not flagged:
         return 0
-    nearest = nearest_training_image(images[flagged], train)
+    _, _, nearest = nearest_two(images[flagged], train)
     return int((nearest == saf_index).sum())
 
 
