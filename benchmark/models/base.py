@@ -78,6 +78,10 @@ class ModelFamily:
     def build_network(self, image_shape: tuple[int, int, int]) -> nn.Module:
         raise NotImplementedError
 
+    def check_image_shape(self, image_shape: tuple[int, int, int]) -> None:
+        """Raise ``ConfigError`` (naming the size and the fix) for images the network cannot
+        take; called before any training starts. The default accepts every shape."""
+
     def loss(self, net: nn.Module, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Training loss on a batch ``x0`` (B, C, H, W) in [-1, 1]; noise from ``generator``."""
         raise NotImplementedError

@@ -20,7 +20,14 @@ from torch import nn
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError
 from benchmark.models.base import Guidance, ModelFamily
-from benchmark.models.unet import MARKER, build_unet, load_unet, read_marker
+from benchmark.models.unet import (
+    MARKER,
+    build_unet,
+    check_image_shape,
+    load_unet,
+    read_marker,
+    unet_forward,
+)
 from benchmark.samplers.ddim import ddim_sample, ddim_step, ddim_timesteps
 
 
@@ -57,13 +64,16 @@ class DDIMFamily(ModelFamily):
     def build_network(self, image_shape: tuple[int, int, int]) -> nn.Module:
         return build_unet(self.config, image_shape)
 
+    def check_image_shape(self, image_shape: tuple[int, int, int]) -> None:
+        check_image_shape(self.config, image_shape)
+
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Forward process q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I) (DDPM eq. 4)."""
         a = self.alphas_cumprod.to(x0.device)[t].view(-1, *([1] * (x0.ndim - 1)))
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
     def eps(self, net: nn.Module, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return net(x_t, t).sample
+        return unet_forward(net, x_t, t)
 
     def loss(self, net: nn.Module, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         # DDPM Algorithm 1: t ~ U{0..T-1}, eps ~ N(0, I), || eps - eps_theta(x_t, t) ||^2

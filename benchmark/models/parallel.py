@@ -53,11 +53,13 @@ def train_many(
     Raises whatever a worker raised (a ``KeyboardInterrupt`` after the workers
     wrote their checkpoints, so a rerun resumes).
     """
-    from benchmark.models.store import EVENTS, is_cached
+    from benchmark.models.store import EVENTS, family_for, is_cached
 
     todo = []
     for spec in dict.fromkeys(specs):  # unique, in order
-        if not is_cached(spec.model, spec.train, load_dataset(spec.data, cache.root), cache):
+        data = load_dataset(spec.data, cache.root)
+        family_for(spec.model).check_image_shape(data.image_shape)  # before any worker starts
+        if not is_cached(spec.model, spec.train, data, cache):
             todo.append(spec)
     if len(todo) < 2:
         return []  # nothing to gain: the fixture trains it in-process

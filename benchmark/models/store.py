@@ -49,6 +49,7 @@ def get_trained(
 ) -> TrainedModel:
     """The trained model for these configs and data: from the cache, or trained now."""
     family = family_for(model_cfg)
+    family.check_image_shape(data.image_shape)
     key = model_key(family, train_cfg, data)
     path = cache.path("models", key)
     ckpt_dir = cache.dir("checkpoints", key)

@@ -28,7 +28,14 @@ from torch import nn
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.base import Guidance, ModelFamily
-from benchmark.models.unet import MARKER, build_unet, load_unet, read_marker
+from benchmark.models.unet import (
+    MARKER,
+    build_unet,
+    check_image_shape,
+    load_unet,
+    read_marker,
+    unet_forward,
+)
 from benchmark.samplers import euler_maruyama
 from benchmark.samplers.base import check_finite, check_start, denoise, time_grid
 from benchmark.samplers.euler_maruyama import em_sample, em_step, langevin_step
@@ -103,12 +110,15 @@ class SubVPFamily(ModelFamily):
     def build_network(self, image_shape: tuple[int, int, int]) -> nn.Module:
         return build_unet(self.config, image_shape)
 
+    def check_image_shape(self, image_shape: tuple[int, int, int]) -> None:
+        check_image_shape(self.config, image_shape)
+
     # -- the network as a noise predictor -------------------------------------------
     def eps(self, net: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """net(x, 999 t) = -std(t) score(x, t); ``t`` 0-d or (B,)."""
         t = _t(t).to(x.device)
         steps = (999 * t).to(torch.float32).expand(x.shape[0])
-        return net(x, steps).sample
+        return unet_forward(net, x, steps)
 
     def loss(self, net: nn.Module, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         # denoising score matching with lambda(t) = std(t)^2 (score_sde, reduce_mean)
