@@ -6,8 +6,12 @@ Suites call this and record what it returns in pytest-benchmark's
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,7 +19,7 @@ from torch import nn
 
 from benchmark import registry
 from benchmark.attacks.base import get_attack, membership_sets, run_attack
-from benchmark.config import CaseConfig
+from benchmark.config import CaseConfig, DataConfig, DetectorConfig, stable_hash
 from benchmark.data.base import ImageDataset
 from benchmark.detectors.detector import Detector
 from benchmark.metrics.carlini import CarliniL2
@@ -46,6 +50,7 @@ def fingerprint_audit(
     min_accuracy: float = 0.95,
     strategy: str = "adaptive",
     m: int = 16,
+    levels: list[float] | None = None,
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -71,6 +76,7 @@ def fingerprint_audit(
         case.sampler,
         strategy=strategy,
         m=m,
+        levels=levels,
         seed=case.seed,
         guidance=mitigation.guidance(),
         device=device,
@@ -93,10 +99,16 @@ def utility_audit(
     tau: float = 0.95,
     top_k: int = 8,
     seed: int = 0,
+    train_features: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """FID against members and against held-out images, their gap, and replication (SPEC 7)."""
+    """FID against members and against held-out images, their gap, and replication (SPEC 7).
+
+    ``train_features``: the members' features, when the caller already has them (every
+    family's cases on one split share them: 50000 PathMNIST images take a while on a CPU).
+    """
     sample_features = extract(extractor, samples.images)
-    train_features = extract(extractor, data.train)
+    if train_features is None:
+        train_features = extract(extractor, data.train)
     heldout_features = extract(extractor, data.heldout)
     record = fid_gap_from_features(sample_features, train_features, heldout_features, seed=seed)
     record["fid_extractor"] = extractor_name(extractor)
@@ -115,6 +127,7 @@ def membership_audit(
     mitigation: Mitigation,
     attacks: list[str] | None = None,
     max_per_set: int = 512,
+    quick: bool = False,
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = False,
@@ -122,13 +135,15 @@ def membership_audit(
     """Every registered membership attack on the model as the mitigation leaves it (SPEC 7).
 
     Members are the training images minus x_p, non-members the held-out images,
-    equally many (at most ``max_per_set`` each).
+    equally many (at most ``max_per_set`` each). ``quick``: each attack with its
+    ``quick_params`` (fewer queries; a rehearsal's counts).
     """
     members, nonmembers = membership_sets(data, max_per_set=max_per_set, seed=seed)
     record: dict[str, Any] = {"mia_attacks": []}
     for name in attacks if attacks is not None else registry.attacks.names():
+        params = registry.attacks.get(name).quick_params if quick else {}
         run = run_attack(
-            get_attack(name),
+            get_attack(name, **params),
             model,
             members,
             nonmembers,
@@ -147,6 +162,7 @@ def likelihood_audit(
     data: ImageDataset,
     mitigation: Mitigation,
     max_per_set: int = 64,
+    tol: float = 1e-5,
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = False,
@@ -172,7 +188,58 @@ def likelihood_audit(
     def eps_fn(x, t):
         return model.family.predict_eps(net, x.to(device), t).cpu()
 
-    return nll_gap(eps_fn, sde, members, nonmembers, seed=seed, progress=progress)
+    return nll_gap(eps_fn, sde, members, nonmembers, seed=seed, tol=tol, progress=progress)
+
+
+@functools.cache
+def code_fingerprint(*objects) -> str:
+    """Hash of memobench's sources, the repository's fixtures, and the files defining
+    ``objects`` (plugins): any change to the code that measures invalidates stored audits.
+
+    Taken once per process, so an edit made while a run goes on does not key that
+    run's audits (measured by the code as loaded) on the edited files.
+    """
+    import benchmark
+
+    package = Path(benchmark.__file__).parent
+    files = sorted(package.rglob("*.py"))
+    files += sorted((package.parent / "fixtures").rglob("*.py"))  # they run the audit
+    for obj in objects:
+        source = inspect.getsourcefile(obj)
+        if source:
+            files.append(Path(source))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.name).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def audit_key(
+    case: CaseConfig,
+    data: DataConfig,
+    model_key: str,
+    detectors: DetectorConfig,
+    inception_weights: str | None,
+    counts: Any,
+    device_type: str,
+) -> str:
+    """The cache key of a case's stored audit: everything that determines its figures
+    (the case, its data, the model's weights, the detectors' and feature extractor's
+    settings, the audit's counts, the device type and the measuring code)."""
+    plugins = [registry.mitigations.get(case.mitigation.name)]
+    plugins += [registry.attacks.get(n) for n in registry.attacks.names()]
+    return stable_hash(
+        "audit",
+        case,
+        data,
+        model_key,
+        detectors,
+        inception_weights or "classifier-features",
+        counts,
+        device_type,
+        code_fingerprint(*plugins),
+    )
 
 
 def make_mitigation(case: CaseConfig) -> Mitigation:

@@ -1,7 +1,8 @@
-"""The ``memobench`` command: run the suite, render the leaderboard, list plugins.
+"""The ``memobench`` command: run the suite, render the leaderboard, plan, list plugins.
 
-memobench run [--tier smoke] [--results PATH] [-- PYTEST_ARGS...]
+memobench run [--tier smoke] [--dataset NAME --data-root DIR] [--rehearse] [-- PYTEST_ARGS...]
 memobench report FILES... [-o reports/leaderboard.html]
+memobench plan [--tier paper] [--shard K/N] [--tflops X]
 memobench list
 """
 
@@ -49,6 +50,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args.append(f"--memobench-cache={args.cache}")
     if args.device:
         pytest_args.append(f"--memobench-device={args.device}")
+    if args.data_root:
+        pytest_args.append(f"--memobench-data-root={args.data_root}")
+    if args.dataset:
+        if args.tier == "paper":
+            raise MemobenchError(
+                "--dataset chooses the smoke tier's data; the paper tier's cases name their "
+                "MedMNIST sets themselves (drop --dataset, or run --tier smoke)"
+            )
+        from benchmark.pytest_plugin import check_dataset_option
+
+        check_dataset_option(args.dataset, args.data_root, args.cache)  # one line, before pytest
+        pytest_args.append(f"--memobench-dataset={args.dataset}")
+    if args.rehearse:
+        if args.tier == "all":
+            raise MemobenchError("--rehearse scales one tier: use --tier smoke or --tier paper")
+        pytest_args.append("--memobench-rehearse")
     pytest_args += args.pytest_args
     code = pytest.main(pytest_args)
     if not results.exists():
@@ -71,6 +88,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from benchmark.cache import Cache
+    from benchmark.plan import format_plan, plan_cases
+    from benchmark.pytest_plugin import parse_shard
+    from benchmark.tiers import PAPER_N_GEN, AuditCounts, detector_config, paper_cases
+
+    if args.tflops <= 0:
+        raise MemobenchError(f"--tflops must be > 0, got {args.tflops}")
+    if args.n_gen is not None and args.n_gen < 1:
+        raise MemobenchError(f"--n-gen must be >= 1, got {args.n_gen}")
+    try:
+        shard = parse_shard(args.shard)
+    except Exception as err:  # pytest.UsageError: one line, like the suite's own
+        raise MemobenchError(str(err)) from err
+    plans = plan_cases(
+        paper_cases(args.n_gen or PAPER_N_GEN),
+        Cache(args.cache),
+        detector_config("paper"),
+        AuditCounts(),
+        shard=shard,
+        data_root=args.data_root,
+        device_type="cuda",
+    )
+    print(format_plan(plans, args.tflops))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for kind, reg in registry.REGISTRIES.items():
         print(f"{kind}: {', '.join(reg.names()) or '(none)'}")
@@ -90,6 +134,18 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     run.add_argument(
+        "--dataset",
+        help="registered dataset for the smoke tier's cases (default digits), e.g. "
+        "pneumoniamnist with --data-root holding pneumoniamnist.npz",
+    )
+    run.add_argument("--data-root", help="folder with the data files (MedMNIST .npz)")
+    run.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="run the tier's cases on the CPU with every count scaled down (checks the whole "
+        "path, e.g. the paper tier before GPU hours; its figures are not results)",
+    )
+    run.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest arguments"
     )
     run.set_defaults(func=cmd_run)
@@ -98,6 +154,23 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("files", nargs="+", help="results files (pytest-benchmark JSON)")
     rep.add_argument("--output", "-o", help="leaderboard HTML (default reports/leaderboard.html)")
     rep.set_defaults(func=cmd_report)
+
+    pln = sub.add_parser(
+        "plan", help="print each case's cache state, NFE, FLOPs and predicted GPU time"
+    )
+    pln.add_argument("--tier", choices=("paper",), default="paper")
+    pln.add_argument("--shard", metavar="K/N", help="only the K-th of N shards, as the suite")
+    pln.add_argument("--n-gen", type=int, default=None, help="samples per case (default 50000)")
+    pln.add_argument(
+        "--tflops",
+        type=float,
+        default=100.0,
+        help="sustained network throughput to predict GPU time with, in TFLOP/s (default 100: "
+        "an assumption, not a measurement; measure yours on the runner)",
+    )
+    pln.add_argument("--cache", help="cache folder to check (default as `run`)")
+    pln.add_argument("--data-root", help="folder with the MedMNIST .npz files")
+    pln.set_defaults(func=cmd_plan)
 
     lst = sub.add_parser("list", help="list registered plugins")
     lst.set_defaults(func=cmd_list)

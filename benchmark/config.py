@@ -160,7 +160,8 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """C_SAF / C_ID training (SPEC section 2); ``min_accuracy`` gates the audit."""
+    """C_SAF / C_ID training (SPEC section 2); ``min_accuracy`` gates the audit (0: no gate,
+    as in a rehearsal, whose detectors train a few steps)."""
 
     arch: str = "small-resnet"
     steps: int = 800
@@ -178,7 +179,7 @@ class DetectorConfig:
         _check(self.steps >= 1, f"detector steps must be >= 1, got {self.steps}")
         _check(self.val_size >= 10, f"detector val_size must be >= 10, got {self.val_size}")
         _check(
-            0 < self.min_accuracy <= 1, f"min_accuracy must be in (0, 1], got {self.min_accuracy}"
+            0 <= self.min_accuracy <= 1, f"min_accuracy must be in [0, 1], got {self.min_accuracy}"
         )
 
 

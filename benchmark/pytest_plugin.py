@@ -20,7 +20,12 @@ MARKERS = {
     "gpu": "needs a CUDA GPU; skipped with a reason where there is none",
     "slow": "slow test (minutes)",
 }
-TIERS = ("smoke", "paper", "all")
+
+
+def _tiers() -> tuple[str, ...]:
+    from benchmark.tiers import TIERS
+
+    return TIERS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,8 +44,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption(
         "--memobench-tier",
         default="smoke",
-        choices=TIERS,
+        choices=_tiers(),
         help="which tier of cases runs: smoke (CPU), paper (GPU) or all",
+    )
+    g.addoption(
+        "--memobench-rehearse",
+        action="store_true",
+        help="rehearse the tier's cases end to end on the CPU with every count scaled down "
+        "(a few training steps, a handful of samples, short t* grids): the GPU path's code, "
+        "networks, audit and leaderboard, in minutes; `gpu` cases run too",
+    )
+    g.addoption(
+        "--memobench-dataset",
+        default="digits",
+        help="registered dataset the smoke tier's cases run on (default: digits); MedMNIST "
+        "sets read <name>.npz from --memobench-data-root",
     )
     g.addoption(
         "--memobench-n-gen",
@@ -117,15 +135,19 @@ def _is_case(item: pytest.Item) -> bool:
     return any(item.get_closest_marker(m) is not None for m in ("smoke", "paper"))
 
 
+@pytest.hookimpl(trylast=True)  # after -m / -k deselection: shard what is selected
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With --memobench-shard K/N keep the K-th of N round-robin shares of the benchmark
-    cases (smoke/paper-marked, in node-id order, so every runner agrees); other tests stay."""
+    cases (smoke/paper-marked, in node-id order, so every runner agrees and ``memobench
+    plan --shard K/N`` lists the same cases); other tests stay."""
+    from benchmark.tiers import shard_index
+
     shard = parse_shard(config.getoption("--memobench-shard"))
     if shard is None:
         return
     k, n = shard
     cases = sorted(it.nodeid for it in items if _is_case(it))
-    mine = {nodeid for i, nodeid in enumerate(cases) if i % n == k - 1}
+    mine = {nodeid for nodeid in cases if shard_index(cases, nodeid, n) == k}
     keep, drop = [], []
     for it in items:
         (keep if not _is_case(it) or it.nodeid in mine else drop).append(it)
@@ -134,10 +156,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def check_dataset_option(name: str, root: str | None, cache_root: str | None) -> None:
+    """Refuse an unusable ``--memobench-dataset`` before any case runs.
+
+    Raises:
+        MemobenchError: unknown name, missing or malformed file, or fewer images than the
+            smoke tier's largest N_train (the message names the file and the fix).
+    """
+    from benchmark.cache import default_root
+    from benchmark.data.base import check_source
+    from benchmark.tiers import SMOKE_N_TRAIN
+
+    check_source(name, root, default_root(cache_root), min_train=max(SMOKE_N_TRAIN))
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    from benchmark.errors import MemobenchError
+
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     parse_shard(config.getoption("--memobench-shard"))
+    if config.getoption("--memobench-rehearse") and config.getoption("--memobench-tier") == "all":
+        raise pytest.UsageError(
+            "--memobench-rehearse scales one tier's counts: pass --memobench-tier smoke or "
+            "paper with it, not all"
+        )
+    dataset = config.getoption("--memobench-dataset")
+    if dataset != "digits":
+        try:
+            check_dataset_option(
+                dataset,
+                config.getoption("--memobench-data-root"),
+                config.getoption("--memobench-cache"),
+            )
+        except MemobenchError as err:
+            raise pytest.UsageError(f"--memobench-dataset {dataset}: {err}") from err
     n_gen = config.getoption("--memobench-n-gen")
     if n_gen is not None and n_gen < 1:
         raise pytest.UsageError(f"--memobench-n-gen must be >= 1, got {n_gen}")
@@ -154,7 +207,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("paper tier: run with --memobench-tier paper (on a GPU)")
     if item.get_closest_marker("smoke") and tier == "paper":
         pytest.skip("smoke tier case; --memobench-tier is paper")
-    if item.get_closest_marker("gpu"):
+    if item.get_closest_marker("gpu") and not item.config.getoption("--memobench-rehearse"):
         import torch
 
         if not torch.cuda.is_available():
@@ -184,6 +237,9 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json)
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
         "tier": config.getoption("--memobench-tier"),
+        # a rehearsal's figures come from models trained a few steps: never a result
+        "rehearsal": bool(config.getoption("--memobench-rehearse")),
+        "dataset": config.getoption("--memobench-dataset"),
         "device": config.getoption("--memobench-device"),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }

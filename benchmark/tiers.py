@@ -1,17 +1,44 @@
-"""The cases of each tier, built from registry names so a plugin joins every suite.
+"""The tiers and their cases, built from registry names so a plugin joins every suite.
 
-Used by `suites/` and by the scripts under `benchmarks/`.
+One home for what a tier is: its name, its cases (``smoke_case``, ``paper_cases``),
+its default number of samples, and the rehearsal that runs a tier's cases on the
+CPU with every count scaled down (``Rehearsal``). Used by `suites/`, by
+``memobench plan`` and by the scripts under `benchmarks/`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from benchmark import registry
-from benchmark.config import CaseConfig, DataConfig, MitigationConfig
+from benchmark.config import (
+    CaseConfig,
+    DataConfig,
+    DetectorConfig,
+    MitigationConfig,
+    ModelConfig,
+    SamplerConfig,
+    TrainConfig,
+    replace,
+)
+
+TIERS = ("smoke", "paper", "all")
 
 # Samples per smoke case. 1024 on the 64-digit models gives E|q| = 16: enough for
 # |q| to tell a mitigation from `none` (measured 14 -> 1 or 2 under CPSample, where
 # 256 samples gave 2 -> 0 or 1, within chance of each other).
 SMOKE_N_GEN = 1024
+PAPER_N_GEN = 50000  # the seed paper's Table 2 (its Table 1 drew 150000)
+N_GEN_DEFAULT = {"smoke": SMOKE_N_GEN, "paper": PAPER_N_GEN, "all": SMOKE_N_GEN}
+
+# The smoke tier's training-set sizes: a small set that memorizes, a large one that does not.
+SMOKE_N_TRAIN = (64, 1024)
+
+
+def detector_config(tier: str, rehearsal: Rehearsal | None = None) -> DetectorConfig:
+    """C_SAF / C_ID settings of a tier: ResNet-50 for the paper tier (SPEC section 2)."""
+    config = DetectorConfig(arch="resnet50" if tier == "paper" else "small-resnet")
+    return rehearsal.detector(config) if rehearsal else config
 
 
 def suite_names(reg) -> list[str]:
@@ -38,3 +65,141 @@ def smoke_case(
         mitigation=MitigationConfig(mitigation, params),
         n_gen=n_gen,
     )
+
+
+# -- the paper tier (Dombrowski & Kainz, 2023) ------------------------------------------
+PATHMNIST_N = (1000, 5000, 10000, 20000, 50000)  # its Table 1
+# Table 2: dataset -> N_train (the full MedMNIST training split)
+TABLE2 = {
+    "breastmnist": 546,
+    "retinamnist": 1080,
+    "pneumoniamnist": 4708,
+    "bloodmnist": 11959,
+    "organsmnist": 13940,
+    "chestmnist": 78468,
+}
+# score_sde's DDPM-style UNet at the paper's width: 25.3M parameters, attention at the
+# lowest resolution; 28 px images are padded to 32 inside the network (models/unet.py).
+PAPER_MODEL = dict(
+    block_out_channels=(64, 128, 256, 256), layers_per_block=2, attention=True, norm_num_groups=32
+)
+PAPER_TRAIN = TrainConfig(
+    steps=30000, batch_size=128, lr=2e-4, warmup_steps=1000, ema_decay=0.9999,
+    checkpoint_every=2000,
+)  # fmt: skip
+
+
+def paper_case(family: str, dataset: str, n_train: int, n_gen: int = PAPER_N_GEN) -> CaseConfig:
+    return CaseConfig(
+        data=DataConfig(name=dataset, n_train=n_train, saf=True),
+        model=ModelConfig(family=family, **PAPER_MODEL),
+        train=PAPER_TRAIN,
+        sampler=registry.models.get(family).paper_sampler(),
+        n_gen=n_gen,
+    )
+
+
+PAPER_SUITE = "suites/test_paper_fingerprint.py"
+
+
+def paper_cases(n_gen: int = PAPER_N_GEN) -> list[tuple[str, CaseConfig]]:
+    """Every paper case with its pytest node id, Table 1 (PathMNIST) then Table 2."""
+    out = []
+    for f in suite_names(registry.models):
+        for n in PATHMNIST_N:
+            node = f"{PAPER_SUITE}::test_pathmnist_table1[{f}-{n}]"
+            out.append((node, paper_case(f, "pathmnist", n, n_gen)))
+        for d, n in TABLE2.items():
+            out.append(
+                (f"{PAPER_SUITE}::test_medmnist_table2[{f}-{d}]", paper_case(f, d, n, n_gen))
+            )
+    return out
+
+
+def shard_index(ordered_ids: list[str], node_id: str, n_shards: int) -> int:
+    """The shard (1..N) a benchmark case runs in under ``--memobench-shard K/N``:
+    round-robin over the selected cases' node ids in sorted order, so runners agree."""
+    return ordered_ids.index(node_id) % n_shards + 1
+
+
+# -- the rehearsal ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class AuditCounts:
+    """How much the audit of one case measures; the defaults are the full tiers'.
+
+    Attributes:
+        tstar_m: M, trajectories per t* level (SPEC section 4).
+        tstar_step: spacing of the t* grid (0.99, 0.98, ... for 0.01).
+        mia_max_per_set: members and non-members per membership attack, at most.
+        nll_max_per_set: images per set whose likelihood is computed, at most.
+        nll_tol: tolerance of the likelihood's adaptive ODE solve.
+        quick_attacks: run each attack with its ``quick_params`` (fewer queries per image).
+        feature_steps: training steps of the dataset's feature classifier (FID, replication).
+    """
+
+    tstar_m: int = 16
+    tstar_step: float = 0.01
+    mia_max_per_set: int = 512
+    nll_max_per_set: int = 64
+    nll_tol: float = 1e-5
+    quick_attacks: bool = False
+    feature_steps: int = 800
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """A tier's cases end to end on the CPU, scaled down in the counts and nothing else.
+
+    The same suites, fixtures, networks (the paper's 25M-parameter UNet, ResNet-50
+    detectors), audit, attacks, results file and leaderboard run as on a GPU runner,
+    with a few training steps, a handful of samples and short t* grids, so a break
+    anywhere on the GPU path shows on a 2-core CPU in minutes. The detectors' accuracy
+    gate is off (``min_accuracy`` 0): a ResNet-50 trained for two steps is no detector,
+    and the gate is a verdict on the science, which a rehearsal does not measure.
+    """
+
+    train_steps: int = 2  # N_gen: ``n_gen``, the run's default under a rehearsal
+    batch_size: int = 4
+    sampler_steps: int = 3
+    n_gen: int = 8
+    detector_steps: int = 2
+    detector_batch: int = 8
+    detector_val: int = 20
+    audit: AuditCounts = field(
+        default_factory=lambda: AuditCounts(
+            tstar_m=2,
+            tstar_step=0.25,
+            mia_max_per_set=4,
+            nll_max_per_set=2,
+            nll_tol=1e-1,
+            quick_attacks=True,
+            feature_steps=2,
+        )
+    )
+
+    def case(self, case: CaseConfig) -> CaseConfig:
+        """``case`` with its counts scaled: training steps and batch, sampler steps, N_gen,
+        and the mitigation's ``quick_params`` (e.g. CPSample's classifier steps)."""
+        train = replace(
+            case.train,
+            steps=self.train_steps,
+            batch_size=self.batch_size,
+            warmup_steps=min(case.train.warmup_steps, 1),
+            checkpoint_every=self.train_steps,  # one checkpoint: the path runs, cheaply
+        )
+        sampler: SamplerConfig = replace(
+            case.sampler, num_steps=min(case.sampler.num_steps, self.sampler_steps)
+        )
+        mit_cls = registry.mitigations.get(case.mitigation.name)
+        params = {**case.mitigation.kwargs, **getattr(mit_cls, "quick_params", {})}
+        mitigation = MitigationConfig(case.mitigation.name, params)
+        return replace(case, train=train, sampler=sampler, mitigation=mitigation)
+
+    def detector(self, cfg: DetectorConfig) -> DetectorConfig:
+        return replace(
+            cfg,
+            steps=self.detector_steps,
+            batch_size=self.detector_batch,
+            val_size=self.detector_val,
+            min_accuracy=0.0,
+        )

@@ -1,4 +1,4 @@
-"""Smoke tier: every model family x digits x every mitigation, on the CPU in minutes.
+"""Smoke tier: every model family x dataset (digits, or --memobench-dataset) x every mitigation.
 
 Each case trains (or loads from the cache) its model, samples N_gen images
 through the mitigation under pytest-benchmark, and records its metrics in
@@ -13,12 +13,12 @@ import pytest
 from benchmark import registry
 from benchmark.metrics.reproduction import fewer_reproductions_p
 from benchmark.models.parallel import TrainSpec
-from benchmark.tiers import smoke_case, suite_names
+from benchmark.tiers import SMOKE_N_TRAIN, smoke_case, suite_names
 
 FAMILIES = suite_names(registry.models)
 MITIGATIONS = suite_names(registry.mitigations)
 
-SMALL_N, LARGE_N = 64, 1024
+SMALL_N, LARGE_N = SMOKE_N_TRAIN
 
 # Carlini fraction of the 64-digit model must exceed the 1024-digit model's by
 # this much (same family, size, steps, seeds). Measured for ddim with the smoke
@@ -82,8 +82,14 @@ def _train_models_in_parallel(request, model_store):
         family = params.params["family"]
         sizes = [params.params["n_train"]] if "n_train" in params.params else [SMALL_N, LARGE_N]
         needed.update((family, n) for n in sizes)
-    cases = [smoke_case(f, n) for f, n in sorted(needed)]
+    cases = [case_for(model_store.ctx, f, n) for f, n in sorted(needed)]
     model_store.prefetch([TrainSpec(c.model, c.train, c.data) for c in cases])
+
+
+def case_for(ctx, family: str, n_train: int, mitigation: str = "none", params=()):
+    """A smoke case on the run's dataset (``--memobench-dataset``) at the run's counts."""
+    case = smoke_case(family, n_train, mitigation, params, ctx.n_gen, ctx.smoke_dataset)
+    return ctx.scaled(case)
 
 
 def _settings_id(params: dict) -> str:
@@ -111,7 +117,7 @@ def test_leakage(
     family, n_train, mitigation, params, memobench_context, audits, model_store, benchmark
 ):
     ctx = memobench_context
-    case = smoke_case(family, n_train, mitigation, params, n_gen=ctx.n_gen)
+    case = case_for(ctx, family, n_train, mitigation, params)
     model_store.trained(case.model, case.train, case.data)  # train outside the timing
     samples, metrics = benchmark.pedantic(audits.run, args=(case,), rounds=1, iterations=1)
     benchmark.extra_info.update(metrics, tier="smoke")
@@ -135,8 +141,8 @@ def test_leakage(
 
 def small_and_large(family: str, ctx, audits) -> tuple[dict, dict]:
     """Metrics of the `none` cases at SMALL_N (memorizes) and LARGE_N (does not)."""
-    _, small = audits.run(smoke_case(family, SMALL_N, "none", n_gen=ctx.n_gen))
-    _, large = audits.run(smoke_case(family, LARGE_N, "none", n_gen=ctx.n_gen))
+    _, small = audits.run(case_for(ctx, family, SMALL_N))
+    _, large = audits.run(case_for(ctx, family, LARGE_N))
     return small, large
 
 
@@ -146,7 +152,7 @@ def test_small_training_set_is_memorized(family, memobench_context, audits):
     """The 64-image model really memorizes, measured against the 1024-image model."""
     small, large = small_and_large(family, memobench_context, audits)
     assert small["carlini_l2"] > large["carlini_l2"] + MEMORIZATION_MARGIN, (
-        f"{family} trained on {SMALL_N} digits should replicate clearly more than on "
+        f"{family} trained on {SMALL_N} images should replicate clearly more than on "
         f"{LARGE_N}: Carlini fraction {small['carlini_l2']:.3f} vs {large['carlini_l2']:.3f} "
         f"(required margin {MEMORIZATION_MARGIN})"
     )
@@ -156,9 +162,9 @@ def test_small_training_set_is_memorized(family, memobench_context, audits):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_memorizing_model_reproduces_x_p(family, memobench_context, audits):
     """C_ID flags generated copies of x_p (with or without the disk) on the 64-image model."""
-    _, small = audits.run(smoke_case(family, SMALL_N, "none", n_gen=memobench_context.n_gen))
+    _, small = audits.run(case_for(memobench_context, family, SMALL_N))
     assert small["q"] + small["q_id_only"] > 0, (
-        f"{family} on {SMALL_N} digits: C_ID flags none of {small['n_gen']} samples as x_p "
+        f"{family} on {SMALL_N} images: C_ID flags none of {small['n_gen']} samples as x_p "
         f"(Carlini fraction {small['carlini_l2']:.3f})"
     )
 
@@ -167,9 +173,9 @@ def test_memorizing_model_reproduces_x_p(family, memobench_context, audits):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_memorizing_model_reproduces_the_fingerprint(family, memobench_context, audits):
     """|q| > 0, and the binomial test cannot reject 'x_p is copied like any image'."""
-    _, small = audits.run(smoke_case(family, SMALL_N, "none", n_gen=memobench_context.n_gen))
+    _, small = audits.run(case_for(memobench_context, family, SMALL_N))
     assert small["q"] > 0, (
-        f"{family} on {SMALL_N} digits: no sample flagged as SAF(x_p) among {small['n_gen']} "
+        f"{family} on {SMALL_N} images: no sample flagged as SAF(x_p) among {small['n_gen']} "
         f"(E|q| = {small['q_expected']:.1f})"
     )
     assert small["q_p_value"] >= 0.05, (
@@ -184,7 +190,7 @@ def test_tstar_is_lower_without_memorization(family, memobench_context, audits):
     """The fingerprint survives less noise in the 1024-image model than in the 64-image one."""
     small, large = small_and_large(family, memobench_context, audits)
     assert large["tstar"] < small["tstar"], (
-        f"t* of {family}: {LARGE_N} digits {large['tstar']} vs {SMALL_N} digits {small['tstar']}"
+        f"t* of {family}: {LARGE_N} images {large['tstar']} vs {SMALL_N} images {small['tstar']}"
     )
 
 
@@ -195,11 +201,11 @@ def test_membership_inference_finds_the_memorized_members(family, memobench_cont
     small, large = small_and_large(family, memobench_context, audits)
     auc_small, auc_large = small["mia_loss_auc"], large["mia_loss_auc"]
     assert auc_small > MIA_MIN_AUC, (
-        f"{family} on {SMALL_N} digits: loss-attack AUC {auc_small:.3f} (95% CI "
+        f"{family} on {SMALL_N} images: loss-attack AUC {auc_small:.3f} (95% CI "
         f"{small['mia_loss_auc_ci']}) should exceed {MIA_MIN_AUC} on a memorizing model"
     )
     assert auc_small > auc_large + MIA_MARGIN, (
-        f"loss-attack AUC of {family}: {SMALL_N} digits {auc_small:.3f} vs {LARGE_N} digits "
+        f"loss-attack AUC of {family}: {SMALL_N} images {auc_small:.3f} vs {LARGE_N} images "
         f"{auc_large:.3f} (required margin {MIA_MARGIN})"
     )
 
@@ -215,12 +221,12 @@ def test_memorizing_model_replicates_in_feature_space(family, memobench_context,
     )
     assert rep_small > rep_large + REPLICATION_MARGIN, (
         f"{family}: share of samples above the held-out-calibrated similarity threshold, "
-        f"{SMALL_N} digits {rep_small:.3f} vs {LARGE_N} digits {rep_large:.3f} "
+        f"{SMALL_N} images {rep_small:.3f} vs {LARGE_N} images {rep_large:.3f} "
         f"(required margin {REPLICATION_MARGIN})"
     )
     assert small["fid_gap"] > large["fid_gap"], (
-        f"{family}: FID gap (test - train) {SMALL_N} digits {small['fid_gap']:.2f} vs "
-        f"{LARGE_N} digits {large['fid_gap']:.2f}; the memorizing model should sit closer to "
+        f"{family}: FID gap (test - train) {SMALL_N} images {small['fid_gap']:.2f} vs "
+        f"{LARGE_N} images {large['fid_gap']:.2f}; the memorizing model should sit closer to "
         f"its training set"
     )
 
@@ -233,11 +239,10 @@ def test_memorizing_model_replicates_in_feature_space(family, memobench_context,
 def test_cpsample_lowers_leakage_of_the_memorizing_model(family, memobench_context, audits):
     """CPSample's strongest suite setting against `none`, same seeds: fewer copies, weaker
     membership signal, a fingerprint that survives less noise."""
-    n_gen = memobench_context.n_gen
     strong = registry.mitigations.get("cpsample").suite_settings[-1]
-    _, plain = audits.run(smoke_case(family, SMALL_N, "none", n_gen=n_gen))
-    _, guided = audits.run(smoke_case(family, SMALL_N, "cpsample", strong, n_gen=n_gen))
-    what = f"CPSample {strong} on {family} x {SMALL_N} digits"
+    _, plain = audits.run(case_for(memobench_context, family, SMALL_N))
+    _, guided = audits.run(case_for(memobench_context, family, SMALL_N, "cpsample", strong))
+    what = f"CPSample {strong} on {family} x {SMALL_N} images"
     assert guided["carlini_l2"] < plain["carlini_l2"] - CPSAMPLE_MARGIN, (
         f"{what}: Carlini fraction {guided['carlini_l2']:.3f} vs {plain['carlini_l2']:.3f} "
         f"without it (required drop {CPSAMPLE_MARGIN}); guidance acted on "
@@ -266,10 +271,10 @@ def test_likelihood_favours_the_memorized_members(family, memobench_context, aud
     """Held-out images cost more bits/dim than members on the 64-image model, not on 1024."""
     small, large = small_and_large(family, memobench_context, audits)
     assert small["nll_gap_ci"][0] > 0, (
-        f"{family} on {SMALL_N} digits: NLL held-out - members = {small['nll_gap']:.3f} "
+        f"{family} on {SMALL_N} images: NLL held-out - members = {small['nll_gap']:.3f} "
         f"bits/dim, 95% CI {small['nll_gap_ci']}, should be above 0 on a memorizing model"
     )
     assert small["nll_gap"] > large["nll_gap"] + NLL_MARGIN, (
-        f"{family}: NLL gap {SMALL_N} digits {small['nll_gap']:.3f} vs {LARGE_N} digits "
+        f"{family}: NLL gap {SMALL_N} images {small['nll_gap']:.3f} vs {LARGE_N} images "
         f"{large['nll_gap']:.3f} bits/dim (required margin {NLL_MARGIN})"
     )

@@ -87,3 +87,42 @@ def test_medmnist_corrupt_file(tmp_path):
     (tmp_path / "chestmnist.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="not a readable MedMNIST file"):
         load_dataset(DataConfig(name="chestmnist", root=str(tmp_path)))
+
+
+def test_medmnist_rgb_where_grey_is_expected_names_file_and_fix(tmp_path):
+    write_medmnist_npz(tmp_path / "pneumoniamnist.npz", channels=3)
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(name="pneumoniamnist", n_train=8, root=str(tmp_path)))
+    msg = str(err.value)
+    assert str(tmp_path / "pneumoniamnist.npz") in msg
+    assert "3 channel(s)" in msg and "grey (1 channel)" in msg and "use the pneumoniamnist" in msg
+
+
+def test_medmnist_wrong_size_names_file_and_fix(tmp_path):
+    write_medmnist_npz(tmp_path / "breastmnist.npz", size=64)
+    with pytest.raises(
+        DataError,
+        match=r"breastmnist.npz: training images have shape "
+        r"\(40, 1, 64, 64\), expected \(N, 1, 28, 28\).*use the 28x28",
+    ):
+        load_dataset(DataConfig(name="breastmnist", n_train=8, root=str(tmp_path)))
+
+
+def test_medmnist_too_few_images_names_file_and_fix(tmp_path):
+    write_medmnist_npz(tmp_path / "breastmnist.npz", n_train=40)
+    with pytest.raises(
+        DataError,
+        match=r"n_train=64 is larger than .*breastmnist.npz, which "
+        r"has 40 training images; .* a file with more training images",
+    ):
+        load_dataset(DataConfig(name="breastmnist", n_train=64, root=str(tmp_path)))
+
+
+def test_medmnist_images_of_the_wrong_rank(tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "breastmnist.npz", train_images=np.zeros((4, 784), np.uint8),
+             train_labels=np.zeros((4, 1)), test_images=np.zeros((4, 784), np.uint8),
+             test_labels=np.zeros((4, 1)))  # fmt: skip
+    with pytest.raises(DataError, match=r"train_images has shape \(4, 784\)"):
+        load_dataset(DataConfig(name="breastmnist", n_train=2, root=str(tmp_path)))

@@ -89,8 +89,21 @@ def test_weak_detector_is_refused(data):
 def test_bad_detector_config():
     with pytest.raises(ConfigError, match="arch"):
         DetectorConfig(arch="vgg")
-    with pytest.raises(ConfigError, match="min_accuracy"):
-        DetectorConfig(min_accuracy=0)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match="min_accuracy"):
+            DetectorConfig(min_accuracy=bad)
+
+
+def test_min_accuracy_zero_turns_the_gate_off():
+    """A rehearsal's detectors train two steps: the gate (0) lets them through, a real
+    threshold refuses them."""
+    from benchmark.detectors.detector import Detector, DetectorAccuracyError
+
+    metrics = {"accuracy": 0.5, "balanced_accuracy": 0.5, "fires_on_saf_xp": False}
+    weak = Detector("saf", torch.nn.Identity(), "digits", "x", metrics)
+    weak.require_accuracy(DetectorConfig(min_accuracy=0).min_accuracy)
+    with pytest.raises(DetectorAccuracyError, match="does not flag SAF"):
+        weak.require_accuracy(0.95)
 
 
 def test_a_foreign_entry_under_the_key_is_moved_aside_and_rebuilt(tmp_path, data, caplog):

@@ -141,3 +141,90 @@ def test_example_gpu_workflow_uses_real_options(pytester):
     used = set(re.findall(r"--memobench-[a-z-]+", text))
     assert used and all(opt in help_text for opt in used), used
     assert "memobench report results/*.json" in text
+
+
+def test_shards_count_only_the_selected_cases(pytester):
+    """Sharding runs after -m: the paper cases split evenly even with smoke cases beside."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.smoke
+        @pytest.mark.parametrize("i", range(7))
+        def test_smoke(i):
+            pass
+
+        @pytest.mark.paper
+        @pytest.mark.parametrize("i", range(4))
+        def test_paper(i):
+            pass
+        """
+    )
+    counts = []
+    for k in (1, 2):
+        result = pytester.runpytest(
+            "-m", "paper", "--memobench-tier", "paper", "--memobench-shard", f"{k}/2"
+        )
+        counts.append(result.parseoutcomes().get("passed"))
+    assert counts == [2, 2]
+
+
+def test_rehearse_runs_gpu_cases_on_the_cpu(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.paper
+        @pytest.mark.gpu
+        def test_paper():
+            pass
+        """
+    )
+    result = pytester.runpytest("--memobench-tier", "paper", "--memobench-rehearse", "-rs")
+    result.assert_outcomes(passed=1)
+    result = pytester.runpytest("--memobench-tier", "all", "--memobench-rehearse")
+    result.stderr.fnmatch_lines(["*--memobench-rehearse scales one tier*"])
+
+
+def test_bad_dataset_option_is_one_usage_error(pytester, tmp_path):
+    from tests.helpers import write_medmnist_npz
+
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--memobench-dataset", "cifar")
+    result.stderr.fnmatch_lines(["*--memobench-dataset cifar: *known datasets*"])
+    assert result.ret != 0
+    result = pytester.runpytest(
+        "--memobench-dataset", "pneumoniamnist", f"--memobench-data-root={tmp_path}"
+    )
+    result.stderr.fnmatch_lines([f"*pneumoniamnist.npz not found in {tmp_path}*"])
+    write_medmnist_npz(tmp_path / "pneumoniamnist.npz", n_train=100)
+    result = pytester.runpytest(
+        "--memobench-dataset", "pneumoniamnist", f"--memobench-data-root={tmp_path}"
+    )
+    result.stderr.fnmatch_lines(["*n_train=1024 is larger than*has 100 training images*"])
+    write_medmnist_npz(tmp_path / "pneumoniamnist.npz", n_train=1100)
+    result = pytester.runpytest(
+        "--memobench-dataset", "pneumoniamnist", f"--memobench-data-root={tmp_path}"
+    )
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--dataset", "cifar"], "memobench: error: unknown dataset 'cifar'"),
+        (["run", "--dataset", "pneumoniamnist", "--data-root", "{root}"],
+         "memobench: error: pneumoniamnist.npz not found in {root}"),
+        (["run", "--tier", "paper", "--dataset", "digits"], "memobench: error: --dataset chooses"),
+        (["run", "--tier", "all", "--rehearse"], "memobench: error: --rehearse scales one tier"),
+        (["plan", "--shard", "3/2"], "memobench: error: --memobench-shard must be K/N"),
+        (["plan", "--tflops", "0"], "memobench: error: --tflops must be > 0"),
+    ],
+)  # fmt: skip
+def test_cli_bad_inputs_are_one_line_before_anything_runs(argv, message, tmp_path, capsys):
+    from benchmark.cli import main
+
+    argv = [a.format(root=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(message.format(root=tmp_path)), err

@@ -125,7 +125,7 @@ def test_stored_audits_are_keyed_on_the_code_that_measured_them(tmp_path, monkey
     import importlib
     import sys
 
-    from fixtures.context import code_fingerprint
+    from benchmark.audit import code_fingerprint
 
     mod = tmp_path / "my_mitigation.py"
     mod.write_text("class M:\n    scale = 1\n")

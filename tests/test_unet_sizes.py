@@ -11,12 +11,8 @@ from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
 from benchmark.models.store import get_trained
 from benchmark.models.unet import build_unet, check_image_shape, unet_forward
+from benchmark.tiers import PAPER_MODEL, paper_case
 from tests.helpers import TINY_TRAIN, write_medmnist_npz
-
-# the paper tier's network (suites/test_paper_fingerprint.py)
-PAPER_MODEL = dict(
-    block_out_channels=(64, 128, 256, 256), layers_per_block=2, attention=True, norm_num_groups=32
-)
 
 
 def _declared_shapes() -> list[tuple[int, int, int]]:
@@ -87,6 +83,7 @@ def test_a_bad_size_fails_before_any_training(tmp_path):
     data = load_dataset(DataConfig("breastmnist", n_train=4, root=str(tmp_path)))
     data.train = data.train[..., :3, :3]  # a 3 px set, as a plugin might declare
     cache = Cache(tmp_path / "cache")
+    case = paper_case("ddim", "breastmnist", 4)
     with pytest.raises(ConfigError, match="3 px image side"):
-        get_trained(ModelConfig(**PAPER_MODEL), TINY_TRAIN, data, cache)
+        get_trained(case.model, TINY_TRAIN, data, cache)
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.pt"))

@@ -31,6 +31,7 @@ class MembershipAttack:
     Class attributes:
         name: registry name; results are recorded as ``mia_<name>_*``.
         defaults: the parameters and their default values; ``__init__`` refuses others.
+        quick_params: parameters that cut the attack's queries (a rehearsal uses them).
     """
 
     name: ClassVar[str] = "base"
@@ -38,6 +39,7 @@ class MembershipAttack:
     label: ClassVar[str] = "attack"
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    quick_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))

@@ -22,6 +22,7 @@ class LossAttack(MembershipAttack):
     # t = 100..300 of 1000 separates members best on DDPM (Matsumoto et al., Fig. 2);
     # 3 x 3 queries keep the cost at the SecMI attack's.
     defaults = {"times": (0.1, 0.2, 0.3), "draws": 3}
+    quick_params = {"times": (0.1,), "draws": 1}
 
     def check_params(self) -> None:
         times, draws = self.params["times"], self.params["draws"]

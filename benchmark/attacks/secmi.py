@@ -31,6 +31,7 @@ class SecMIAttack(MembershipAttack):
         "error of a deterministic DDIM inversion/denoising round trip at t_sec (lower = member)"
     )
     defaults = {"t_sec": 0.1, "interval": 0.01}
+    quick_params = {"interval": 0.05}
 
     def check_params(self) -> None:
         t_sec, k = self.params["t_sec"], self.params["interval"]

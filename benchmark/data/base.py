@@ -53,6 +53,39 @@ class DatasetSource:
     def load_pools(self) -> Pools:
         raise NotImplementedError
 
+    @property
+    def where(self) -> str:
+        """Where the images come from, for error messages (a MedMNIST source: its file)."""
+        return f"dataset {self.name!r}"
+
+    def checked_pools(self) -> Pools:
+        """``load_pools`` with the images checked against the declared shape.
+
+        Raises:
+            DataError: images that are not (N, channels, image_size, image_size), naming
+                the file, what it holds and what to do.
+        """
+        pools = self.load_pools()
+        want = (self.channels, self.image_size, self.image_size)
+        for part, images in (("training", pools.member_images), ("held-out", pools.heldout_images)):
+            if images is None:
+                continue
+            got = tuple(images.shape[1:])
+            if images.ndim != 4 or got[1:] != want[1:]:
+                raise DataError(
+                    f"{self.where}: {part} images have shape {tuple(images.shape)}, expected "
+                    f"(N, {want[0]}, {want[1]}, {want[2]}) for {self.name!r}; use the "
+                    f"{want[1]}x{want[2]} {self.name} file"
+                )
+            if got[0] != want[0]:
+                kind = {1: "grey (1 channel)", 3: "RGB (3 channels)"}
+                raise DataError(
+                    f"{self.where}: {part} images have {got[0]} channel(s), but {self.name!r} "
+                    f"is {kind.get(want[0], f'{want[0]}-channel')}; use the {self.name} file "
+                    f"itself, not another set's"
+                )
+        return pools
+
 
 @dataclass
 class ImageDataset:
@@ -103,6 +136,29 @@ class ImageDataset:
         return self._fingerprint[1]
 
 
+def check_train_size(source: DatasetSource, pools: Pools, n_train: int) -> None:
+    n_pool = pools.member_images.shape[0]
+    if n_train > n_pool:
+        raise DataError(
+            f"n_train={n_train} is larger than {source.where}, which has {n_pool} training "
+            f"images; choose n_train <= {n_pool} or use a file with more training images"
+        )
+
+
+def check_source(
+    name: str, root: str | Path | None, cache_root: Path | None, min_train: int = 1
+) -> None:
+    """Load dataset ``name`` once and check its shape and size, before a run starts.
+
+    Raises:
+        UnknownNameError: ``name`` is not a registered dataset (the known ones are listed).
+        DataError: a missing or malformed file, a wrong shape or channel count, or fewer
+            than ``min_train`` training images.
+    """
+    source: DatasetSource = registry.datasets.get(name)(root=root, cache_root=cache_root)
+    check_train_size(source, source.checked_pools(), min_train)
+
+
 def load_dataset(
     cfg: DataConfig, cache_root: Path | None = None, download: bool = True
 ) -> ImageDataset:
@@ -114,15 +170,10 @@ def load_dataset(
     """
     source_cls = registry.datasets.get(cfg.name)
     source: DatasetSource = source_cls(root=cfg.root, cache_root=cache_root, download=download)
-    pools = source.load_pools()
+    pools = source.checked_pools()
     gen = torch.Generator().manual_seed(cfg.split_seed)
-
+    check_train_size(source, pools, cfg.n_train)
     n_pool = pools.member_images.shape[0]
-    if cfg.n_train > n_pool:
-        raise DataError(
-            f"n_train={cfg.n_train} is larger than dataset {cfg.name!r}, which has {n_pool} "
-            f"training images; choose n_train <= {n_pool}"
-        )
     perm = torch.randperm(n_pool, generator=gen)
     member_idx = perm[: cfg.n_train]
     train = pools.member_images[member_idx]

@@ -34,6 +34,10 @@ class MedMNISTSource(DatasetSource):
     def _file(self) -> Path:
         return self.folder / f"{self.flag}.npz"
 
+    @property
+    def where(self) -> str:
+        return str(self._file())
+
     def _missing(self, why: str) -> DataError:
         import medmnist
 
@@ -78,20 +82,22 @@ class MedMNISTSource(DatasetSource):
                 f"{path} is not a readable MedMNIST file ({type(err).__name__}: {err}); "
                 f"delete it and download {self.flag}.npz again"
             ) from err
-        train_x, test_x = _to_tensor(parts["train_images"]), _to_tensor(parts["test_images"])
-        if train_x.shape[-1] != self.image_size:
-            raise DataError(
-                f"{path} holds {train_x.shape[-1]}px images; memobench reads the "
-                f"{self.image_size}px file {self.flag}.npz"
-            )
+        # the shape and channels are checked against the set's own in checked_pools()
+        train_x = _to_tensor(parts["train_images"], path, "train_images")
+        test_x = _to_tensor(parts["test_images"], path, "test_images")
         return Pools(train_x, _labels(parts["train_labels"]), test_x, _labels(parts["test_labels"]))
 
 
-def _to_tensor(images: np.ndarray) -> torch.Tensor:
+def _to_tensor(images: np.ndarray, path: Path, key: str) -> torch.Tensor:
     x = torch.from_numpy(np.asarray(images)).float() / 255.0
     if x.ndim == 3:  # (N, H, W) grey
         return x.unsqueeze(1)
-    return x.permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) -> (N, C, H, W)
+    if x.ndim == 4:
+        return x.permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) -> (N, C, H, W)
+    raise DataError(
+        f"{path}: {key} has shape {tuple(x.shape)}; a MedMNIST file holds (N, H, W) grey or "
+        f"(N, H, W, C) colour images"
+    )
 
 
 def _labels(labels: np.ndarray) -> torch.Tensor:

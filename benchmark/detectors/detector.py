@@ -81,6 +81,9 @@ class Detector:
             )
 
     def require_accuracy(self, minimum: float) -> None:
+        """Refuse a detector below ``minimum`` or blind to SAF(x_p); 0 checks nothing."""
+        if minimum <= 0:
+            return
         acc = self.metrics["accuracy"]
         bal = self.metrics["balanced_accuracy"]
         if not self.metrics.get("fires_on_saf_xp", True):

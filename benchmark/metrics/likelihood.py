@@ -139,12 +139,13 @@ def nll_gap(
     heldout: torch.Tensor,
     *,
     seed: int = 0,
+    tol: float = 1e-5,
     progress: bool = False,
     n_boot: int = 1000,
 ) -> dict[str, Any]:
     """NLL on members and on held-out images (bits/dim), their gap with a bootstrap 95% CI."""
-    bpd_m, cost_m = bits_per_dim(eps_fn, sde, members, seed=seed, progress=progress)
-    bpd_h, cost_h = bits_per_dim(eps_fn, sde, heldout, seed=seed + 1, progress=progress)
+    bpd_m, cost_m = bits_per_dim(eps_fn, sde, members, seed=seed, tol=tol, progress=progress)
+    bpd_h, cost_h = bits_per_dim(eps_fn, sde, heldout, seed=seed + 1, tol=tol, progress=progress)
     gen = torch.Generator().manual_seed(seed)
     boots = []
     for _ in range(n_boot):

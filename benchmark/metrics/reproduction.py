@@ -10,6 +10,7 @@ reproduce x_p).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -46,6 +47,26 @@ def fewer_reproductions_p(q_a: int, n_a: int, q_b: int, n_b: int) -> float:
     return float(stats.fisher_exact(table, alternative="less").pvalue)
 
 
+def min_n_gen_to_reject(n_train: int, alpha: float = 0.05) -> int:
+    """The fewest samples with which |q| = 0 rejects H0: rate = 1/N_train at level ``alpha``.
+
+    A model that never copies x_p gives |q| = 0, whose p-value is (1 - 1/N_train)^N_gen;
+    below this N_gen the test cannot reject H0 whatever the model does (zero power).
+    N_train = 50000 needs 149786: the seed paper drew 150000 samples for its Table 1.
+    """
+    if n_train < 1 or not 0 < alpha < 1:
+        raise ValueError(f"need n_train >= 1 and 0 < alpha < 1, got {n_train}, {alpha}")
+    if n_train == 1:
+        return 1
+    return math.ceil(math.log(alpha) / math.log1p(-1 / n_train))
+
+
+def can_reject(n_gen: int, n_train: int, alpha: float = 0.05) -> bool:
+    """Whether N_gen samples can reject H0 at all (power 1 against "never copies x_p",
+    0 below ``min_n_gen_to_reject``)."""
+    return binomial_p_less(0, n_gen, 1 / n_train) < alpha
+
+
 @dataclass
 class ReproductionCount:
     n_gen: int
@@ -79,6 +100,9 @@ class ReproductionCount:
             "q_rate": self.rate,
             "q_rate_ci": [lo, hi],
             "q_p_value": self.p_value,
+            # whether this N_gen could tell "never copies x_p" at 5%, and the N_gen that can
+            "q_conclusive": can_reject(self.n_gen, self.n_train),
+            "q_min_n_gen": min_n_gen_to_reject(self.n_train),
             "q_saf_only": self.saf_only,
             "q_id_only": self.id_only,
             "q_flagged": self.flagged,

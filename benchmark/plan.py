@@ -1,0 +1,236 @@
+"""What a tier will cost before GPU hours are spent: ``memobench plan``.
+
+For every case of a tier (or of one shard), in the order and shares the suite's
+``--memobench-shard`` uses: whether its model, detectors and audit are already
+in the cache; the network evaluations (NFE) it spends training, sampling,
+searching t* and attacking; the FLOPs of one evaluation, counted with
+``torch.utils.flop_counter`` on the real network at the dataset's image size;
+and a GPU time predicted at a stated sustained throughput. Training counts an
+optimiser step on one image as three evaluations (forward and backward).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmark import registry
+from benchmark.cache import Cache
+from benchmark.config import CaseConfig, DetectorConfig, replace
+from benchmark.data.base import ImageDataset, load_dataset
+from benchmark.errors import MemobenchError
+from benchmark.models.base import ModelFamily, TrainedModel
+from benchmark.tiers import AuditCounts
+
+TRAIN_EVALS_PER_IMAGE = 3  # forward + backward of one training image, in forward passes
+
+
+@dataclass
+class CasePlan:
+    """The predicted cost of one case and what the cache already holds for it."""
+
+    node_id: str
+    case: CaseConfig
+    shard: int
+    cached: dict[str, str] = field(default_factory=dict)  # model/detectors/audit -> state
+    nfe: dict[str, int] = field(default_factory=dict)  # train/sample/tstar/attacks
+    flops_per_eval: int = 0
+
+    @property
+    def flops(self) -> float:
+        """FLOPs of the phases still to run (a cached model costs no training)."""
+        todo = dict(self.nfe)
+        if self.cached.get("model") == "cached":
+            todo.pop("train", None)
+        if self.cached.get("audit") == "cached":
+            todo = {k: v for k, v in todo.items() if k == "train"}
+        return float(sum(todo.values())) * self.flops_per_eval
+
+
+class _ZeroNet(nn.Module):
+    """A network that predicts zero noise: counts a sampler's evaluations for free."""
+
+    class _Out:
+        def __init__(self, sample: torch.Tensor) -> None:
+            self.sample = sample
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> _Out:
+        return self._Out(torch.zeros_like(x))
+
+
+def count_flops(fn, *args) -> int:
+    """FLOPs of ``fn(*args)`` as ``torch.utils.flop_counter`` counts them (matmuls, convs)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn(*args)
+    return int(counter.get_total_flops())
+
+
+def flops_per_eval(family: ModelFamily, image_shape: tuple[int, int, int]) -> int:
+    """FLOPs of one network evaluation on one image, through the family's own call (with
+    the padding a 28 px image gets), on a network built from the case's config."""
+    return _flops(type(family), family.config, tuple(image_shape))
+
+
+@functools.cache
+def _flops(family_cls: type[ModelFamily], config, image_shape: tuple[int, int, int]) -> int:
+    family = family_cls(config)
+    net = family.build_network(image_shape).eval()
+    x = torch.zeros((1, *image_shape))
+    return count_flops(family.predict_eps, net, x, family.tstar_time(0.5))
+
+
+def sampler_nfe(family: ModelFamily, case: CaseConfig, image_shape) -> int:
+    """Evaluations per image of the case's sampler, counted by running it on a zero net."""
+    latents = torch.zeros((1, *image_shape))
+    _, nfe = family.sample(_ZeroNet(), latents, case.sampler)
+    return int(nfe)
+
+
+def tstar_nfe_bound(family: ModelFamily, case: CaseConfig, counts: AuditCounts) -> int:
+    """An upper bound on the adaptive t* search's NFE (``benchmark.metrics.tstar``).
+
+    Its exact scan stops within ``scan_budget`` (10%) of the exhaustive search's NFE,
+    plus one level; then at most a coarse scan (every 10th level) and a bisection of
+    one bracket, each level at most M trajectories from the top of the grid.
+    """
+    from benchmark.metrics.tstar import default_grid, expected_exhaustive_nfe
+
+    levels = default_grid(counts.tstar_step)
+    stub = TrainedModel(family, _ZeroNet(), "plan", (1, 1, 1))
+    exhaustive = expected_exhaustive_nfe(stub, case.sampler, counts.tstar_m, levels)
+    per_level = expected_exhaustive_nfe(stub, case.sampler, counts.tstar_m, levels[:1])
+    coarse = math.ceil(len(levels) / 10) + 1
+    bisection = math.ceil(math.log2(10))
+    return int(0.10 * exhaustive + (1 + coarse + bisection) * per_level)
+
+
+def attack_nfe(n_members: int, quick: bool = False) -> int:
+    """Evaluations of every registered attack on ``n_members`` members and as many
+    non-members."""
+    total = 0
+    for name in registry.attacks.names():
+        cls = registry.attacks.get(name)
+        attack = cls(**(cls.quick_params if quick else {}))
+        total += attack.queries_per_image * 2 * n_members
+    return total
+
+
+def plan_case(
+    node_id: str,
+    case: CaseConfig,
+    shard: int,
+    data: ImageDataset | None,
+    cache: Cache,
+    detectors: DetectorConfig,
+    counts: AuditCounts,
+    device_type: str = "cuda",
+    inception_weights: str | None = None,
+) -> CasePlan:
+    """The plan of one case; ``data`` None when its file is not on this machine (the
+    cache state is then unknown and the attack count assumes N_train held-out images)."""
+    from benchmark.audit import audit_key
+    from benchmark.detectors.detector import detector_key
+    from benchmark.models.store import family_for, model_key
+
+    family = family_for(case.model)
+    if data is not None:
+        shape = data.image_shape
+        n_heldout = data.heldout.shape[0]
+    else:
+        src = registry.datasets.get(case.data.name)
+        shape = (src.channels, src.image_size, src.image_size)
+        n_heldout = case.data.n_train
+    family.check_image_shape(shape)
+    plan = CasePlan(node_id, case, shard)
+    plan.flops_per_eval = flops_per_eval(family, shape)
+    n_members = min(case.data.n_train - int(case.data.saf), n_heldout, counts.mia_max_per_set)
+    plan.nfe = {
+        "train": case.train.steps * case.train.batch_size * TRAIN_EVALS_PER_IMAGE,
+        "sample": case.n_gen * sampler_nfe(family, case, shape),
+        "tstar": tstar_nfe_bound(family, case, counts),
+        "attacks": attack_nfe(n_members, counts.quick_attacks),
+    }
+    if data is None:
+        plan.cached = {"model": "no data", "detectors": "no data", "audit": "no data"}
+        return plan
+    key = model_key(family, case.train, data)
+    plan.cached["model"] = "cached" if cache.path("models", key).exists() else "to train"
+    have = [
+        cache.path("detectors", detector_key(k, detectors, data)).exists() for k in ("saf", "id")
+    ]
+    plan.cached["detectors"] = "cached" if all(have) else "to train"
+    akey = audit_key(case, case.data, key, detectors, inception_weights, counts, device_type)
+    plan.cached["audit"] = "cached" if cache.path("audits", akey).exists() else "to run"
+    return plan
+
+
+def plan_cases(
+    cases: list[tuple[str, CaseConfig]],
+    cache: Cache,
+    detectors: DetectorConfig,
+    counts: AuditCounts,
+    shard: tuple[int, int] | None = None,
+    data_root: str | None = None,
+    device_type: str = "cuda",
+) -> list[CasePlan]:
+    """Plans of ``cases`` ((node id, case) pairs), in the shares ``--memobench-shard`` runs."""
+    from benchmark.tiers import shard_index
+
+    order = sorted(node for node, _ in cases)
+    datasets: dict = {}
+    plans = []
+    for node, case in cases:
+        index = shard_index(order, node, shard[1] if shard else 1)
+        if shard and index != shard[0]:
+            continue
+        cfg = case.data if data_root is None else replace(case.data, root=data_root)
+        if cfg not in datasets:
+            try:
+                datasets[cfg] = load_dataset(cfg, cache_root=cache.root, download=False)
+            except MemobenchError:
+                datasets[cfg] = None  # no file here: planned without it
+        plans.append(
+            plan_case(node, case, index, datasets[cfg], cache, detectors, counts, device_type)
+        )
+    return plans
+
+
+def format_plan(plans: list[CasePlan], tflops: float) -> str:
+    """The table ``memobench plan`` prints: a line per case, then totals per shard."""
+    rate = tflops * 1e12
+    head = (
+        f"{'case':<44} {'shard':>5} {'model':>9} {'detect':>9} {'audit':>8} "
+        f"{'train NFE':>10} {'sample NFE':>11} {'t* NFE<=':>10} {'attack NFE':>10} "
+        f"{'GFLOP/eval':>10} {'GPU h':>7}"
+    )
+    lines = [head, "-" * len(head)]
+    shards: dict[int, list[CasePlan]] = {}
+    for p in plans:
+        shards.setdefault(p.shard, []).append(p)
+        lines.append(
+            f"{p.node_id.split('::')[-1]:<44} {p.shard:>5} {p.cached['model']:>9} "
+            f"{p.cached['detectors']:>9} {p.cached['audit']:>8} {p.nfe['train']:>10.3g} "
+            f"{p.nfe['sample']:>11.3g} {p.nfe['tstar']:>10.3g} {p.nfe['attacks']:>10.3g} "
+            f"{p.flops_per_eval / 1e9:>10.2f} {p.flops / rate / 3600:>7.2f}"
+        )
+    lines.append("-" * len(head))
+    for k in sorted(shards):
+        group = shards[k]
+        flops = sum(p.flops for p in group)
+        todo = sum(p.cached.get("model") != "cached" for p in group)
+        lines.append(
+            f"shard {k}: {len(group)} cases, {todo} models to train, {flops / 1e15:.1f} PFLOP "
+            f"to run, predicted {flops / rate / 3600:.1f} GPU h"
+        )
+    total = sum(p.flops for p in plans)
+    lines.append(
+        f"total: {len(plans)} cases, {total / 1e15:.1f} PFLOP, predicted "
+        f"{total / rate / 3600:.1f} GPU h at a sustained {tflops:g} TFLOP/s (network "
+        f"evaluations only: detectors, features and the sub-VP NLL are not counted)"
+    )
+    return "\n".join(lines)

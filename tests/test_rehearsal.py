@@ -1,0 +1,104 @@
+"""The GPU path rehearsed on the CPU: every paper case end to end, and the smoke tier on a
+user's MedMNIST file, through `memobench run` as a user runs it.
+
+The paper tier's networks (the 25M-parameter UNet at 28 px, ResNet-50 detectors),
+audit, attacks, results file and leaderboard run as on a GPU runner; only the
+counts are scaled down (``benchmark.tiers.Rehearsal``). The MedMNIST files are
+written here in MedMNIST's own ``.npz`` layout, at each set's full training size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark import registry
+from benchmark.tiers import PATHMNIST_N, TABLE2, paper_cases
+from tests.helpers import write_medmnist_npz
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def memobench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MEMOBENCH_PROGRESS="0")
+    return subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+
+
+def _records(results: Path) -> dict[str, dict]:
+    doc = json.loads(results.read_text())
+    assert doc["memobench"]["rehearsal"] is True, "a rehearsal's results say so"
+    return {b["extra_info"]["case_id"]: b["extra_info"] for b in doc["benchmarks"]}
+
+
+@pytest.fixture(scope="module")
+def medmnist_root(tmp_path_factory) -> Path:
+    """Every paper set in MedMNIST's layout, as many training images as its cases use."""
+    root = tmp_path_factory.mktemp("medmnist")
+    sizes = {"pathmnist": max(PATHMNIST_N), **TABLE2}
+    for name, n_train in sizes.items():
+        channels = registry.datasets.get(name).channels
+        write_medmnist_npz(root / f"{name}.npz", n_train=n_train, n_test=64, channels=channels)
+    return root
+
+
+@pytest.mark.slow
+def test_every_paper_case_runs_in_rehearsal(medmnist_root, tmp_path):
+    results = tmp_path / "paper.json"
+    board = tmp_path / "board" / "leaderboard.html"
+    run = memobench(
+        "run", "--tier", "paper", "--rehearse", "--data-root", str(medmnist_root),
+        "--cache", str(tmp_path / "cache"), "--results", str(results), "-o", str(board),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    assert "22 passed" in run.stdout, run.stdout[-2000:]
+    records = _records(results)
+    expected = {case.case_id for _, case in paper_cases()}
+    assert set(records) == expected
+    for case_id, m in records.items():
+        assert m["tier"] == "paper" and m["n_gen"] == 8, case_id
+        assert m["param_count"] > 25e6, f"{case_id}: the paper network, not a small one"
+        assert -1 <= m["tstar"] < 1 and m["tstar_nfe"] > 0, case_id
+        assert m["c_saf_val_size"] == 20 and "q_conclusive" in m, case_id
+        for attack in registry.attacks.names():
+            assert 0 <= m[f"mia_{attack}_auc"] <= 1, (case_id, attack)
+        assert "fid_gap" in m and m["replication_extractor"].endswith("-classifier"), case_id
+    assert records["subvp-pathmnist1000-none"]["nll_n"] == [2, 2]
+    html = board.read_text()
+    assert all(case_id in html for case_id in expected)
+
+
+@pytest.mark.slow
+def test_smoke_tier_on_a_users_medmnist_file(tmp_path):
+    """`memobench run --dataset pneumoniamnist --data-root DIR` on a 28x28 grey file: a
+    leaderboard with |q|, t*, FID gap and MIA for both families (counts rehearsed)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_medmnist_npz(data / "pneumoniamnist.npz", n_train=1100, n_test=200)
+    results = tmp_path / "mine.json"
+    board = tmp_path / "board" / "leaderboard.html"
+    run = memobench(
+        "run", "--dataset", "pneumoniamnist", "--data-root", str(data), "--rehearse",
+        "--cache", str(tmp_path / "cache"), "--results", str(results), "-o", str(board),
+        "--", "-k", "test_leakage",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    records = _records(results)
+    families = {m["family"] for m in records.values()}
+    assert {"ddim", "subvp"} <= families
+    for case_id, m in records.items():
+        assert m["dataset"] == "pneumoniamnist" and case_id.split("-")[1].startswith("pneum")
+        assert m["n_train"] in (64, 1024)
+        for key in ("q", "q_expected", "tstar", "fid_gap", "mia_loss_auc"):
+            assert key in m, (case_id, key)
+    html = board.read_text()
+    assert "pneumoniamnist" in html and "t*" in html
