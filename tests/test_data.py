@@ -89,33 +89,32 @@ def test_medmnist_corrupt_file(tmp_path):
         load_dataset(DataConfig(name="chestmnist", root=str(tmp_path)))
 
 
-def test_medmnist_rgb_where_grey_is_expected_names_file_and_fix(tmp_path):
-    write_medmnist_npz(tmp_path / "pneumoniamnist.npz", channels=3)
-    with pytest.raises(DataError) as err:
-        load_dataset(DataConfig(name="pneumoniamnist", n_train=8, root=str(tmp_path)))
-    msg = str(err.value)
-    assert str(tmp_path / "pneumoniamnist.npz") in msg
-    assert "3 channel(s)" in msg and "grey (1 channel)" in msg and "use the pneumoniamnist" in msg
+BAD_FILES = {
+    "rgb where grey": (
+        dict(channels=3), 8,
+        r"pneumoniamnist.npz: training images have 3 channel\(s\), but 'pneumoniamnist' is "
+        r"grey \(1 channel\); use the pneumoniamnist file",
+    ),
+    "wrong size": (
+        dict(size=64), 8,
+        r"pneumoniamnist.npz: training images have shape \(40, 1, 64, 64\), expected "
+        r"\(N, 1, 28, 28\).*use the 28x28",
+    ),
+    "too few images": (
+        dict(n_train=40), 64,
+        r"n_train=64 is larger than .*pneumoniamnist.npz, which has 40 training images; .* a "
+        r"file with more training images",
+    ),
+}  # fmt: skip
 
 
-def test_medmnist_wrong_size_names_file_and_fix(tmp_path):
-    write_medmnist_npz(tmp_path / "breastmnist.npz", size=64)
-    with pytest.raises(
-        DataError,
-        match=r"breastmnist.npz: training images have shape "
-        r"\(40, 1, 64, 64\), expected \(N, 1, 28, 28\).*use the 28x28",
-    ):
-        load_dataset(DataConfig(name="breastmnist", n_train=8, root=str(tmp_path)))
-
-
-def test_medmnist_too_few_images_names_file_and_fix(tmp_path):
-    write_medmnist_npz(tmp_path / "breastmnist.npz", n_train=40)
-    with pytest.raises(
-        DataError,
-        match=r"n_train=64 is larger than .*breastmnist.npz, which "
-        r"has 40 training images; .* a file with more training images",
-    ):
-        load_dataset(DataConfig(name="breastmnist", n_train=64, root=str(tmp_path)))
+@pytest.mark.parametrize("what", list(BAD_FILES))
+def test_a_bad_medmnist_file_names_the_file_and_the_fix(what, tmp_path):
+    written, n_train, message = BAD_FILES[what]
+    write_medmnist_npz(tmp_path / "pneumoniamnist.npz", **written)
+    with pytest.raises(DataError, match=message) as err:
+        load_dataset(DataConfig(name="pneumoniamnist", n_train=n_train, root=str(tmp_path)))
+    assert str(tmp_path) in str(err.value)
 
 
 def test_medmnist_images_of_the_wrong_rank(tmp_path):
