@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmark import registry
 from benchmark.errors import MemobenchError
+from benchmark.tiers import TIERS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,7 +127,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a tier of the suite and render the leaderboard")
-    run.add_argument("--tier", choices=("smoke", "paper", "all"), default="smoke")
+    run.add_argument("--tier", choices=TIERS, default="smoke")
     run.add_argument("--results", help="results JSON to write (default reports/results/run-*.json)")
     run.add_argument("--output", "-o", help="leaderboard HTML (default reports/leaderboard.html)")
     run.add_argument(

@@ -14,18 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.tiers import TIERS
+
 MARKERS = {
     "smoke": "CPU-sized case of the smoke tier (minutes on 2 cores)",
     "paper": "reproduces a source paper's settings; needs --memobench-tier paper (or all)",
     "gpu": "needs a CUDA GPU; skipped with a reason where there is none",
     "slow": "slow test (minutes)",
 }
-
-
-def _tiers() -> tuple[str, ...]:
-    from benchmark.tiers import TIERS
-
-    return TIERS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,7 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption(
         "--memobench-tier",
         default="smoke",
-        choices=_tiers(),
+        choices=TIERS,
         help="which tier of cases runs: smoke (CPU), paper (GPU) or all",
     )
     g.addoption(
