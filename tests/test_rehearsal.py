@@ -74,6 +74,7 @@ def test_every_paper_case_runs_in_rehearsal(medmnist_root, tmp_path):
     assert records["subvp-pathmnist1000-none"]["nll_n"] == [2, 2]
     html = board.read_text()
     assert all(case_id in html for case_id in expected)
+    assert 'id="rehearsal"' in html, "the leaderboard says its rows are a rehearsal's"
 
 
 @pytest.mark.slow

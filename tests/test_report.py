@@ -236,3 +236,16 @@ def test_privacy_utility_view_names_the_front(tmp_path):
     assert "privacy-utility scatter" in html
     front = re.search(r"beats on both: ([^.]*)\.", html).group(1)
     assert front.split(", ") == ["ddim-digits64-none", "ddim-digits64-cpsample"]
+
+
+def test_a_rehearsals_rows_are_marked(tmp_path):
+    """A run marked as a rehearsal gets the warning and a 'yes' in the runs table; a real
+    run neither."""
+    path = results_file(tmp_path / "r.json", [record("ddim-digits64-none", 0.5)])
+    real = render([path], tmp_path / "real.html").read_text()
+    assert 'id="rehearsal"' not in real
+    doc = json.loads(path.read_text())
+    doc["memobench"]["rehearsal"] = True
+    path.write_text(json.dumps(doc))
+    page = render([path], tmp_path / "reh.html").read_text()
+    assert 'id="rehearsal"' in page and "<td>yes</td>" in page

@@ -55,6 +55,7 @@ def run_info(doc: dict[str, Any], source: str) -> dict[str, Any]:
         "torch": mb.get("torch", ""),
         "diffusers": mb.get("diffusers", ""),
         "cuda": mb.get("cuda"),
+        "rehearsal": bool(mb.get("rehearsal", False)),
     }
 
 
