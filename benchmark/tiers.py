@@ -158,10 +158,10 @@ class Rehearsal:
     and the gate is a verdict on the science, which a rehearsal does not measure.
     """
 
-    train_steps: int = 2  # N_gen: ``n_gen``, the run's default under a rehearsal
+    train_steps: int = 2
     batch_size: int = 4
     sampler_steps: int = 3
-    n_gen: int = 8
+    n_gen: int = 8  # the run's N_gen under a rehearsal unless --memobench-n-gen says otherwise
     detector_steps: int = 2
     detector_batch: int = 8
     detector_val: int = 20
@@ -178,8 +178,9 @@ class Rehearsal:
     )
 
     def case(self, case: CaseConfig) -> CaseConfig:
-        """``case`` with its counts scaled: training steps and batch, sampler steps, N_gen,
-        and the mitigation's ``quick_params`` (e.g. CPSample's classifier steps)."""
+        """``case`` with its counts scaled: training steps and batch, sampler steps and the
+        mitigation's ``quick_params`` (e.g. CPSample's classifier steps). N_gen comes from
+        the run (``n_gen`` by default)."""
         train = replace(
             case.train,
             steps=self.train_steps,
