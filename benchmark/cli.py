@@ -51,6 +51,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args.append(f"--memobench-cache={args.cache}")
     if args.device:
         pytest_args.append(f"--memobench-device={args.device}")
+    from benchmark.pytest_plugin import check_run_options
+
+    check_run_options(args.device, None, args.rehearse)  # one line, before pytest
     if args.data_root:
         pytest_args.append(f"--memobench-data-root={args.data_root}")
     if args.dataset:

@@ -166,6 +166,25 @@ def check_dataset_option(name: str, root: str | None, cache_root: str | None) ->
     check_source(name, root, default_root(cache_root), min_train=max(SMOKE_N_TRAIN))
 
 
+def check_run_options(device: str | None, model_path: str | None, rehearse: bool) -> None:
+    """Refuse a device this machine lacks and a model folder that is not there, before any
+    case runs (each would otherwise fail every case with a traceback).
+
+    Raises:
+        MemobenchError: the device or the folder, what was wrong, and what to do.
+    """
+    from benchmark.device import resolve_device
+    from benchmark.errors import CheckpointError
+
+    if not rehearse:  # a rehearsal runs on the CPU whatever was asked
+        resolve_device(device or "auto")
+    if model_path and not Path(model_path).expanduser().is_dir():
+        raise CheckpointError(
+            f"--memobench-model-path {model_path}: no such folder; pass the folder that "
+            f"DDPMPipeline.save_pretrained or UNet2DModel.save_pretrained wrote"
+        )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from benchmark.errors import MemobenchError
 
@@ -177,6 +196,14 @@ def pytest_configure(config: pytest.Config) -> None:
             "--memobench-rehearse scales one tier's counts: pass --memobench-tier smoke or "
             "paper with it, not all"
         )
+    try:
+        check_run_options(
+            config.getoption("--memobench-device"),
+            config.getoption("--memobench-model-path"),
+            config.getoption("--memobench-rehearse"),
+        )
+    except MemobenchError as err:
+        raise pytest.UsageError(str(err)) from err
     dataset = config.getoption("--memobench-dataset")
     if dataset != "digits":
         try:

@@ -219,6 +219,8 @@ def test_bad_dataset_option_is_one_usage_error(pytester, tmp_path):
         (["run", "--tier", "all", "--rehearse"], "memobench: error: --rehearse scales one tier"),
         (["plan", "--shard", "3/2"], "memobench: error: --memobench-shard must be K/N"),
         (["plan", "--tflops", "0"], "memobench: error: --tflops must be > 0"),
+        (["run", "--device", "cuda:7" if torch.cuda.is_available() else "cuda"],
+         "memobench: error: device 'cuda"),
     ],
 )  # fmt: skip
 def test_cli_bad_inputs_are_one_line_before_anything_runs(argv, message, tmp_path, capsys):
@@ -228,3 +230,20 @@ def test_cli_bad_inputs_are_one_line_before_anything_runs(argv, message, tmp_pat
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(message.format(root=tmp_path)), err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_no_gpu_for_a_gpu_device_is_one_usage_error(pytester):
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--memobench-device", "cuda")
+    result.stderr.fnmatch_lines(["*device 'cuda' was requested but torch.cuda.is_available()*"])
+    assert result.ret != 0
+    result = pytester.runpytest("--memobench-device", "cuda", "--memobench-rehearse")
+    result.assert_outcomes(passed=1)  # a rehearsal runs on the CPU
+
+
+def test_a_missing_model_folder_is_one_usage_error(pytester, tmp_path):
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest(f"--memobench-model-path={tmp_path / 'nope'}")
+    result.stderr.fnmatch_lines([f"*--memobench-model-path {tmp_path / 'nope'}: no such folder*"])
+    assert result.ret != 0
