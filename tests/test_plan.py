@@ -22,6 +22,8 @@ from fixtures.features import FeatureStore
 from fixtures.models import ModelStore
 from tests.helpers import TINY_MODEL, TINY_SAMPLER, TINY_TRAIN
 
+pytest_plugins = ["pytester"]  # the node-id test collects the real suite
+
 
 def test_flops_of_a_small_network_match_the_hand_count():
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 28 * 28, 10))
