@@ -20,18 +20,11 @@ from torch import nn
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError
 from benchmark.models.base import Guidance, ModelFamily
-from benchmark.models.unet import (
-    MARKER,
-    build_unet,
-    check_image_shape,
-    load_unet,
-    read_marker,
-    unet_forward,
-)
+from benchmark.models.unet import MARKER, UNetNetwork, load_unet, read_marker, unet_forward
 from benchmark.samplers.ddim import ddim_sample, ddim_step, ddim_timesteps
 
 
-class DDIMFamily(ModelFamily):
+class DDIMFamily(UNetNetwork, ModelFamily):
     name = "ddim"
     version = "1"
 
@@ -60,12 +53,6 @@ class DDIMFamily(ModelFamily):
         if not hasattr(self, "_alphas_cumprod"):
             self._alphas_cumprod = self.scheduler().alphas_cumprod
         return self._alphas_cumprod
-
-    def build_network(self, image_shape: tuple[int, int, int]) -> nn.Module:
-        return build_unet(self.config, image_shape)
-
-    def check_image_shape(self, image_shape: tuple[int, int, int]) -> None:
-        check_image_shape(self.config, image_shape)
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Forward process q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I) (DDPM eq. 4)."""

@@ -28,14 +28,7 @@ from torch import nn
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.base import Guidance, ModelFamily
-from benchmark.models.unet import (
-    MARKER,
-    build_unet,
-    check_image_shape,
-    load_unet,
-    read_marker,
-    unet_forward,
-)
+from benchmark.models.unet import MARKER, UNetNetwork, load_unet, read_marker, unet_forward
 from benchmark.samplers import euler_maruyama
 from benchmark.samplers.base import check_finite, check_start, denoise, time_grid
 from benchmark.samplers.euler_maruyama import em_sample, em_step, langevin_step
@@ -83,7 +76,7 @@ class SubVPSDE:
         return self.mean_coef(t).to(x0.dtype) * x0 + self.std(t).to(x0.dtype) * z
 
 
-class SubVPFamily(ModelFamily):
+class SubVPFamily(UNetNetwork, ModelFamily):
     name = "subvp"
     version = "1"
 
@@ -106,12 +99,6 @@ class SubVPFamily(ModelFamily):
     def paper_sampler(cls) -> SamplerConfig:
         # score_sde's sub-VP configs: Euler-Maruyama predictor, no corrector, N = 1000
         return SamplerConfig(name="em", num_steps=1000, corrector_steps=0)
-
-    def build_network(self, image_shape: tuple[int, int, int]) -> nn.Module:
-        return build_unet(self.config, image_shape)
-
-    def check_image_shape(self, image_shape: tuple[int, int, int]) -> None:
-        check_image_shape(self.config, image_shape)
 
     # -- the network as a noise predictor -------------------------------------------
     def eps(self, net: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

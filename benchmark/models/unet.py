@@ -109,6 +109,19 @@ def build_unet(cfg: ModelConfig, image_shape: tuple[int, int, int]) -> UNet2DMod
     )
 
 
+class UNetNetwork:
+    """The network half of a family built on ``build_unet`` (DDIM and sub-VP share it):
+    mix in before ``ModelFamily``, which supplies ``self.config``."""
+
+    config: ModelConfig
+
+    def build_network(self, image_shape: tuple[int, int, int]) -> UNet2DModel:
+        return build_unet(self.config, image_shape)
+
+    def check_image_shape(self, image_shape: tuple[int, int, int]) -> None:
+        check_image_shape(self.config, image_shape)
+
+
 def read_marker(folder: Path, family: str) -> dict[str, Any] | None:
     """The memobench marker of a model folder, checked to name ``family``.
 
