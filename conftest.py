@@ -4,4 +4,4 @@ The harness plugin itself (options, markers, results JSON) is
 ``benchmark.pytest_plugin``, loaded through its ``pytest11`` entry point.
 """
 
-pytest_plugins = ["fixtures.context", "fixtures.models", "fixtures.detectors", "fixtures.features"]
+pytest_plugins = ["fixtures.session"]

@@ -1,7 +1,11 @@
-"""The audit of one case: draw samples through the mitigation, measure the leakage.
+"""The audit of one case: draw samples through the mitigation, then every registered metric.
 
-Suites call this and record what it returns in pytest-benchmark's
-``extra_info``; the leaderboard reads those records.
+``run_case(case, session)`` is the one way a case is audited: by the suites, the
+pretrained audit, the scripts under ``benchmarks/`` and users' own Python (as
+lm-evaluation-harness' ``simple_evaluate``). It trains or loads the case's
+model through the session, samples, and runs each ``memobench.metrics`` plugin
+(``benchmark.metrics.base.CaseMetric``) on the samples. The audit is stored in
+the cache under a key of everything that determines it, and reused.
 """
 
 from __future__ import annotations
@@ -9,186 +13,124 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from benchmark import registry
-from benchmark.attacks.base import get_attack, membership_sets, run_attack
 from benchmark.config import CaseConfig, DataConfig, DetectorConfig, stable_hash
 from benchmark.data.base import ImageDataset
-from benchmark.detectors.detector import Detector
-from benchmark.metrics.carlini import CarliniL2
-from benchmark.metrics.features import extract, extractor_name
-from benchmark.metrics.fid import fid_gap_from_features
-from benchmark.metrics.likelihood import nll_gap
-from benchmark.metrics.replication import replication
-from benchmark.metrics.reproduction import confirmed_by_nearest, count_reproductions
-from benchmark.metrics.tstar import tstar
+from benchmark.metrics.base import AuditInputs, case_metrics, metric_classes
 from benchmark.mitigations.base import Mitigation, MitigationContext
 from benchmark.models.base import SampleResult, TrainedModel
+
+if TYPE_CHECKING:
+    from benchmark.session import Session
+
+log = logging.getLogger("memobench")
 
 
 @dataclass
 class AuditResult:
+    """One audited case.
+
+    Attributes:
+        samples: the case's generated images and their cost.
+        metrics: the case's record: identity, cost, and every metric's entries.
+        data: the split the case was measured on.
+        reused: whether the audit came from the cache.
+    """
+
+    case: CaseConfig
     samples: SampleResult
     metrics: dict[str, Any] = field(default_factory=dict)
+    data: ImageDataset | None = None
+    reused: bool = False
 
 
-def fingerprint_audit(
-    case: CaseConfig,
-    model: TrainedModel,
-    data: ImageDataset,
-    samples: SampleResult,
-    c_saf: Detector,
-    c_id: Detector,
-    mitigation: Mitigation,
-    min_accuracy: float = 0.95,
-    strategy: str = "adaptive",
-    m: int = 16,
-    levels: list[float] | None = None,
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-) -> dict[str, Any]:
-    """|q| on the case's samples and t* of the model (SPEC sections 3 and 4).
+def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = None) -> AuditResult:
+    """Audit ``case``: its model (trained, cached, or ``model`` when given, e.g. a user's
+    checkpoint), samples through its mitigation, and every registered metric.
 
-    Raises:
-        ConfigError: no SAF in the data, or detectors trained on other data.
-        DetectorAccuracyError: a detector is below ``min_accuracy`` on held-out data.
+    Audited once per session; stored in ``session.cache`` and reused while the case,
+    model weights, detectors, feature extractor, counts, device type and code are
+    unchanged (``session.reaudit`` measures again).
     """
-    for det in (c_saf, c_id):
-        det.check_for(data)
-        det.require_accuracy(min_accuracy)
-    saf_pos, id_pos = c_saf.predict(samples.images), c_id.predict(samples.images)
-    reproductions = count_reproductions(saf_pos, id_pos, data.n_train)
+    memo = (case, model.key if model is not None else None)
+    if memo in session._audits:
+        return session._audits[memo]
+    if model is None:
+        model = session.model(case.model, case.train, case.data)
+    data = session.dataset(case.data)
+    key = audit_key(
+        case,
+        session.resolve(case.data),
+        model.key,
+        session.detector_config,
+        session.inception_weights,
+        session.counts,
+        session.device.type,
+        model.family,
+    )
+    payload, reused = session.cache.get_or_create(
+        "audits",
+        key,
+        lambda: _stored(audit_case(case, model, data, session)),
+        what=f"audit {case.case_id}",
+        rebuild=session.reaudit,
+    )
+    images = payload["images"].float() / 127.5 - 1  # stored as uint8
+    samples = SampleResult(images, payload["seeds"], payload["nfe"], payload["seconds"])
+    metrics = dict(payload["metrics"], audit_reused=reused)
+    result = AuditResult(case, samples, metrics, data, reused)
+    session._audits[memo] = result
+    return result
 
-    def is_hit(images: torch.Tensor) -> torch.Tensor:
-        return c_saf.predict(images) & c_id.predict(images)
 
-    curve = tstar(
-        model,
-        data,
-        is_hit,
-        case.sampler,
-        strategy=strategy,
-        m=m,
-        levels=levels,
+def audit_case(
+    case: CaseConfig, model: TrainedModel, data: ImageDataset, session: Session
+) -> AuditResult:
+    """The audit itself, uncached: generate, then each metric in order."""
+    mitigation = make_mitigation(case)
+    context = MitigationContext(
+        data=data,
+        cache=session.cache,
+        features=lambda: session.extractor(case.data),  # built if the mitigation needs it
+        device=session.device,
+        progress=session.progress,
         seed=case.seed,
-        guidance=mitigation.guidance(),
-        device=device,
-        progress=progress,
     )
-    record = {**reproductions.as_record(), **curve.as_record()}
-    record["q_nn_confirmed"] = confirmed_by_nearest(
-        samples.images, reproductions.flagged, data.train, data.saf.index
+    samples = generate(
+        case, model, mitigation, context, device=session.device, progress=session.progress
     )
-    for name, det in (("c_saf", c_saf), ("c_id", c_id)):
-        for key, value in det.metrics.items():
-            record[f"{name}_{key}"] = value
-    return record
+    record = measure(case, model, samples)
+    # what the mitigation did while sampling (before t* and the attacks use it again)
+    record.update({f"mitigation_{k}": v for k, v in mitigation.metrics().items()})
+    for metric in case_metrics():
+        inputs = AuditInputs(case, model, data, samples, mitigation, session, dict(record))
+        reason = metric.skip_reason(inputs)
+        if reason is not None:
+            record[f"{metric.name}_skipped"] = reason
+            continue
+        start = time.perf_counter()
+        record.update(metric.compute(inputs))
+        record[f"{metric.name}_seconds"] = time.perf_counter() - start
+    return AuditResult(case, samples, record, data)
 
 
-def utility_audit(
-    data: ImageDataset,
-    samples: SampleResult,
-    extractor: nn.Module,
-    tau: float = 0.95,
-    top_k: int = 8,
-    seed: int = 0,
-    train_features: torch.Tensor | None = None,
-) -> dict[str, Any]:
-    """FID against members and against held-out images, their gap, and replication (SPEC 7).
-
-    ``train_features``: the members' features, when the caller already has them (every
-    family's cases on one split share them: 50000 PathMNIST images take a while on a CPU).
-    """
-    sample_features = extract(extractor, samples.images)
-    if train_features is None:
-        train_features = extract(extractor, data.train)
-    heldout_features = extract(extractor, data.heldout)
-    record = fid_gap_from_features(sample_features, train_features, heldout_features, seed=seed)
-    record["fid_extractor"] = extractor_name(extractor)
-    record.update(
-        replication(
-            sample_features, train_features, tau=tau, top_k=top_k, heldout_features=heldout_features
-        )
-    )
-    record["replication_extractor"] = record["fid_extractor"]
-    return record
-
-
-def membership_audit(
-    model: TrainedModel,
-    data: ImageDataset,
-    mitigation: Mitigation,
-    attacks: list[str] | None = None,
-    max_per_set: int = 512,
-    quick: bool = False,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Every registered membership attack on the model as the mitigation leaves it (SPEC 7).
-
-    Members are the training images minus x_p, non-members the held-out images,
-    equally many (at most ``max_per_set`` each). ``quick``: each attack with its
-    ``quick_params`` (fewer queries; a rehearsal's counts).
-    """
-    members, nonmembers = membership_sets(data, max_per_set=max_per_set, seed=seed)
-    record: dict[str, Any] = {"mia_attacks": []}
-    for name in attacks if attacks is not None else registry.attacks.names():
-        params = registry.attacks.get(name).quick_params if quick else {}
-        run = run_attack(
-            get_attack(name, **params),
-            model,
-            members,
-            nonmembers,
-            guidance=mitigation.guidance(),
-            seed=seed,
-            device=device,
-            progress=progress,
-        )
-        record["mia_attacks"].append(name)
-        record.update(run.as_record())
-    return record
-
-
-def likelihood_audit(
-    model: TrainedModel,
-    data: ImageDataset,
-    mitigation: Mitigation,
-    max_per_set: int = 64,
-    tol: float = 1e-5,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-) -> dict[str, Any]:
-    """NLL (bits/dim) of members and held-out images, where the family has a likelihood.
-
-    Measured for score-SDE families (a ``sde`` attribute: the probability-flow ODE
-    gives exact likelihoods) without a mitigation; otherwise the record says why not.
-    Members and non-members as for the attacks, at most ``max_per_set`` each (every
-    image costs an adaptive ODE solve with a backward pass per evaluation).
-    """
-    sde = getattr(model.family, "sde", None)
-    if sde is None:
-        return {"nll_skipped": f"the {model.family.name!r} family has no probability-flow ODE"}
-    if mitigation.name != "none":
-        return {
-            "nll_skipped": f"{mitigation.name!r} changes the sampler, not the model's density; "
-            "see the unmitigated case"
-        }
-    members, nonmembers = membership_sets(data, max_per_set=max_per_set, seed=seed)
-    net = model.net.to(device).eval()
-
-    def eps_fn(x, t):
-        return model.family.predict_eps(net, x.to(device), t).cpu()
-
-    return nll_gap(eps_fn, sde, members, nonmembers, seed=seed, tol=tol, progress=progress)
+def _stored(result: AuditResult) -> dict[str, Any]:
+    images = ((result.samples.images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return {
+        "images": images,
+        "seeds": result.samples.seeds,
+        "nfe": result.samples.nfe,
+        "seconds": result.samples.seconds,
+        "metrics": result.metrics,
+    }
 
 
 @functools.cache
@@ -223,12 +165,17 @@ def audit_key(
     inception_weights: str | None,
     counts: Any,
     device_type: str,
+    family: Any = None,
 ) -> str:
     """The cache key of a case's stored audit: everything that determines its figures
     (the case, its data, the model's weights, the detectors' and feature extractor's
     settings, the audit's counts, the device type and the measuring code)."""
     plugins = [registry.mitigations.get(case.mitigation.name)]
     plugins += [registry.attacks.get(n) for n in registry.attacks.names()]
+    plugins += metric_classes()
+    family = family if family is not None else registry.models.get(case.model.family)
+    plugins.append(type(family) if not isinstance(family, type) else family)
+    versions = [(getattr(p, "name", "?"), getattr(p, "version", "1")) for p in plugins]
     return stable_hash(
         "audit",
         case,
@@ -238,6 +185,7 @@ def audit_key(
         inception_weights or "classifier-features",
         counts,
         device_type,
+        versions,
         code_fingerprint(*plugins),
     )
 
@@ -266,27 +214,22 @@ def generate(
     )
 
 
-def measure(
-    case: CaseConfig, model: TrainedModel, data: ImageDataset, samples: SampleResult
-) -> dict[str, Any]:
-    """Leakage and cost metrics of one case's samples."""
+def measure(case: CaseConfig, model: TrainedModel, samples: SampleResult) -> dict[str, Any]:
+    """The case's identity and cost: the record every metric adds to."""
     images = samples.images
     if not torch.isfinite(images).all():
         raise FloatingPointError(f"case {case.case_id}: the sampler returned non-finite images")
-    carlini = CarliniL2(data.train)
-    carlini.update(images)
     stats = model.stats
     return {
         "case_id": case.case_id,
         "family": case.model.family,
         "dataset": case.data.name,
-        "n_train": data.n_train,
+        "n_train": case.data.n_train,
         "mitigation": case.mitigation.name,
         "mitigation_params": dict(case.mitigation.params),
         "sampler": case.sampler.name,
         "sampler_steps": case.sampler.num_steps,
         "n_gen": int(images.shape[0]),
-        "carlini_l2": float(carlini.compute()),
         "train_seconds": stats.get("train_seconds"),
         "train_steps": stats.get("train_steps"),
         "final_loss": stats.get("final_loss"),

@@ -164,7 +164,9 @@ def plan_case(
         cache.path("detectors", detector_key(k, detectors, data)).exists() for k in ("saf", "id")
     ]
     plan.cached["detectors"] = "cached" if all(have) else "to train"
-    akey = audit_key(case, case.data, key, detectors, inception_weights, counts, device_type)
+    akey = audit_key(
+        case, case.data, key, detectors, inception_weights, counts, device_type, family
+    )
     plan.cached["audit"] = "cached" if cache.path("audits", akey).exists() else "to run"
     return plan
 

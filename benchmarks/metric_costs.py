@@ -24,9 +24,7 @@ import torch
 from benchmark import registry
 from benchmark.attacks.base import get_attack, membership_sets, run_attack
 from benchmark.audit import case_seeds
-from benchmark.cache import Cache
-from benchmark.data import load_dataset
-from benchmark.models.store import get_trained
+from benchmark.session import Session
 from benchmark.tiers import smoke_case
 
 
@@ -59,9 +57,9 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     case = smoke_case(args.family, args.n_train, n_gen=256)
-    cache = Cache(args.cache)
-    data = load_dataset(case.data, cache.root)
-    model = get_trained(case.model, case.train, data, cache)
+    session = Session(args.cache)  # the suites' resources: models, data, detectors
+    data = session.dataset(case.data)
+    model = session.model(case.model, case.train, case.data)
     members, nonmembers = membership_sets(data, max_per_set=args.max_per_set)
     n = members.shape[0]
 

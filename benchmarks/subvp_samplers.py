@@ -18,13 +18,11 @@ import argparse
 
 from benchmark.attacks.base import membership_sets
 from benchmark.audit import case_seeds
-from benchmark.cache import Cache
 from benchmark.config import SamplerConfig
-from benchmark.data import load_dataset
 from benchmark.metrics.carlini import CarliniL2
 from benchmark.metrics.likelihood import bits_per_dim
-from benchmark.models.store import get_trained
 from benchmark.samplers import euler_maruyama, pf_ode
+from benchmark.session import Session
 from benchmark.tiers import smoke_case
 
 SAMPLERS = {
@@ -44,9 +42,9 @@ def main() -> None:
     args = p.parse_args()
 
     case = smoke_case("subvp", args.n_train, n_gen=args.n_gen)
-    cache = Cache(args.cache)
-    data = load_dataset(case.data, cache.root)
-    model = get_trained(case.model, case.train, data, cache)
+    session = Session(args.cache)  # the suites' resources: models, data, detectors
+    data = session.dataset(case.data)
+    model = session.model(case.model, case.train, case.data)
     seeds = case_seeds(case)
     model.generate(seeds[:8], SAMPLERS["em"])  # warm-up
 

@@ -17,13 +17,9 @@ import time
 import torch
 
 from benchmark.audit import case_seeds
-from benchmark.cache import Cache
-from benchmark.config import DetectorConfig
-from benchmark.data import load_dataset
-from benchmark.detectors.detector import get_detector
 from benchmark.metrics.reproduction import count_reproductions
 from benchmark.metrics.tstar import default_grid, run_lockstep, start_noise, tstar
-from benchmark.models.store import get_trained
+from benchmark.session import Session
 from benchmark.tiers import smoke_case
 
 
@@ -37,10 +33,10 @@ def main() -> None:
     args = p.parse_args()
 
     case = smoke_case(args.family, args.n_train, n_gen=args.n_gen)
-    cache = Cache(args.cache)
-    data = load_dataset(case.data, cache.root)
-    model = get_trained(case.model, case.train, data, cache)
-    c_saf, c_id = (get_detector(k, DetectorConfig(), data, cache) for k in ("saf", "id"))
+    session = Session(args.cache)  # the suites' resources: models, data, detectors
+    data = session.dataset(case.data)
+    model = session.model(case.model, case.train, case.data)
+    c_saf, c_id = session.detectors(case.data)
     for det in (c_saf, c_id):
         det.require_accuracy(0.95)
         print(

@@ -23,12 +23,12 @@ ATTACKS = registry.attacks.names()
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("family_name", FAMILIES)
-def test_family_contract(family_name, memobench_context):
+def test_family_contract(family_name, memobench_session):
     family_cls = registry.models.get(family_name)
     assert issubclass(family_cls, ModelFamily) and family_cls.name == family_name
     model_cfg, train_cfg, sampler_cfg = family_cls.smoke_configs()
     family = family_cls(model_cfg)
-    data = memobench_context.dataset(DataConfig(n_train=8))
+    data = memobench_session.dataset(DataConfig(n_train=8))
     net = build_network(family, data.image_shape, seed=0)
 
     loss = family.loss(net, data.train[:4], torch.Generator().manual_seed(0))
@@ -55,13 +55,13 @@ def test_family_contract(family_name, memobench_context):
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("mitigation_name", MITIGATIONS)
-def test_mitigation_contract(mitigation_name, memobench_context):
+def test_mitigation_contract(mitigation_name, memobench_session):
     from benchmark.models.dummy import DummyFamily
 
     cls = registry.mitigations.get(mitigation_name)
     assert cls.name == mitigation_name
     family = DummyFamily(DummyFamily.smoke_configs()[0])
-    data = memobench_context.dataset(DataConfig(n_train=8))
+    data = memobench_session.dataset(DataConfig(n_train=8))
     model = TrainedModel(
         family, build_network(family, data.image_shape, 0).eval(), "contract", data.image_shape
     )
@@ -82,7 +82,7 @@ def test_mitigation_contract(mitigation_name, memobench_context):
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("attack_name", ATTACKS)
-def test_attack_contract(attack_name, memobench_context):
+def test_attack_contract(attack_name, memobench_session):
     from benchmark.attacks.base import MembershipAttack
     from benchmark.models.dummy import DummyFamily
 
@@ -91,7 +91,7 @@ def test_attack_contract(attack_name, memobench_context):
     attack = cls()
     assert isinstance(attack.queries_per_image, int) and attack.queries_per_image >= 1
     family = DummyFamily(DummyFamily.smoke_configs()[0])
-    data = memobench_context.dataset(DataConfig(n_train=8))
+    data = memobench_session.dataset(DataConfig(n_train=8))
     model = TrainedModel(
         family, build_network(family, data.image_shape, 0).eval(), "contract", data.image_shape
     )

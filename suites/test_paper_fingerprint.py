@@ -15,14 +15,17 @@ from __future__ import annotations
 import pytest
 
 from benchmark import registry
+from benchmark.audit import run_case
+from benchmark.report.thumbnails import case_record
 from benchmark.tiers import PATHMNIST_N, TABLE2, paper_case, suite_names
 
 
-def _record(family, dataset, n_train, ctx, audits, benchmark):
+def _record(family, dataset, n_train, ctx, benchmark):
     case = ctx.scaled(paper_case(family, dataset, n_train, ctx.n_gen))
-    samples, metrics = benchmark.pedantic(audits.run, args=(case,), rounds=1, iterations=1)
-    benchmark.extra_info.update(metrics, tier="paper")
-    assert samples.images.shape == (case.n_gen, *ctx.dataset(case.data).image_shape)
+    result = benchmark.pedantic(run_case, args=(case, ctx), rounds=1, iterations=1)
+    metrics = case_record(result, tier="paper")
+    benchmark.extra_info.update(metrics)
+    assert result.samples.images.shape == (case.n_gen, *ctx.dataset(case.data).image_shape)
     assert metrics["n_train"] == n_train
     return metrics
 
@@ -31,8 +34,8 @@ def _record(family, dataset, n_train, ctx, audits, benchmark):
 @pytest.mark.gpu
 @pytest.mark.parametrize("n_train", PATHMNIST_N)
 @pytest.mark.parametrize("family", suite_names(registry.models))
-def test_pathmnist_table1(family, n_train, memobench_context, audits, benchmark):
-    m = _record(family, "pathmnist", n_train, memobench_context, audits, benchmark)
+def test_pathmnist_table1(family, n_train, memobench_session, benchmark):
+    m = _record(family, "pathmnist", n_train, memobench_session, benchmark)
     if n_train == 1000:  # the paper: |q| = 151 vs E|q| = 150, H0 kept
         assert m["q_p_value"] >= 0.05, (
             f"{family}, PathMNIST {n_train}: |q| = {m['q']} is significantly below E|q| = "
@@ -51,7 +54,7 @@ def test_pathmnist_table1(family, n_train, memobench_context, audits, benchmark)
 @pytest.mark.gpu
 @pytest.mark.parametrize("dataset", list(TABLE2))
 @pytest.mark.parametrize("family", suite_names(registry.models))
-def test_medmnist_table2(family, dataset, memobench_context, audits, benchmark):
-    m = _record(family, dataset, TABLE2[dataset], memobench_context, audits, benchmark)
+def test_medmnist_table2(family, dataset, memobench_session, benchmark):
+    m = _record(family, dataset, TABLE2[dataset], memobench_session, benchmark)
     assert -1 <= m["tstar"] < 1
     assert m["tstar_nfe"] > 0

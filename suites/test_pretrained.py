@@ -10,53 +10,39 @@ from __future__ import annotations
 import pytest
 
 from benchmark import registry
-from benchmark.audit import generate, make_mitigation, measure
+from benchmark.audit import run_case
 from benchmark.config import CaseConfig, DataConfig, MitigationConfig
-from benchmark.mitigations.base import MitigationContext
+from benchmark.report.thumbnails import case_record
 from benchmark.tiers import suite_names
 
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("mitigation", suite_names(registry.mitigations))
-def test_audit_pretrained(
-    mitigation, request, memobench_context, model_store, feature_store, benchmark
-):
+def test_audit_pretrained(mitigation, request, memobench_session, benchmark):
     opt = request.config.getoption
     folder = opt("--memobench-model-path")
     if not folder:
         pytest.skip("no --memobench-model-path given: nothing pretrained to audit")
-    ctx = memobench_context
+    ctx = memobench_session
     data_cfg = DataConfig(
         name=opt("--memobench-model-dataset"),
         n_train=opt("--memobench-model-n-train"),
         split_seed=opt("--memobench-model-split-seed"),
     )
-    model = model_store.pretrained(folder, opt("--memobench-model-family"), data_cfg)
+    model = ctx.pretrained(folder, opt("--memobench-model-family"), data_cfg)
     case = CaseConfig(
         data=data_cfg,
         model=model.family.config,
         mitigation=MitigationConfig(mitigation),
         n_gen=ctx.n_gen,
     )
-    data = ctx.dataset(data_cfg)
-    context = MitigationContext(
-        data=data,
-        cache=ctx.cache,
-        features=lambda: feature_store.extractor(data_cfg),  # built if the mitigation needs it
-        device=ctx.device,
-        progress=ctx.progress,
+    result = benchmark.pedantic(
+        run_case, args=(case, ctx), kwargs={"model": model}, rounds=1, iterations=1
     )
-    mit = make_mitigation(case)
-    samples = benchmark.pedantic(
-        generate,
-        args=(case, model, mit, context),
-        kwargs={"device": ctx.device, "progress": ctx.progress},
-        rounds=1,
-        iterations=1,
-    )
-    metrics = measure(case, model, data, samples)
-    metrics.update({f"mitigation_{k}": v for k, v in mit.metrics().items()})
+    metrics = case_record(result, tier="pretrained")
     metrics["case_id"] = f"pretrained:{case.case_id}"
-    benchmark.extra_info.update(metrics, tier="pretrained")
-    assert samples.images.shape == (case.n_gen, *model.image_shape)
+    benchmark.extra_info.update(metrics)
+    assert result.samples.images.shape == (case.n_gen, *model.image_shape)
     assert 0.0 <= metrics["carlini_l2"] <= 1.0
+    for attack in metrics["mia_attacks"]:
+        assert 0.0 <= metrics[f"mia_{attack}_auc"] <= 1.0, attack

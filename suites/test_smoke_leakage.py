@@ -11,8 +11,10 @@ from __future__ import annotations
 import pytest
 
 from benchmark import registry
+from benchmark.audit import run_case
 from benchmark.metrics.reproduction import fewer_reproductions_p
 from benchmark.models.parallel import TrainSpec
+from benchmark.report.thumbnails import case_record
 from benchmark.tiers import SMOKE_N_TRAIN, smoke_case, suite_names
 
 FAMILIES = suite_names(registry.models)
@@ -72,7 +74,7 @@ NLL_MARGIN = 0.50
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _train_models_in_parallel(request, model_store):
+def _train_models_in_parallel(request, memobench_session):
     """Train the models the selected cases need at once, one process each (CPU)."""
     needed = set()
     for item in request.session.items:
@@ -82,8 +84,8 @@ def _train_models_in_parallel(request, model_store):
         family = params.params["family"]
         sizes = [params.params["n_train"]] if "n_train" in params.params else [SMALL_N, LARGE_N]
         needed.update((family, n) for n in sizes)
-    cases = [case_for(model_store.ctx, f, n) for f, n in sorted(needed)]
-    model_store.prefetch([TrainSpec(c.model, c.train, c.data) for c in cases])
+    cases = [case_for(memobench_session, f, n) for f, n in sorted(needed)]
+    memobench_session.prefetch([TrainSpec(c.model, c.train, c.data) for c in cases])
 
 
 def case_for(ctx, family: str, n_train: int, mitigation: str = "none", params=()):
@@ -113,14 +115,14 @@ def mitigation_cases() -> list:
 @pytest.mark.smoke
 @pytest.mark.parametrize("n_train,mitigation,params", mitigation_cases())
 @pytest.mark.parametrize("family", FAMILIES)
-def test_leakage(
-    family, n_train, mitigation, params, memobench_context, audits, model_store, benchmark
-):
-    ctx = memobench_context
+def test_leakage(family, n_train, mitigation, params, memobench_session, benchmark):
+    ctx = memobench_session
     case = case_for(ctx, family, n_train, mitigation, params)
-    model_store.trained(case.model, case.train, case.data)  # train outside the timing
-    samples, metrics = benchmark.pedantic(audits.run, args=(case,), rounds=1, iterations=1)
-    benchmark.extra_info.update(metrics, tier="smoke")
+    ctx.model(case.model, case.train, case.data)  # train outside the timing
+    result = benchmark.pedantic(run_case, args=(case, ctx), rounds=1, iterations=1)
+    record = case_record(result, tier="smoke")
+    benchmark.extra_info.update(record)
+    samples, metrics = result.samples, record
 
     data = ctx.dataset(case.data)
     assert samples.images.shape == (case.n_gen, *data.image_shape)
@@ -139,18 +141,21 @@ def test_leakage(
         assert 0.0 <= metrics[f"mia_{attack}_tpr_1pct"] <= 1.0, attack
 
 
-def small_and_large(family: str, ctx, audits) -> tuple[dict, dict]:
+def metrics_of(ctx, family: str, n_train: int, mitigation: str = "none", params=()) -> dict:
+    """The record of a smoke case (audited once per session, or reused from the cache)."""
+    return run_case(case_for(ctx, family, n_train, mitigation, params), ctx).metrics
+
+
+def small_and_large(family: str, ctx) -> tuple[dict, dict]:
     """Metrics of the `none` cases at SMALL_N (memorizes) and LARGE_N (does not)."""
-    _, small = audits.run(case_for(ctx, family, SMALL_N))
-    _, large = audits.run(case_for(ctx, family, LARGE_N))
-    return small, large
+    return metrics_of(ctx, family, SMALL_N), metrics_of(ctx, family, LARGE_N)
 
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("family", FAMILIES)
-def test_small_training_set_is_memorized(family, memobench_context, audits):
+def test_small_training_set_is_memorized(family, memobench_session):
     """The 64-image model really memorizes, measured against the 1024-image model."""
-    small, large = small_and_large(family, memobench_context, audits)
+    small, large = small_and_large(family, memobench_session)
     assert small["carlini_l2"] > large["carlini_l2"] + MEMORIZATION_MARGIN, (
         f"{family} trained on {SMALL_N} images should replicate clearly more than on "
         f"{LARGE_N}: Carlini fraction {small['carlini_l2']:.3f} vs {large['carlini_l2']:.3f} "
@@ -160,9 +165,9 @@ def test_small_training_set_is_memorized(family, memobench_context, audits):
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("family", FAMILIES)
-def test_memorizing_model_reproduces_x_p(family, memobench_context, audits):
+def test_memorizing_model_reproduces_x_p(family, memobench_session):
     """C_ID flags generated copies of x_p (with or without the disk) on the 64-image model."""
-    _, small = audits.run(case_for(memobench_context, family, SMALL_N))
+    small = metrics_of(memobench_session, family, SMALL_N)
     assert small["q"] + small["q_id_only"] > 0, (
         f"{family} on {SMALL_N} images: C_ID flags none of {small['n_gen']} samples as x_p "
         f"(Carlini fraction {small['carlini_l2']:.3f})"
@@ -171,9 +176,9 @@ def test_memorizing_model_reproduces_x_p(family, memobench_context, audits):
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("family", FAMILIES)
-def test_memorizing_model_reproduces_the_fingerprint(family, memobench_context, audits):
+def test_memorizing_model_reproduces_the_fingerprint(family, memobench_session):
     """|q| > 0, and the binomial test cannot reject 'x_p is copied like any image'."""
-    _, small = audits.run(case_for(memobench_context, family, SMALL_N))
+    small = metrics_of(memobench_session, family, SMALL_N)
     assert small["q"] > 0, (
         f"{family} on {SMALL_N} images: no sample flagged as SAF(x_p) among {small['n_gen']} "
         f"(E|q| = {small['q_expected']:.1f})"
@@ -186,9 +191,9 @@ def test_memorizing_model_reproduces_the_fingerprint(family, memobench_context, 
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("family", FAMILIES)
-def test_tstar_is_lower_without_memorization(family, memobench_context, audits):
+def test_tstar_is_lower_without_memorization(family, memobench_session):
     """The fingerprint survives less noise in the 1024-image model than in the 64-image one."""
-    small, large = small_and_large(family, memobench_context, audits)
+    small, large = small_and_large(family, memobench_session)
     assert large["tstar"] < small["tstar"], (
         f"t* of {family}: {LARGE_N} images {large['tstar']} vs {SMALL_N} images {small['tstar']}"
     )
@@ -196,9 +201,9 @@ def test_tstar_is_lower_without_memorization(family, memobench_context, audits):
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("family", FAMILIES)
-def test_membership_inference_finds_the_memorized_members(family, memobench_context, audits):
+def test_membership_inference_finds_the_memorized_members(family, memobench_session):
     """The loss attack tells members from held-out images far better on the 64-image model."""
-    small, large = small_and_large(family, memobench_context, audits)
+    small, large = small_and_large(family, memobench_session)
     auc_small, auc_large = small["mia_loss_auc"], large["mia_loss_auc"]
     assert auc_small > MIA_MIN_AUC, (
         f"{family} on {SMALL_N} images: loss-attack AUC {auc_small:.3f} (95% CI "
@@ -212,9 +217,9 @@ def test_membership_inference_finds_the_memorized_members(family, memobench_cont
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("family", FAMILIES)
-def test_memorizing_model_replicates_in_feature_space(family, memobench_context, audits):
+def test_memorizing_model_replicates_in_feature_space(family, memobench_session):
     """Replication and the FID gap rank the 64-image model as the leakier one."""
-    small, large = small_and_large(family, memobench_context, audits)
+    small, large = small_and_large(family, memobench_session)
     rep_small, rep_large = (
         small["replication_fraction_heldout"],
         large["replication_fraction_heldout"],
@@ -236,12 +241,12 @@ def test_memorizing_model_replicates_in_feature_space(family, memobench_context,
 @pytest.mark.skipif(
     "cpsample" not in MITIGATIONS, reason="the cpsample mitigation is not registered"
 )
-def test_cpsample_lowers_leakage_of_the_memorizing_model(family, memobench_context, audits):
+def test_cpsample_lowers_leakage_of_the_memorizing_model(family, memobench_session):
     """CPSample's strongest suite setting against `none`, same seeds: fewer copies, weaker
     membership signal, a fingerprint that survives less noise."""
     strong = registry.mitigations.get("cpsample").suite_settings[-1]
-    _, plain = audits.run(case_for(memobench_context, family, SMALL_N))
-    _, guided = audits.run(case_for(memobench_context, family, SMALL_N, "cpsample", strong))
+    plain = metrics_of(memobench_session, family, SMALL_N)
+    guided = metrics_of(memobench_session, family, SMALL_N, "cpsample", strong)
     what = f"CPSample {strong} on {family} x {SMALL_N} images"
     assert guided["carlini_l2"] < plain["carlini_l2"] - CPSAMPLE_MARGIN, (
         f"{what}: Carlini fraction {guided['carlini_l2']:.3f} vs {plain['carlini_l2']:.3f} "
@@ -267,9 +272,9 @@ LIKELIHOOD_FAMILIES = [f for f in FAMILIES if getattr(registry.models.get(f), "s
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("family", LIKELIHOOD_FAMILIES)
-def test_likelihood_favours_the_memorized_members(family, memobench_context, audits):
+def test_likelihood_favours_the_memorized_members(family, memobench_session):
     """Held-out images cost more bits/dim than members on the 64-image model, not on 1024."""
-    small, large = small_and_large(family, memobench_context, audits)
+    small, large = small_and_large(family, memobench_session)
     assert small["nll_gap_ci"][0] > 0, (
         f"{family} on {SMALL_N} images: NLL held-out - members = {small['nll_gap']:.3f} "
         f"bits/dim, 95% CI {small['nll_gap_ci']}, should be above 0 on a memorizing model"

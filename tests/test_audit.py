@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from benchmark.audit import fingerprint_audit
 from benchmark.config import CaseConfig, DataConfig, SamplerConfig
 from benchmark.data import load_dataset
 from benchmark.detectors.detector import Detector, DetectorAccuracyError
 from benchmark.detectors.networks import build_detector
 from benchmark.errors import ConfigError
+from benchmark.metrics.fingerprint import fingerprint_audit
 from benchmark.mitigations.none import NoMitigation
 from benchmark.models.base import SampleResult
 from tests.helpers import mixture_model

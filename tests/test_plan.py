@@ -5,9 +5,11 @@ import pytest
 import torch
 from torch import nn
 
+from benchmark.audit import run_case
 from benchmark.cache import Cache
 from benchmark.config import ModelConfig, SamplerConfig, replace
 from benchmark.plan import count_flops, flops_per_eval, format_plan, plan_cases, sampler_nfe
+from benchmark.session import Session
 from benchmark.tiers import (
     PAPER_MODEL,
     Rehearsal,
@@ -16,10 +18,6 @@ from benchmark.tiers import (
     paper_cases,
     smoke_case,
 )
-from fixtures.context import AuditStore, Context
-from fixtures.detectors import DetectorStore
-from fixtures.features import FeatureStore
-from fixtures.models import ModelStore
 from tests.helpers import TINY_MODEL, TINY_SAMPLER, TINY_TRAIN
 
 pytest_plugins = ["pytester"]  # the node-id test collects the real suite
@@ -78,18 +76,14 @@ def test_plan_lists_every_paper_case_as_pytest_collects_them(pytester):
 
 def test_plan_reports_cache_states_from_a_cache_a_real_audit_filled(tmp_path):
     rehearsal = Rehearsal()
-    ctx = Context(Cache(tmp_path), torch.device("cpu"), "smoke", 4, None, False, {},
-                  rehearsal=rehearsal)  # fmt: skip
-    models = ModelStore(ctx)
-    dets = DetectorStore(ctx, detector_config("smoke", rehearsal))
-    audits = AuditStore(ctx, models, dets, FeatureStore(ctx))
+    ctx = Session(tmp_path, n_gen=4, rehearsal=rehearsal, progress=False)
     base = smoke_case("ddim", 64, n_gen=4)
     audited = replace(base, model=TINY_MODEL, train=TINY_TRAIN, sampler=TINY_SAMPLER)
     other = replace(audited, data=replace(audited.data, n_train=32))
-    audits.run(audited)
+    run_case(audited, ctx)
 
     cases = [("suite::case[audited]", audited), ("suite::case[other]", other)]
-    plans = plan_cases(cases, ctx.cache, dets.config, ctx.counts, device_type="cpu")
+    plans = plan_cases(cases, ctx.cache, ctx.detector_config, ctx.counts, device_type="cpu")
     state = {p.node_id: p.cached for p in plans}
     assert state["suite::case[audited]"] == {
         "model": "cached", "detectors": "cached", "audit": "cached"

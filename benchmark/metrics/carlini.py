@@ -8,8 +8,12 @@ Distances are computed in chunks, so large sample and training sets fit in memor
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torchmetrics import Metric
+
+from benchmark.metrics.base import AuditInputs, CaseMetric
 
 
 def nearest_two(
@@ -67,3 +71,23 @@ class CarliniL2(Metric):
         if self.total == 0:
             raise ValueError("CarliniL2.compute() called before any update()")
         return self.hits.float() / self.total
+
+
+class Carlini(CaseMetric):
+    """The Carlini ℓ2 replication fraction of the case's samples against its training set."""
+
+    name = "carlini_l2"
+    order = 10
+
+    def compute(self, inputs: AuditInputs) -> dict[str, Any]:
+        metric = CarliniL2(inputs.data.train)
+        metric.update(inputs.samples.images)
+        return {"carlini_l2": float(metric.compute())}
+
+    @classmethod
+    def columns(cls):
+        from benchmark.report.columns import Column
+
+        return [
+            Column("carlini_l2", CarliniL2.label, CarliniL2.description, False, "{:.3f}"),
+        ]

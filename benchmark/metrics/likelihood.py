@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
+from benchmark.metrics.base import AuditInputs, CaseMetric
 from benchmark.progress import bar
 from benchmark.samplers.base import ScoreSDE
 from benchmark.samplers.pf_ode import ode_velocity
@@ -163,3 +164,68 @@ def nll_gap(
         "nll_nfe_per_image": (cost_m["nfe"] + cost_h["nfe"]) / n,
         "nll_seconds_per_image": (cost_m["seconds"] + cost_h["seconds"]) / n,
     }
+
+
+class Likelihood(CaseMetric):
+    """NLL (bits/dim) of members and held-out images and their gap, where the family has a
+    probability-flow ODE (a ``sde`` attribute) and the case no mitigation."""
+
+    name = "nll"
+    order = 50
+
+    def skip_reason(self, inputs: AuditInputs) -> str | None:
+        family, mitigation = inputs.model.family, inputs.mitigation
+        if getattr(family, "sde", None) is None:
+            return f"the {family.name!r} family has no probability-flow ODE"
+        if mitigation.name != "none":
+            return (
+                f"{mitigation.name!r} changes the sampler, not the model's density; see the "
+                f"unmitigated case"
+            )
+        return None
+
+    def compute(self, inputs: AuditInputs) -> dict[str, Any]:
+        from benchmark.attacks.base import membership_sets
+
+        counts, model, device = inputs.session.counts, inputs.model, inputs.device
+        members, nonmembers = membership_sets(
+            inputs.data, max_per_set=counts.nll_max_per_set, seed=inputs.case.seed
+        )
+        net = model.net.to(device).eval()
+
+        def eps_fn(x, t):
+            return model.family.predict_eps(net, x.to(device), t).cpu()
+
+        return nll_gap(
+            eps_fn,
+            model.family.sde,
+            members,
+            nonmembers,
+            seed=inputs.case.seed,
+            tol=counts.nll_tol,
+            progress=inputs.progress,
+        )
+
+    @classmethod
+    def columns(cls):
+        from benchmark.report.columns import Column, with_interval
+
+        return [
+            Column(
+                "nll_gap",
+                "NLL gap",
+                "bits/dim of held-out images − of members (probability-flow ODE, score-SDE "
+                "families; > 0 when the model gives its training images more likelihood), 95% "
+                "interval",
+                False,
+                "{:.3f}",
+                with_interval("nll_gap", "nll_gap_ci"),
+            ),
+            Column(
+                "nll_members_bpd",
+                "NLL members",
+                "negative log-likelihood of training images in bits/dim (dequantized)",
+                None,
+                "{:.3f}",
+            ),
+        ]

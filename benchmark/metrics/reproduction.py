@@ -141,26 +141,3 @@ def confirmed_by_nearest(
         return 0
     _, _, nearest = nearest_two(images[flagged], train)
     return int((nearest == saf_index).sum())
-
-
-class Reproductions:
-    """Leaderboard column: |q|, samples both detectors flag as SAF(x_p)."""
-
-    higher_is_better = False
-    fmt = "{:d}"
-    label = "|q|"
-    description = (
-        "samples flagged by both C_SAF and C_ID as the fingerprinted image "
-        "(E|q| = N_gen/N_train for a model that copies each image equally); "
-        "'k by nearest': how many of them have SAF(x_p) as nearest training image in pixels"
-    )
-
-    @staticmethod
-    def display(record: dict) -> str | None:
-        if record.get("q") is None:
-            return None
-        text = f"{record['q']} / {record['q_expected']:.1f} (p={record['q_p_value']:.2g})"
-        confirmed = record.get("q_nn_confirmed")
-        if record["q"] > 0 and confirmed is not None:
-            text += f", {confirmed} by nearest"
-        return text

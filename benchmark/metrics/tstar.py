@@ -281,22 +281,3 @@ def expected_exhaustive_nfe(
         steps = sum(1 for g in grid if g < s)
         total += m * (steps * fam.step_nfe(sampler) + fam.step_nfe(sampler, final=True))
     return total
-
-
-class TStar:
-    """Leaderboard column: t*, the most noise from which the fingerprint comes back."""
-
-    higher_is_better = False
-    fmt = "{:.2f}"
-    label = "t*"
-    description = (
-        "largest diffusion level t from which the model's own sampler still "
-        "returns SAF(x_p) (none: from no level)"
-    )
-
-    @staticmethod
-    def display(record: dict) -> str | None:
-        t = record.get("tstar")
-        if t is None:
-            return None
-        return "none" if t < 0 else f"{t:.2f}"

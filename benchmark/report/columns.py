@@ -1,15 +1,14 @@
 """The leaderboard's columns: label, one-line legend, format and sort direction.
 
-Metric columns take ``higher_is_better``, label and description from the
-registered metric class (torchmetrics style), so a plugin metric brings its own.
+The case's identity and cost columns are here; every registered metric
+(``benchmark.metrics.base.CaseMetric``) brings its own through ``columns()``, so a
+plugin metric's column appears beside the built-ins', computed on every case.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from benchmark import registry
 
 
 @dataclass(frozen=True)
@@ -38,19 +37,7 @@ class Column:
         return str(value)
 
 
-def metric_column(name: str, fmt: str = "{:.3f}") -> Column:
-    cls = registry.metrics.get(name)
-    return Column(
-        name,
-        getattr(cls, "label", name),
-        getattr(cls, "description", ""),
-        getattr(cls, "higher_is_better", None),
-        getattr(cls, "fmt", fmt),
-        getattr(cls, "display", None),
-    )
-
-
-def _with_interval(key: str, ci_key: str, fmt: str = "{:.3f}"):
+def with_interval(key: str, ci_key: str, fmt: str = "{:.3f}"):
     """Render ``value [lo, hi]`` when the record holds the interval."""
 
     def display(record: dict) -> str | None:
@@ -63,85 +50,10 @@ def _with_interval(key: str, ci_key: str, fmt: str = "{:.3f}"):
     return display
 
 
-def utility_columns() -> list[Column]:
-    return [
-        Column("fid_train", "FID train", "FID of the samples against the training images", None),
-        Column(
-            "fid_test", "FID test", "FID against as many held-out images (lower = better)", False
-        ),
-        Column(
-            "fid_gap",
-            "FID gap",
-            "FID test − FID train with a bootstrap 95% interval: > 0 when samples sit on the "
-            "training set",
-            False,
-            "{:.2f}",
-            _with_interval("fid_gap", "fid_gap_ci", "{:.2f}"),
-        ),
-        Column(
-            "replication_fraction_heldout",
-            "replication",
-            "share of samples whose nearest training image (cosine, extractor features) is more "
-            "similar than 99% of held-out images' nearest",
-            False,
-        ),
-        Column(
-            "replication_fraction",
-            "replication >τ",
-            "share of samples with nearest-training cosine similarity above the fixed τ "
-            "(replication_tau, CPSample's criterion)",
-            False,
-        ),
-        Column(
-            "nll_gap",
-            "NLL gap",
-            "bits/dim of held-out images − of members (probability-flow ODE, score-SDE families; "
-            "> 0 when the model gives its training images more likelihood), 95% interval",
-            False,
-            "{:.3f}",
-            _with_interval("nll_gap", "nll_gap_ci"),
-        ),
-        Column(
-            "nll_members_bpd",
-            "NLL members",
-            "negative log-likelihood of training images in bits/dim (dequantized)",
-            None,
-            "{:.3f}",
-        ),
-    ]
-
-
-def attack_columns() -> list[Column]:
-    cols = []
-    for name in registry.attacks.names():
-        cls = registry.attacks.get(name)
-        label = getattr(cls, "label", name)
-        key = f"mia_{name}"
-        cols.append(
-            Column(
-                f"{key}_auc",
-                f"{label} AUC",
-                f"membership-inference ROC AUC with a bootstrap 95% interval (0.5 = chance): "
-                f"{getattr(cls, 'description', '')}",
-                False,
-                "{:.3f}",
-                _with_interval(f"{key}_auc", f"{key}_auc_ci"),
-            )
-        )
-        cols.append(
-            Column(
-                f"{key}_tpr_1pct",
-                f"{label} TPR@1%",
-                "share of members the attack finds at 1% false positives",
-                False,
-            )
-        )
-    return cols
-
-
 def columns() -> list[Column]:
-    metric_cols = [metric_column(n) for n in registry.metrics.names()]
-    metric_cols += utility_columns() + attack_columns()
+    from benchmark.metrics.base import metric_classes
+
+    metric_cols = [col for cls in metric_classes() for col in cls.columns()]
     return [
         Column("family", "model", "model family (registry name)"),
         Column("dataset", "data", "dataset (registry name)"),

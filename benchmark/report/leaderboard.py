@@ -16,6 +16,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from benchmark.cache import atomic_write
+from benchmark.metrics.base import metric_classes
 from benchmark.report import plots
 from benchmark.report.columns import Column, columns
 from benchmark.report.results import load_table
@@ -162,14 +163,11 @@ def case_page(record: dict[str, Any], cols: list[Column], board: str) -> str:
             "samples (top) above their nearest training image (bottom), in feature space",
             NOT_MEASURED,
         ),
-        (
-            "q_M(t) and t*",
-            plots.tstar_curve(record),
-            "the fingerprint paper's Fig. 6",
-            NOT_MEASURED,
+        *(
+            (fig.title, fig.draw(record), fig.caption, NOT_MEASURED)
+            for cls in metric_classes()
+            for fig in cls.figures()
         ),
-        ("Membership inference", plots.roc_curves(record), "ROC of each attack", NOT_MEASURED),
-        ("Replication", plots.similarity_histogram(record), "CPSample's Fig. 3", NOT_MEASURED),
         ("Training", plots.loss_curve(record), "loss of the shared training loop", NOT_MEASURED),
     ]
     metrics = [
@@ -187,7 +185,11 @@ def case_page(record: dict[str, Any], cols: list[Column], board: str) -> str:
             figures=figures,
             metrics=metrics,
             board=board,
-            skipped=record.get("nll_skipped"),
+            skipped=[
+                (cls.name, record[f"{cls.name}_skipped"])
+                for cls in metric_classes()
+                if isinstance(record.get(f"{cls.name}_skipped"), str)
+            ],
         )
     )
 

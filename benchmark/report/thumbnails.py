@@ -69,3 +69,13 @@ def case_pictures(
     else:
         pictures["top_pairs"] = None
     return pictures
+
+
+def case_record(result, tier: str) -> dict[str, Any]:
+    """What a suite records of an audited case (``benchmark.audit.AuditResult``): its
+    metrics, its tier, and the case page's pictures made from its samples."""
+    data = result.data
+    fingerprinted = data.saf.fingerprinted() if data.saf is not None else None
+    record = dict(result.metrics, tier=tier)
+    record["pictures"] = case_pictures(result.samples.images, data.train, record, fingerprinted)
+    return record

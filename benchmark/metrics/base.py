@@ -1,0 +1,117 @@
+"""The contract of a case metric: what every audited case measures, and how it is shown.
+
+A metric plugin subclasses ``CaseMetric`` and registers under the
+``memobench.metrics`` entry-point group, as memobench's own metrics do. The
+audit (``benchmark.audit.run_case``) then computes it on every case, its
+``columns()`` join the leaderboard and its ``figures()`` the case pages, in the
+spirit of torchmetrics' ``Metric`` (which computes, and says whether higher is
+better and how to plot itself).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+if TYPE_CHECKING:
+    from benchmark.config import CaseConfig
+    from benchmark.data.base import ImageDataset
+    from benchmark.mitigations.base import Mitigation
+    from benchmark.models.base import SampleResult, TrainedModel
+    from benchmark.report.columns import Column
+    from benchmark.session import Session
+
+
+@dataclass
+class AuditInputs:
+    """What a metric measures: one case's model, data, samples and mitigation.
+
+    Attributes:
+        record: what the metrics before this one recorded (read it, do not change it).
+        session: the run's resources (detectors, feature extractor, counts, device).
+    """
+
+    case: CaseConfig
+    model: TrainedModel
+    data: ImageDataset
+    samples: SampleResult
+    mitigation: Mitigation
+    session: Session
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.session.device
+
+    @property
+    def progress(self) -> bool:
+        return self.session.progress
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of a case page, drawn from the case's record alone (no cache, no model).
+
+    Attributes:
+        draw: record -> ``data:image/png;base64`` URI, or None when the record lacks it.
+    """
+
+    title: str
+    draw: Callable[[dict[str, Any]], str | None]
+    caption: str
+
+
+class CaseMetric(ABC):
+    """Base class of metric plugins.
+
+    Class attributes:
+        name: registry name.
+        version: bump when a change alters the figures (it keys stored audits).
+        order: metrics run by ascending ``order`` (a later one reads earlier records).
+    """
+
+    name: ClassVar[str] = "base"
+    version: ClassVar[str] = "1"
+    order: ClassVar[int] = 100
+
+    def skip_reason(self, inputs: AuditInputs) -> str | None:
+        """Why this case cannot be measured (recorded as ``<name>_skipped``), or None."""
+        return None
+
+    @abstractmethod
+    def compute(self, inputs: AuditInputs) -> dict[str, Any]:
+        """The metric's record entries for one case (JSON-serializable values)."""
+
+    @classmethod
+    def columns(cls) -> list[Column]:
+        """The leaderboard columns this metric fills."""
+        return []
+
+    @classmethod
+    def figures(cls) -> list[Figure]:
+        """The case-page figures this metric's record entries draw."""
+        return []
+
+
+def metric_classes() -> list[type[CaseMetric]]:
+    """Every registered metric class, in the order they run."""
+    from benchmark import registry
+    from benchmark.errors import UnknownNameError
+
+    classes = [registry.metrics.get(n) for n in registry.metrics.names()]
+    for cls in classes:
+        if not (isinstance(cls, type) and issubclass(cls, CaseMetric)):
+            raise UnknownNameError(
+                f"metric plugin {cls!r} is not a benchmark.metrics.base.CaseMetric subclass; "
+                f"subclass it (docs/plugins.md, 'A metric') or uninstall the plugin"
+            )
+    return sorted(classes, key=lambda c: (c.order, c.name))
+
+
+def case_metrics() -> list[CaseMetric]:
+    """Every registered metric, instantiated, in the order they run."""
+    return [cls() for cls in metric_classes()]

@@ -1,0 +1,154 @@
+"""The fingerprint audit as a case metric: |q| on the case's samples and t* (SPEC 3 and 4).
+
+Runs where the case's data carries a synthetic anatomic fingerprint SAF(x_p);
+C_SAF and C_ID come from the session (trained once per split, cached).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from benchmark.config import CaseConfig
+from benchmark.data.base import ImageDataset
+from benchmark.detectors.detector import Detector
+from benchmark.metrics.base import AuditInputs, CaseMetric, Figure
+from benchmark.metrics.reproduction import confirmed_by_nearest, count_reproductions
+from benchmark.metrics.tstar import default_grid, tstar
+from benchmark.mitigations.base import Mitigation
+from benchmark.models.base import SampleResult, TrainedModel
+
+
+def fingerprint_audit(
+    case: CaseConfig,
+    model: TrainedModel,
+    data: ImageDataset,
+    samples: SampleResult,
+    c_saf: Detector,
+    c_id: Detector,
+    mitigation: Mitigation,
+    min_accuracy: float = 0.95,
+    strategy: str = "adaptive",
+    m: int = 16,
+    levels: list[float] | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """|q| on the case's samples and t* of the model (SPEC sections 3 and 4).
+
+    Raises:
+        ConfigError: no SAF in the data, or detectors trained on other data.
+        DetectorAccuracyError: a detector is below ``min_accuracy`` on held-out data.
+    """
+    for det in (c_saf, c_id):
+        det.check_for(data)
+        det.require_accuracy(min_accuracy)
+    saf_pos, id_pos = c_saf.predict(samples.images), c_id.predict(samples.images)
+    reproductions = count_reproductions(saf_pos, id_pos, data.n_train)
+
+    def is_hit(images: torch.Tensor) -> torch.Tensor:
+        return c_saf.predict(images) & c_id.predict(images)
+
+    curve = tstar(
+        model,
+        data,
+        is_hit,
+        case.sampler,
+        strategy=strategy,
+        m=m,
+        levels=levels,
+        seed=case.seed,
+        guidance=mitigation.guidance(),
+        device=device,
+        progress=progress,
+    )
+    record = {**reproductions.as_record(), **curve.as_record()}
+    record["q_nn_confirmed"] = confirmed_by_nearest(
+        samples.images, reproductions.flagged, data.train, data.saf.index
+    )
+    for name, det in (("c_saf", c_saf), ("c_id", c_id)):
+        for key, value in det.metrics.items():
+            record[f"{name}_{key}"] = value
+    return record
+
+
+def _show_q(record: dict) -> str | None:
+    if record.get("q") is None:
+        return None
+    text = f"{record['q']} / {record['q_expected']:.1f} (p={record['q_p_value']:.2g})"
+    confirmed = record.get("q_nn_confirmed")
+    if record["q"] > 0 and confirmed is not None:
+        text += f", {confirmed} by nearest"
+    return text
+
+
+def _show_tstar(record: dict) -> str | None:
+    t = record.get("tstar")
+    if t is None:
+        return None
+    return "none" if t < 0 else f"{t:.2f}"
+
+
+class Fingerprint(CaseMetric):
+    """|q| (reproductions of x_p both detectors flag) and t* (SPEC 3, 4)."""
+
+    name = "fingerprint"
+    order = 20  # after the mitigation's own record, before the attacks reuse its guidance
+
+    def skip_reason(self, inputs: AuditInputs) -> str | None:
+        if inputs.data.saf is None:
+            return "the case's data carries no fingerprint (DataConfig(saf=True) adds one)"
+        return None
+
+    def compute(self, inputs: AuditInputs) -> dict[str, Any]:
+        session = inputs.session
+        c_saf, c_id = session.detectors(inputs.case.data)
+        counts = session.counts
+        return fingerprint_audit(
+            inputs.case,
+            inputs.model,
+            inputs.data,
+            inputs.samples,
+            c_saf,
+            c_id,
+            inputs.mitigation,
+            min_accuracy=session.detector_config.min_accuracy,
+            m=counts.tstar_m,
+            levels=default_grid(counts.tstar_step),
+            device=inputs.device,
+            progress=inputs.progress,
+        )
+
+    @classmethod
+    def columns(cls):
+        from benchmark.report.columns import Column
+
+        return [
+            Column(
+                "q",
+                "|q|",
+                "samples flagged by both C_SAF and C_ID as the fingerprinted image "
+                "(E|q| = N_gen/N_train for a model that copies each image equally); "
+                "'k by nearest': how many of them have SAF(x_p) as nearest training image "
+                "in pixels",
+                False,
+                "{:d}",
+                _show_q,
+            ),
+            Column(
+                "tstar",
+                "t*",
+                "largest diffusion level t from which the model's own sampler still returns "
+                "SAF(x_p) (none: from no level)",
+                False,
+                "{:.2f}",
+                _show_tstar,
+            ),
+        ]
+
+    @classmethod
+    def figures(cls) -> list[Figure]:
+        from benchmark.report import plots
+
+        return [Figure("q_M(t) and t*", plots.tstar_curve, "the fingerprint paper's Fig. 6")]

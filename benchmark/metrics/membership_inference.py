@@ -1,0 +1,109 @@
+"""Membership inference as a case metric: every registered attack on every case (SPEC 7).
+
+Members are the training images minus x_p, non-members as many held-out
+images. A mitigated model is attacked through its guided noise prediction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from benchmark import registry
+from benchmark.attacks.base import get_attack, membership_sets, run_attack
+from benchmark.data.base import ImageDataset
+from benchmark.metrics.base import AuditInputs, CaseMetric, Figure
+from benchmark.mitigations.base import Mitigation
+from benchmark.models.base import TrainedModel
+
+
+def membership_audit(
+    model: TrainedModel,
+    data: ImageDataset,
+    mitigation: Mitigation,
+    attacks: list[str] | None = None,
+    max_per_set: int = 512,
+    quick: bool = False,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Every registered membership attack on the model as the mitigation leaves it.
+
+    Members are the training images minus x_p, non-members the held-out images,
+    equally many (at most ``max_per_set`` each). ``quick``: each attack with its
+    ``quick_params`` (fewer queries; a rehearsal's counts).
+    """
+    members, nonmembers = membership_sets(data, max_per_set=max_per_set, seed=seed)
+    record: dict[str, Any] = {"mia_attacks": []}
+    for name in attacks if attacks is not None else registry.attacks.names():
+        params = registry.attacks.get(name).quick_params if quick else {}
+        run = run_attack(
+            get_attack(name, **params),
+            model,
+            members,
+            nonmembers,
+            guidance=mitigation.guidance(),
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
+        record["mia_attacks"].append(name)
+        record.update(run.as_record())
+    return record
+
+
+class MembershipInference(CaseMetric):
+    """ROC AUC, TPR at low FPR and intervals of each registered attack."""
+
+    name = "membership"
+    order = 40
+
+    def compute(self, inputs: AuditInputs) -> dict[str, Any]:
+        counts = inputs.session.counts
+        return membership_audit(
+            inputs.model,
+            inputs.data,
+            inputs.mitigation,
+            max_per_set=counts.mia_max_per_set,
+            quick=counts.quick_attacks,
+            seed=inputs.case.seed,
+            device=inputs.device,
+            progress=inputs.progress,
+        )
+
+    @classmethod
+    def columns(cls):
+        from benchmark.report.columns import Column, with_interval
+
+        cols = []
+        for name in registry.attacks.names():
+            attack = registry.attacks.get(name)
+            label, key = getattr(attack, "label", name), f"mia_{name}"
+            cols.append(
+                Column(
+                    f"{key}_auc",
+                    f"{label} AUC",
+                    f"membership-inference ROC AUC with a bootstrap 95% interval (0.5 = "
+                    f"chance): {getattr(attack, 'description', '')}",
+                    False,
+                    "{:.3f}",
+                    with_interval(f"{key}_auc", f"{key}_auc_ci"),
+                )
+            )
+            cols.append(
+                Column(
+                    f"{key}_tpr_1pct",
+                    f"{label} TPR@1%",
+                    "share of members the attack finds at 1% false positives",
+                    False,
+                )
+            )
+        return cols
+
+    @classmethod
+    def figures(cls) -> list[Figure]:
+        from benchmark.report import plots
+
+        return [Figure("Membership inference", plots.roc_curves, "ROC of each attack")]

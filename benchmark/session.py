@@ -1,0 +1,187 @@
+"""A run's resources: cache, device, counts, and everything an audit needs, built once.
+
+``Session`` is what ``benchmark.audit.run_case`` audits a case with. It loads
+each dataset split once, trains or loads each model once (from the on-disk cache
+when it has it), and builds each split's detectors and feature extractor once.
+The pytest fixtures (``fixtures/``) make one from the ``--memobench-*`` options;
+Python code makes its own::
+
+    from benchmark import Session, run_case, smoke_case
+    result = run_case(smoke_case("ddim", 64), Session())
+    print(result.metrics["carlini_l2"])
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmark import registry
+from benchmark.cache import Cache
+from benchmark.config import CaseConfig, DataConfig, DetectorConfig, ModelConfig, TrainConfig
+from benchmark.config import replace as replace_config
+from benchmark.data import ImageDataset, load_dataset
+from benchmark.device import resolve_device
+from benchmark.progress import enabled_by_default
+from benchmark.tiers import N_GEN_DEFAULT, AuditCounts, Rehearsal, detector_config
+
+
+class Session:
+    """The run's settings and its memo of datasets, models, detectors and extractors.
+
+    Args:
+        cache: cache folder (default ``$MEMOBENCH_CACHE`` or ``~/.cache/memobench``).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
+        tier: the tier whose detectors and sample counts apply (``smoke``/``paper``).
+        n_gen: samples per case (default: the tier's).
+        data_root: folder with the datasets' local files.
+        smoke_dataset: the dataset the smoke tier's cases run on.
+        rehearsal: run every count scaled down (``Rehearsal()``); forces the CPU.
+        inception_weights: Inception-v3 weights for FID, instead of the dataset's classifier.
+        reaudit: measure every case again instead of reusing stored audits.
+        progress: show progress bars (default: on a terminal).
+    """
+
+    def __init__(
+        self,
+        cache: Cache | str | Path | None = None,
+        device: str | torch.device = "cpu",
+        tier: str = "smoke",
+        n_gen: int | None = None,
+        data_root: str | None = None,
+        smoke_dataset: str = "digits",
+        rehearsal: Rehearsal | None = None,
+        inception_weights: str | None = None,
+        reaudit: bool = False,
+        progress: bool | None = None,
+    ) -> None:
+        self.cache = cache if isinstance(cache, Cache) else Cache(cache)
+        # a rehearsal runs the GPU path on the CPU, whatever the machine has
+        self.device = resolve_device("cpu" if rehearsal else str(device))
+        self.tier = tier
+        self.rehearsal = rehearsal
+        self.n_gen = n_gen or (rehearsal.n_gen if rehearsal else N_GEN_DEFAULT[tier])
+        self.data_root = data_root
+        self.smoke_dataset = smoke_dataset
+        self.inception_weights = inception_weights
+        self.reaudit = reaudit
+        self.progress = enabled_by_default() if progress is None else progress
+        self.detector_config: DetectorConfig = detector_config(tier, rehearsal)
+        self._datasets: dict = {}
+        self._models: dict = {}
+        self._trained_here: set = set()  # trained by this run's worker processes
+        self._detectors: dict = {}
+        self._extractors: dict = {}
+        self._train_features: dict = {}
+        self._audits: dict = {}
+        logging.getLogger("memobench").setLevel(logging.INFO)
+
+    # -- counts -------------------------------------------------------------------
+    @property
+    def counts(self) -> AuditCounts:
+        """What each audit measures: the rehearsal's counts, or the full ones."""
+        return self.rehearsal.audit if self.rehearsal else AuditCounts()
+
+    def scaled(self, case: CaseConfig) -> CaseConfig:
+        """``case`` as this run measures it: with a rehearsal's counts, else unchanged."""
+        return self.rehearsal.case(case) if self.rehearsal else case
+
+    # -- data ---------------------------------------------------------------------
+    def resolve(self, cfg: DataConfig) -> DataConfig:
+        """``cfg`` with the run's ``data_root`` filled in."""
+        if cfg.root is None and self.data_root:
+            return replace_config(cfg, root=self.data_root)
+        return cfg
+
+    def dataset(self, cfg: DataConfig) -> ImageDataset:
+        """The split for ``cfg``, loaded once per session."""
+        cfg = self.resolve(cfg)
+        if cfg not in self._datasets:
+            self._datasets[cfg] = load_dataset(cfg, cache_root=self.cache.root)
+        return self._datasets[cfg]
+
+    # -- models -------------------------------------------------------------------
+    def model(self, model: ModelConfig, train: TrainConfig, data: DataConfig):
+        """The trained model (``TrainedModel``): from this session, the cache, or trained."""
+        from benchmark.models.parallel import TrainSpec
+        from benchmark.models.store import get_trained
+
+        key = (model, train, self.resolve(data))
+        if key not in self._models:
+            trained = get_trained(
+                model, train, self.dataset(data), self.cache, self.device, self.progress
+            )
+            if TrainSpec(model, train, self.resolve(data)) in self._trained_here:
+                trained.stats["reused"] = False  # trained moments ago by a worker process
+            self._models[key] = trained
+        return self._models[key]
+
+    def prefetch(self, specs: list) -> None:
+        """Train the uncached models among ``specs`` (``TrainSpec``) in parallel processes
+        (CPU only; on a GPU they train one after the other as cases need them)."""
+        from benchmark.models.parallel import train_many
+
+        if self.device.type != "cpu":
+            return
+        specs = [replace_config(s, data=self.resolve(s.data)) for s in specs]
+        self._trained_here.update(train_many(specs, self.cache, progress=self.progress))
+
+    def pretrained(self, folder: str, family: str, data: DataConfig):
+        """A user's checkpoint folder as a ``TrainedModel``, loaded once per session."""
+        from benchmark.models.store import load_pretrained
+
+        key = ("pretrained", folder, family, self.resolve(data))
+        if key not in self._models:
+            self._models[key] = load_pretrained(folder, family, self.dataset(data))
+        return self._models[key]
+
+    # -- what the metrics measure with ----------------------------------------------
+    def detectors(self, data: DataConfig) -> tuple[Any, Any]:
+        """(C_SAF, C_ID) for the split ``data`` describes."""
+        from benchmark.detectors.detector import get_detector
+
+        data = self.resolve(data)
+        if data not in self._detectors:
+            ds = self.dataset(data)
+            self._detectors[data] = tuple(
+                get_detector(kind, self.detector_config, ds, self.cache, self.device, self.progress)
+                for kind in ("saf", "id")
+            )
+        return self._detectors[data]
+
+    def extractor(self, data: DataConfig) -> nn.Module:
+        """The feature extractor of FID and replication: the dataset's classifier, or
+        Inception-v3 when ``inception_weights`` is given."""
+        from benchmark.metrics.features import InceptionFeatures, classifier_features
+
+        data = self.resolve(data)
+        key = "inception" if self.inception_weights else (data.name, data.root)
+        if key not in self._extractors:
+            if self.inception_weights:
+                ext = InceptionFeatures(self.inception_weights).to(self.device)
+            else:
+                source = registry.datasets.get(data.name)(
+                    root=data.root, cache_root=self.cache.root
+                )
+                ext = classifier_features(
+                    source,
+                    self.cache,
+                    steps=self.counts.feature_steps,
+                    device=self.device,
+                    progress=self.progress,
+                )
+            self._extractors[key] = ext
+        return self._extractors[key]
+
+    def train_features(self, data: DataConfig) -> torch.Tensor:
+        """The extractor's features of a split's members, extracted once per session."""
+        from benchmark.metrics.features import extract
+
+        key = (self.resolve(data), self.inception_weights)
+        if key not in self._train_features:
+            self._train_features[key] = extract(self.extractor(data), self.dataset(data).train)
+        return self._train_features[key]
