@@ -81,7 +81,7 @@ def _flops(family_cls: type[ModelFamily], config, image_shape: tuple[int, int, i
     family = family_cls(config)
     net = family.build_network(image_shape).eval()
     x = torch.zeros((1, *image_shape))
-    return count_flops(family.predict_eps, net, x, family.tstar_time(0.5))
+    return count_flops(family.predict_eps, net, x, family.noise.time_at(0.5))
 
 
 def sampler_nfe(family: ModelFamily, case: CaseConfig, image_shape) -> int:

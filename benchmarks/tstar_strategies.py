@@ -80,7 +80,7 @@ def main() -> None:
     for i, t in enumerate(levels):
         noises = torch.stack([start_noise(case.seed, i, j, tuple(x0.shape)) for j in range(args.m)])
         images, _ = run_lockstep(
-            model, x0, [model.family.tstar_time(t)] * args.m, case.sampler, noises
+            model, x0, [model.family.noise.time_at(t)] * args.m, case.sampler, noises
         )
         hits_per_level.append(int(is_hit(images).sum()))
     per_level = time.perf_counter() - start

@@ -44,13 +44,13 @@ def test_family_contract(family_name, memobench_session):
 
     # what the membership attacks use: eps at a family time, and x0 back from it
     x0 = data.train[:2]
-    time = family.tstar_time(0.3)
+    time = family.noise.time_at(0.3)
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
-    x_t = family.noise_to(x0, time, noise)
+    x_t = family.noise.noise_to(x0, time, noise)
     with torch.no_grad():
         eps = family.predict_eps(net, x_t, time)
     assert eps.shape == x0.shape and torch.isfinite(eps).all()
-    torch.testing.assert_close(family.predict_x0(x_t, time, noise), x0, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(family.noise.predict_x0(x_t, time, noise), x0, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.smoke
@@ -76,7 +76,7 @@ def test_mitigation_contract(mitigation_name, memobench_session):
     guidance = mitigation.guidance()
     if guidance is not None:  # the hook keeps the shape of eps
         x, eps = torch.randn(2, *data.image_shape), torch.randn(2, *data.image_shape)
-        t = torch.tensor(family.tstar_time(0.5))
+        t = torch.tensor(family.noise.time_at(0.5))
         assert guidance(x, t, eps).shape == eps.shape
 
 

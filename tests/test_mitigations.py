@@ -81,24 +81,24 @@ def test_guidance_is_the_papers_rule(model, data, classifier_payload):
     cp = CPSample(alpha=0.1, scale=3.0)
     cp.use_classifier(clf, model, data)
     guide = cp.guidance()
-    time = model.family.tstar_time(0.05)
+    time = model.family.noise.time_at(0.05)
     t = torch.tensor(time)
-    x = model.family.noise_to(data.train[:8], time, torch.randn(8, *data.image_shape))
+    x = model.family.noise.noise_to(data.train[:8], time, torch.randn(8, *data.image_shape))
     eps = torch.randn_like(x)
     out = guide(x, t, eps)
 
     x_in = x.clone().requires_grad_(True)
-    logit = clf.net(x_in, torch.tensor(model.family.time_fraction(time)))
+    logit = clf.net(x_in, torch.tensor(model.family.noise.fraction_of(time)))
     (grad,) = torch.autograd.grad(F.logsigmoid(logit.abs()).sum(), x_in)
     fire = (logit.abs() > math.log(0.9 / 0.1)).view(-1, 1, 1, 1)
-    expected = eps + 3.0 * model.family.noise_std(time) * grad * fire
+    expected = eps + 3.0 * model.family.noise.noise_std(time) * grad * fire
     torch.testing.assert_close(out, expected)
     assert fire.any(), "the overfit classifier is confident on training images at small t"
 
     # the guided eps moves the predicted x0 towards lower confidence
-    x0 = model.family.predict_x0(x, time, out)
-    x0_plain = model.family.predict_x0(x, time, eps)
-    tf = torch.tensor(model.family.time_fraction(time))
+    x0 = model.family.noise.predict_x0(x, time, out)
+    x0_plain = model.family.noise.predict_x0(x, time, eps)
+    tf = torch.tensor(model.family.noise.fraction_of(time))
     with torch.no_grad():
         c_guided = F.logsigmoid(clf.net(x0, tf).abs())
         c_plain = F.logsigmoid(clf.net(x0_plain, tf).abs())

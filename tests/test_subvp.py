@@ -303,7 +303,7 @@ def test_tstar_lockstep_counts_each_solvers_evaluations(name):
     family = SubVPFamily(TINY)
     model = TrainedModel(family, GaussianNet(), "analytic", SHAPE)
     sampler = SamplerConfig(name=name, num_steps=10)
-    starts = [family.tstar_time(t) for t in (0.55, 0.2, 0.0)]
+    starts = [family.noise.time_at(t) for t in (0.55, 0.2, 0.0)]
     images, nfe = run_lockstep(model, torch.zeros(SHAPE), starts, sampler, noise(3))
     per_step = {"ode_heun": 2, "em": 1, "pc": 2}[name]
     final = 2 if name == "pc" else 1

@@ -38,7 +38,7 @@ def test_paper_network_trains_and_predicts_at_every_declared_size(family, shape)
     assert torch.isfinite(loss)
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
     with torch.no_grad():
-        eps = fam.predict_eps(net, x0, fam.tstar_time(0.5))
+        eps = fam.predict_eps(net, x0, fam.noise.time_at(0.5))
     assert eps.shape == x0.shape
 
 

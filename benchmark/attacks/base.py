@@ -2,7 +2,7 @@
 
 An attack gives every image a score, higher meaning "more likely a member".
 It talks to the model only through the family's noise interface
-(``predict_eps``, ``predict_x0``, ``noise_to``, ``tstar_time``), so it works on
+(``predict_eps`` and its ``noise`` process), so it works on
 every family, and it takes the mitigation's guidance hook, so a mitigated model
 is attacked as it samples (eps-hat in place of eps_theta). A third-party attack
 subclasses ``MembershipAttack`` in one file and registers it under the

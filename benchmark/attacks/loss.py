@@ -39,9 +39,9 @@ class LossAttack(MembershipAttack):
     def score_batch(self, family, net, x0, guidance, generator) -> torch.Tensor:
         loss = torch.zeros(x0.shape[0], device=x0.device)
         for frac in self.params["times"]:
-            time = family.tstar_time(frac)
+            time = family.noise.time_at(frac)
             for _ in range(int(self.params["draws"])):
                 eps = torch.randn(x0.shape, generator=generator, device=x0.device)
-                x_t = family.noise_to(x0, time, eps)
+                x_t = family.noise.noise_to(x0, time, eps)
                 loss += per_image_error(family.predict_eps(net, x_t, time, guidance), eps)
         return -loss / self.queries_per_image

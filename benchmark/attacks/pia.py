@@ -32,8 +32,8 @@ class PIAAttack(MembershipAttack):
         return 2
 
     def score_batch(self, family, net, x0, guidance, generator) -> torch.Tensor:
-        eps0 = family.predict_eps(net, x0, family.tstar_time(0.0), guidance)
-        time = family.tstar_time(self.params["t"])
-        x_t = family.noise_to(x0, time, eps0)
+        eps0 = family.predict_eps(net, x0, family.noise.time_at(0.0), guidance)
+        time = family.noise.time_at(self.params["t"])
+        x_t = family.noise.noise_to(x0, time, eps0)
         p = float(self.params["p"])
         return -(per_image_error(family.predict_eps(net, x_t, time, guidance), eps0, p) ** (1 / p))

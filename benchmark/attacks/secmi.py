@@ -20,7 +20,7 @@ from benchmark.errors import ConfigError
 def deterministic_step(family, net, x, time, next_time, guidance):
     """DDIM's deterministic move from ``time`` to ``next_time`` (either direction)."""
     eps = family.predict_eps(net, x, time, guidance)
-    return family.noise_to(family.predict_x0(x, time, eps), next_time, eps)
+    return family.noise.noise_to(family.noise.predict_x0(x, time, eps), next_time, eps)
 
 
 class SecMIAttack(MembershipAttack):
@@ -54,11 +54,11 @@ class SecMIAttack(MembershipAttack):
 
     def score_batch(self, family, net, x0, guidance, generator) -> torch.Tensor:
         k = self.params["interval"]
-        grid = [family.tstar_time(i * k) for i in range(self._steps + 1)]
+        grid = [family.noise.time_at(i * k) for i in range(self._steps + 1)]
         x = x0
         for time, nxt in zip(grid[:-1], grid[1:], strict=True):  # x~_t by inversion
             x = deterministic_step(family, net, x, time, nxt, guidance)
-        t_sec, t_next = grid[-1], family.tstar_time(self.params["t_sec"] + k)
+        t_sec, t_next = grid[-1], family.noise.time_at(self.params["t_sec"] + k)
         further = deterministic_step(family, net, x, t_sec, t_next, guidance)
         back = deterministic_step(family, net, further, t_next, t_sec, guidance)
         return -per_image_error(back, x)

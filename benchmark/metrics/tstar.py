@@ -135,7 +135,7 @@ def run_lockstep(
     k = len(starts)
     x = torch.stack(
         [
-            fam.noise_to(x0.unsqueeze(0).to(device), s, noises[i : i + 1].to(device))[0]
+            fam.noise.noise_to(x0.unsqueeze(0).to(device), s, noises[i : i + 1].to(device))[0]
             for i, s in enumerate(starts)
         ]
     )
@@ -193,7 +193,7 @@ def tstar(
         raise ConfigError(f"t* strategy must be 'exhaustive' or 'adaptive', got {strategy!r}")
     x0 = data.saf.fingerprinted()
     shape = tuple(x0.shape)
-    times = [model.family.tstar_time(t) for t in levels]
+    times = [model.family.noise.time_at(t) for t in levels]
     hits: list[int | None] = [None] * len(levels)
     trials = [0] * len(levels)
     start = _time.perf_counter()
@@ -277,7 +277,7 @@ def expected_exhaustive_nfe(
     grid = fam.solver_grid(sampler)
     total = 0
     for t in levels:
-        s = model.family.tstar_time(t)
+        s = model.family.noise.time_at(t)
         steps = sum(1 for g in grid if g < s)
         total += m * (steps * fam.step_nfe(sampler) + fam.step_nfe(sampler, final=True))
     return total

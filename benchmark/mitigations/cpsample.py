@@ -88,9 +88,9 @@ class TrainedClassifier:
 
 
 def _noised(family: ModelFamily, x0: torch.Tensor, t_frac: float, gen: torch.Generator):
-    time = family.tstar_time(t_frac)
+    time = family.noise.time_at(t_frac)
     noise = torch.randn(x0.shape, generator=gen, device=x0.device)
-    return family.noise_to(x0, time, noise), family.time_fraction(time)
+    return family.noise.noise_to(x0, time, noise), family.noise.fraction_of(time)
 
 
 def train_classifier(
@@ -120,7 +120,7 @@ def train_classifier(
             loss = 0.0
             for _ in range(groups):
                 idx = torch.randint(0, data.n_train, (batch_size // groups,), generator=gen)
-                t_frac = 0.999 * float(torch.rand((), generator=gen))  # tstar_time(1) is past T
+                t_frac = 0.999 * float(torch.rand((), generator=gen))  # time_at(1) is past T
                 x_t, tf = _noised(family, train[idx], t_frac, gen)
                 logits = net(x_t, torch.tensor(tf, device=device))
                 loss = loss + F.binary_cross_entropy_with_logits(logits, labels[idx].to(device))
@@ -255,7 +255,7 @@ class CPSample(Mitigation):
 
         def guide(x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
             start = _time.perf_counter()
-            t_frac = torch.tensor(family.time_fraction(t), device=x.device)
+            t_frac = torch.tensor(family.noise.fraction_of(t), device=x.device)
             with torch.enable_grad():
                 x_in = x.detach().requires_grad_(True)
                 logit = net(x_in, t_frac)
@@ -274,7 +274,7 @@ class CPSample(Mitigation):
             self.counts["fired"] += int(fire.sum())
             if self._fired_any is not None and self._fired_any.shape == fire.shape:
                 self._fired_any |= fire.cpu()
-            step = scale * family.noise_std(t) * grad
+            step = scale * family.noise.noise_std(t) * grad
             self.counts["seconds"] += _time.perf_counter() - start
             return eps + step.to(eps.dtype)
 

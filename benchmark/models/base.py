@@ -1,7 +1,7 @@
 """The interface every model family implements, and the trained-model record.
 
-A family supplies its network, its training loss and noise process, and its
-sampler; the training services (EMA, checkpoints, resume, progress, cache) are
+A family supplies its network, its training loss, its noise process and noise
+estimate, and its sampler; the training services (EMA, checkpoints, resume, progress, cache) are
 shared in ``benchmark.models.training``. A third-party family subclasses
 ``ModelFamily`` in one file and registers it under the ``memobench.models``
 entry-point group.
@@ -10,6 +10,7 @@ entry-point group.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from torch import nn
 
 from benchmark import registry
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
+from benchmark.errors import CheckpointError, ConfigError
+from benchmark.models.noise import NoiseProcess
 from benchmark.progress import bar
 
 # guidance(x_t, t, eps) -> eps_hat: the hook a mitigation uses inside a sampler loop.
@@ -47,18 +50,28 @@ class SampleResult:
         return self.images.shape[0] / max(self.seconds, 1e-9)
 
 
-class ModelFamily:
+class ModelFamily(ABC):
     """Base class of model-family plugins.
+
+    A family must supply (abstract): its network (``build_network``), its training
+    ``loss``, its noise ``predict_eps``, its ``noise`` process
+    (``benchmark.models.noise.NoiseProcess``), and its sampler as a time grid and one
+    step (``solver_grid``, ``solver_step``). From those the base class samples
+    (``sample``), t* runs the sampler from any noise level, every membership attack
+    and CPSample work. Optional: a faster ``sample``, ``check_image_shape``,
+    ``save_pretrained``/``load_pretrained`` (auditing a user's checkpoint folder).
 
     Class attributes:
         name: registry name.
         version: code version; bump when a change alters trained weights or samples
             (it is part of every cache key).
+        samplers: the ``SamplerConfig.name`` values the family supports.
         in_suites: whether suite cases are generated for this family.
     """
 
     name: ClassVar[str] = "base"
     version: ClassVar[str] = "1"
+    samplers: ClassVar[tuple[str, ...]] = ()
     in_suites: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig) -> None:
@@ -75,45 +88,34 @@ class ModelFamily:
         return SamplerConfig(num_steps=100)
 
     # -- what a family must supply --------------------------------------------
+    @abstractmethod
     def build_network(self, image_shape: tuple[int, int, int]) -> nn.Module:
-        raise NotImplementedError
+        """A freshly initialised network for images of ``image_shape`` (C, H, W)."""
 
-    def check_image_shape(self, image_shape: tuple[int, int, int]) -> None:
-        """Raise ``ConfigError`` (naming the size and the fix) for images the network cannot
-        take; called before any training starts. The default accepts every shape."""
-
+    @abstractmethod
     def loss(self, net: nn.Module, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Training loss on a batch ``x0`` (B, C, H, W) in [-1, 1]; noise from ``generator``."""
-        raise NotImplementedError
 
-    def sample(
-        self,
-        net: nn.Module,
-        latents: torch.Tensor,
-        sampler: SamplerConfig,
-        guidance: Guidance | None = None,
-    ) -> tuple[torch.Tensor, int]:
-        """Denoise ``latents`` (B, C, H, W) to images; returns ``(images, nfe_per_image)``."""
-        raise NotImplementedError
+    @property
+    @abstractmethod
+    def noise(self) -> NoiseProcess:
+        """The forward process: x_t = a(t) x_0 + s(t) eps, and the family's time."""
 
-    # -- what t* needs (SPEC section 4): the family's own noising and solver ----
-    def tstar_time(self, t: float) -> Any:
-        """The family's time for diffusion fraction ``t`` in [0, 1)."""
-        raise NotImplementedError
+    @abstractmethod
+    def predict_eps(
+        self, net: nn.Module, x: torch.Tensor, time: Any, guidance: Guidance | None = None
+    ) -> torch.Tensor:
+        """The model's noise estimate at family ``time`` (eps-hat when ``guidance`` is given).
 
+        A score-based family returns -sigma(time) * score, a flow family converts its
+        velocity, so attacks that compare noise with noise work on every family.
+        """
+
+    @abstractmethod
     def solver_grid(self, sampler: SamplerConfig) -> list[Any]:
         """Descending times the family's sampler visits over the whole diffusion."""
-        raise NotImplementedError
 
-    def step_nfe(self, sampler: SamplerConfig, final: bool = False) -> int:
-        """Network evaluations of one ``solver_step`` (2 for a Heun step); ``final``: the
-        last step, to x_0 (``next_time`` None)."""
-        return 1
-
-    def noise_to(self, x0: torch.Tensor, time: Any, noise: torch.Tensor) -> torch.Tensor:
-        """A draw of x_time ~ p(x_time | x0) from standard normal ``noise``."""
-        raise NotImplementedError
-
+    @abstractmethod
     def solver_step(
         self,
         net: nn.Module,
@@ -123,38 +125,63 @@ class ModelFamily:
         sampler: SamplerConfig,
         guidance: Guidance | None = None,
     ) -> torch.Tensor:
-        """One step of the sampler from ``time`` to ``next_time`` (``None``: to x_0)."""
-        raise NotImplementedError
+        """One step of the sampler from ``time`` to ``next_time`` (``None``: to x_0); calls
+        ``guidance(x, t, eps)`` on its noise estimate when given."""
 
-    # -- what the membership attacks need (SPEC section 7) -----------------------
-    def predict_eps(
-        self, net: nn.Module, x: torch.Tensor, time: Any, guidance: Guidance | None = None
-    ) -> torch.Tensor:
-        """The model's noise estimate at family ``time`` (eps-hat when ``guidance`` is given).
+    # -- what a family may override ----------------------------------------------
+    def step_nfe(self, sampler: SamplerConfig, final: bool = False) -> int:
+        """Network evaluations of one ``solver_step`` (2 for a Heun step); ``final``: the
+        last step, to x_0 (``next_time`` None)."""
+        return 1
 
-        A score-based family returns -sigma(time) * score, so attacks that compare
-        noise with noise work on every family.
+    def check_sampler(self, sampler: SamplerConfig) -> None:
+        """Raise ``ConfigError`` for a sampler name the family does not declare."""
+        if self.samplers and sampler.name not in self.samplers:
+            raise ConfigError(
+                f"the {self.name!r} family has no sampler {sampler.name!r}; choose one of "
+                f"{', '.join(self.samplers)}"
+            )
+
+    def sample(
+        self,
+        net: nn.Module,
+        latents: torch.Tensor,
+        sampler: SamplerConfig,
+        guidance: Guidance | None = None,
+    ) -> tuple[torch.Tensor, int]:
+        """Denoise ``latents`` (B, C, H, W) to images; returns ``(images, nfe_per_image)``.
+
+        The default walks ``solver_grid`` with ``solver_step``; a family may override it
+        with a faster loop that gives the same images.
         """
-        raise NotImplementedError
+        self.check_sampler(sampler)
+        grid = self.solver_grid(sampler)
+        x, nfe = latents, 0
+        for i, now in enumerate(grid):
+            next_time = grid[i + 1] if i + 1 < len(grid) else None
+            x = self.solver_step(net, x, now, next_time, sampler, guidance)
+            nfe += self.step_nfe(sampler, final=next_time is None)
+        return x.clamp(-1, 1), nfe
 
-    def time_fraction(self, time: Any) -> float:
-        """Inverse of ``tstar_time``: the diffusion fraction in [0, 1] of family ``time``."""
-        raise NotImplementedError
-
-    def noise_std(self, time: Any) -> float:
-        """Standard deviation of the noise in x_time (sqrt(1 - abar_t) for DDPM)."""
-        raise NotImplementedError
-
-    def predict_x0(self, x: torch.Tensor, time: Any, eps: torch.Tensor) -> torch.Tensor:
-        """The clean image that ``noise_to(x0, time, eps)`` would have made ``x`` from."""
-        raise NotImplementedError
+    def check_image_shape(self, image_shape: tuple[int, int, int]) -> None:
+        """Raise ``ConfigError`` (naming the size and the fix) for images the network cannot
+        take; called before any training starts. The default accepts every shape."""
+        return None
 
     def save_pretrained(self, net: nn.Module, folder: Path) -> None:
-        raise NotImplementedError
+        """Write ``net`` as a checkpoint folder that ``load_pretrained`` reads."""
+        raise CheckpointError(
+            f"the {self.name!r} family does not write checkpoint folders (it has no "
+            f"save_pretrained); its models live in memobench's cache"
+        )
 
     @classmethod
     def load_pretrained(cls, folder: Path) -> tuple[ModelFamily, nn.Module]:
-        raise NotImplementedError
+        """Read a checkpoint folder: the family (with its config) and the network."""
+        raise CheckpointError(
+            f"the {cls.name!r} family cannot audit a checkpoint folder (it has no "
+            f"load_pretrained); audit a ddim or subvp checkpoint, or implement it"
+        )
 
 
 @dataclass

@@ -20,6 +20,7 @@ from torch import nn
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError
 from benchmark.models.base import Guidance, ModelFamily
+from benchmark.models.noise import DiscreteVP
 from benchmark.models.unet import MARKER, UNetNetwork, load_unet, read_marker, unet_forward
 from benchmark.samplers.ddim import ddim_sample, ddim_step, ddim_timesteps
 
@@ -27,6 +28,7 @@ from benchmark.samplers.ddim import ddim_sample, ddim_step, ddim_timesteps
 class DDIMFamily(UNetNetwork, ModelFamily):
     name = "ddim"
     version = "1"
+    samplers = ("ddim",)
 
     @classmethod
     def smoke_configs(cls) -> tuple[ModelConfig, TrainConfig, SamplerConfig]:
@@ -53,6 +55,12 @@ class DDIMFamily(UNetNetwork, ModelFamily):
         if not hasattr(self, "_alphas_cumprod"):
             self._alphas_cumprod = self.scheduler().alphas_cumprod
         return self._alphas_cumprod
+
+    @property
+    def noise(self) -> DiscreteVP:
+        if not hasattr(self, "_noise"):
+            self._noise = DiscreteVP(self.alphas_cumprod)
+        return self._noise
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Forward process q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I) (DDPM eq. 4)."""
@@ -82,6 +90,7 @@ class DDIMFamily(UNetNetwork, ModelFamily):
         guidance: Guidance | None = None,
         start: int | None = None,
     ) -> tuple[torch.Tensor, int]:
+        self.check_sampler(sampler)
         timesteps = ddim_timesteps(sampler.num_steps, self.config.num_train_timesteps, start)
         return ddim_sample(
             lambda x, t: self.eps(net, x, t),
@@ -94,15 +103,8 @@ class DDIMFamily(UNetNetwork, ModelFamily):
         )
 
     # -- t* ------------------------------------------------------------------------
-    def tstar_time(self, t: float) -> int:
-        return round(t * self.config.num_train_timesteps)  # SPEC section 5: round(t * 1000)
-
     def solver_grid(self, sampler: SamplerConfig) -> list[int]:
         return ddim_timesteps(sampler.num_steps, self.config.num_train_timesteps).tolist()
-
-    def noise_to(self, x0: torch.Tensor, time: int, noise: torch.Tensor) -> torch.Tensor:
-        t = torch.full((x0.shape[0],), int(time), dtype=torch.long, device=x0.device)
-        return self.add_noise(x0, noise, t)
 
     def solver_step(
         self,
@@ -135,16 +137,6 @@ class DDIMFamily(UNetNetwork, ModelFamily):
         t = torch.tensor(int(time), device=x.device)  # 0-d, as the sampler passes it
         eps = self.eps(net, x, t)
         return eps if guidance is None else guidance(x, t, eps)
-
-    def time_fraction(self, time) -> float:
-        return float(time) / self.config.num_train_timesteps
-
-    def noise_std(self, time) -> float:
-        return float((1 - self.alphas_cumprod[int(time)]).sqrt())
-
-    def predict_x0(self, x: torch.Tensor, time: int, eps: torch.Tensor) -> torch.Tensor:
-        a = self.alphas_cumprod[int(time)].to(x.device)
-        return (x - (1 - a).sqrt() * eps) / a.sqrt()
 
     # -- diffusers folders ---------------------------------------------------------
     def save_pretrained(self, net: nn.Module, folder: Path) -> None:

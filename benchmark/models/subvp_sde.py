@@ -28,6 +28,7 @@ from torch import nn
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.base import Guidance, ModelFamily
+from benchmark.models.noise import NoiseProcess
 from benchmark.models.unet import MARKER, UNetNetwork, load_unet, read_marker, unet_forward
 from benchmark.samplers import euler_maruyama
 from benchmark.samplers.base import check_finite, check_start, denoise, time_grid
@@ -35,16 +36,18 @@ from benchmark.samplers.euler_maruyama import em_sample, em_step, langevin_step
 from benchmark.samplers.ode_adaptive import ode_solve, rk45_sample
 from benchmark.samplers.pf_ode import heun_sample, heun_step
 
-SAMPLERS = ("ode_heun", "em", "pc", "ode_rk45")
-
 
 def _t(t) -> torch.Tensor:
     return t if isinstance(t, torch.Tensor) else torch.tensor(float(t), dtype=torch.float64)
 
 
 @dataclass(frozen=True)
-class SubVPSDE:
-    """The forward process; every method takes t as a tensor (0-d or broadcastable)."""
+class SubVPSDE(NoiseProcess):
+    """The forward process; every method takes t as a tensor (0-d or broadcastable).
+
+    As the family's ``noise``: continuous time t in [0, 1] is its own diffusion
+    fraction (t* rounds it to 1e-9 so grid levels compare exactly).
+    """
 
     beta_min: float = 0.1
     beta_max: float = 20.0
@@ -69,6 +72,16 @@ class SubVPSDE:
     def diffusion(self, t: torch.Tensor) -> torch.Tensor:
         return torch.sqrt(self.beta(t) * -torch.expm1(-2 * self.integral(t)))
 
+    def time_at(self, fraction: float) -> float:
+        return round(float(fraction), 9)
+
+    def fraction_of(self, time) -> float:
+        return float(time)
+
+    def coefficients(self, time) -> tuple[torch.Tensor, torch.Tensor]:
+        t = _t(time).double()
+        return self.mean_coef(t), self.std(t)
+
     def marginal(self, x0: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         t = _t(t)
         if t.ndim == 1:
@@ -79,8 +92,13 @@ class SubVPSDE:
 class SubVPFamily(UNetNetwork, ModelFamily):
     name = "subvp"
     version = "1"
+    samplers = ("ode_heun", "em", "pc", "ode_rk45")
 
     sde = SubVPSDE()
+
+    @property
+    def noise(self) -> SubVPSDE:
+        return self.sde
 
     @classmethod
     def smoke_configs(cls) -> tuple[ModelConfig, TrainConfig, SamplerConfig]:
@@ -116,13 +134,6 @@ class SubVPFamily(UNetNetwork, ModelFamily):
         return F.mse_loss(self.eps(net, x_t, t), z)
 
     # -- sampling ----------------------------------------------------------------
-    def check_sampler(self, sampler: SamplerConfig) -> None:
-        if sampler.name not in SAMPLERS:
-            raise ConfigError(
-                f"the {self.name!r} family has no sampler {sampler.name!r}; choose one of "
-                f"{', '.join(SAMPLERS)}"
-            )
-
     def sample(
         self,
         net: nn.Module,
@@ -165,9 +176,6 @@ class SubVPFamily(UNetNetwork, ModelFamily):
         return [torch.Generator().manual_seed(int(v * 1e6) % 2**62) for v in rows]
 
     # -- t* ----------------------------------------------------------------------------
-    def tstar_time(self, t: float) -> float:
-        return round(float(t), 9)  # continuous time, T = 1
-
     def solver_grid(self, sampler: SamplerConfig) -> list[float]:
         self.check_sampler(sampler)
         if sampler.name == "ode_rk45":
@@ -182,9 +190,6 @@ class SubVPFamily(UNetNetwork, ModelFamily):
         if final:  # the Tweedie step: one evaluation
             return 1 + corrector
         return {"ode_heun": 2}.get(sampler.name, 1) + corrector
-
-    def noise_to(self, x0: torch.Tensor, time: float, noise: torch.Tensor) -> torch.Tensor:
-        return self.sde.marginal(x0, _t(time).to(x0.device), noise)
 
     def solver_step(
         self,
@@ -233,16 +238,6 @@ class SubVPFamily(UNetNetwork, ModelFamily):
         t = _t(time)
         eps = self.eps(net, x, t)
         return eps if guidance is None else guidance(x, t, eps)
-
-    def time_fraction(self, time) -> float:
-        return float(time)
-
-    def noise_std(self, time) -> float:
-        return float(self.sde.std(_t(time)))
-
-    def predict_x0(self, x: torch.Tensor, time: float, eps: torch.Tensor) -> torch.Tensor:
-        t = _t(time)
-        return (x - self.sde.std(t).to(x.dtype) * eps) / self.sde.mean_coef(t).to(x.dtype)
 
     # -- folders -----------------------------------------------------------------------
     def save_pretrained(self, net: nn.Module, folder: Path) -> None:
