@@ -6,3 +6,19 @@ mitigations, detectors, metrics, attacks and the leaderboard report.
 """
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Session": "benchmark.session",
+    "run_case": "benchmark.audit",
+    "smoke_case": "benchmark.tiers",
+    "paper_case": "benchmark.tiers",
+}
+
+
+def __getattr__(name: str):
+    """``from benchmark import Session, run_case, smoke_case``, imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'benchmark' has no attribute {name!r}")

@@ -98,3 +98,66 @@ def test_attack_contract(attack_name, memobench_session):
     scores = attack.scores(model, data.train[:5], seed=0)
     assert scores.shape == (5,) and torch.isfinite(scores).all()
     torch.testing.assert_close(scores, attack.scores(model, data.train[:5], seed=0))
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("family_name", FAMILIES)
+def test_family_runs_tstar_every_attack_and_every_mitigation(family_name, memobench_session):
+    """What the audit asks of a family beyond sampling, on its untrained smoke network:
+    t* runs its solver from a noised image, every attack scores through its noise
+    process, and every mitigation's guidance hook goes through its sampler."""
+    from benchmark.attacks.base import get_attack
+    from benchmark.metrics.tstar import tstar
+
+    family_cls = registry.models.get(family_name)
+    model_cfg, _, sampler_cfg = family_cls.smoke_configs()
+    family = family_cls(model_cfg)
+    sampler = replace(sampler_cfg, num_steps=2)
+    data = memobench_session.dataset(DataConfig(n_train=8, saf=True))
+    net = build_network(family, data.image_shape, seed=0).eval()
+    model = TrainedModel(family, net, "contract", data.image_shape)
+
+    result = tstar(model, data, lambda x: torch.zeros(len(x), dtype=torch.bool), sampler, m=1,
+                   levels=[0.5, 0.0])  # fmt: skip
+    assert result.t_star == -1 and result.hits == [0, 0], "no hit from a detector that never fires"
+
+    for name in ATTACKS:
+        attack = get_attack(name, **registry.attacks.get(name).quick_params)
+        scores = attack.scores(model, data.train[:3], seed=0)
+        assert scores.shape == (3,) and torch.isfinite(scores).all(), name
+
+    features = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(data.train[0].numel(), 8))
+    for name in MITIGATIONS:
+        cls = registry.mitigations.get(name)
+        mitigation = cls(**cls.quick_params)
+        mitigation.prepare(model, MitigationContext(data=data, features=features))
+        out = mitigation.generate(model, torch.arange(2), sampler)
+        assert out.images.shape == (2, *data.image_shape), name
+        assert torch.isfinite(out.images).all(), name
+
+
+@pytest.mark.smoke
+def test_every_registered_metric_is_computed_on_a_case(tmp_path):
+    """A registered metric (``CaseMetric``) appears in every audited case's record: its
+    columns' keys, or ``<name>_skipped`` with the reason."""
+    from benchmark.audit import run_case
+    from benchmark.metrics.base import CaseMetric, metric_classes
+    from benchmark.report.columns import Column
+    from benchmark.session import Session
+    from benchmark.tiers import Rehearsal, smoke_case
+
+    session = Session(tmp_path, n_gen=4, rehearsal=Rehearsal(), progress=False)
+    base = smoke_case("dummy", 32, n_gen=4)
+    case = replace(base, train=replace(base.train, steps=2), sampler=SamplerConfig(num_steps=2))
+    record = run_case(case, session).metrics
+    for cls in metric_classes():
+        assert issubclass(cls, CaseMetric) and cls.name in registry.metrics
+        cols = cls.columns()
+        assert all(isinstance(c, Column) for c in cols), cls.name
+        skipped = record.get(f"{cls.name}_skipped")
+        if skipped is None:
+            missing = [c.key for c in cols if c.key not in record]
+            assert not missing, f"metric {cls.name!r} did not record its columns {missing}"
+            assert record[f"{cls.name}_seconds"] >= 0
+        else:
+            assert isinstance(skipped, str) and skipped, cls.name

@@ -1,4 +1,4 @@
-"""CPSample (Jiang et al. 2024; SPEC section 6): guide sampling away from the
+"""CPSample (Kazdan et al. 2024; SPEC section 6): guide sampling away from the
 regions a random-label classifier is sure about.
 
 Every training image gets a fixed random label y_i ~ Bernoulli(1/2). A
@@ -177,11 +177,14 @@ class CPSample(Mitigation):
     # 800 steps: train accuracy 1.00 at t = 0.05 on 64 digits, held-out 0.48 (28 s on CPU)
     defaults = {"alpha": 0.001, "scale": 1.0, "classifier_steps": 800}
     quick_params = {"classifier_steps": 5}
-    # the paper's CIFAR-10 setting, and a stronger one for the smoke models: the paper's
-    # CelebA scale s = 1000 with LSUN's alpha = 0.1. On the 64-digit models it cuts the
-    # Carlini fraction to 0.004 (ddim) and 0.027 (subvp); s = 300 did that for ddim
-    # (0.043) but only halved it for subvp (0.434 -> 0.211).
-    suite_settings = [{"alpha": 0.001, "scale": 1.0}, {"alpha": 0.1, "scale": 1000.0}]
+    # The smoke suite's setting: the paper's CelebA scale s = 1000 with LSUN's alpha = 0.1.
+    # On the 64-digit models it cuts the Carlini fraction to 0.004 (ddim) and 0.027
+    # (subvp); s = 300 did that for ddim (0.043) but only halved it for subvp (0.434 ->
+    # 0.211). The paper's CIFAR-10 setting (alpha = 0.001, s = 1, the defaults) acted on
+    # 7-11% of the steps and gave figures identical to `none` at 235 s per case (more
+    # than twice `none`'s), so the suite leaves it to `benchmarks/mitigation_table.py`
+    # (or run_case(smoke_case(family, 64, "cpsample", {"alpha": 0.001}), Session())).
+    suite_settings = [{"alpha": 0.1, "scale": 1000.0}]
 
     def check_params(self) -> None:
         alpha, scale = self.params["alpha"], self.params["scale"]
