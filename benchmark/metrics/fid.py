@@ -15,6 +15,7 @@ from scipy import linalg
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from benchmark.metrics.bootstrap import bootstrap_ci
 from benchmark.metrics.features import extract, extractor_name
 
 
@@ -98,12 +99,11 @@ def fid_gap_from_features(
     fid_train, fid_test = fid_from_features(s, tr), fid_from_features(s, te)
 
     fs, ftr, fte = (x.double().numpy() for x in (s, tr, te))
-    rng = np.random.default_rng(seed)
-    gaps = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        gaps.append(frechet_distance(fs[idx], fte) - frechet_distance(fs[idx], ftr))
-    lo, hi = np.percentile(gaps, [2.5, 97.5]) if gaps else (float("nan"), float("nan"))
+
+    def gap(samples: np.ndarray) -> float:
+        return frechet_distance(samples, fte) - frechet_distance(samples, ftr)
+
+    lo, hi = bootstrap_ci(gap, [fs], n_boot, seed)
     return {
         "fid_train": fid_train,
         "fid_test": fid_test,

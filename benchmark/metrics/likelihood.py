@@ -27,6 +27,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from benchmark.metrics.base import AuditInputs, CaseMetric
+from benchmark.metrics.bootstrap import bootstrap_ci
 from benchmark.progress import bar
 from benchmark.samplers.base import ScoreSDE
 from benchmark.samplers.pf_ode import ode_velocity
@@ -147,13 +148,9 @@ def nll_gap(
     """NLL on members and on held-out images (bits/dim), their gap with a bootstrap 95% CI."""
     bpd_m, cost_m = bits_per_dim(eps_fn, sde, members, seed=seed, tol=tol, progress=progress)
     bpd_h, cost_h = bits_per_dim(eps_fn, sde, heldout, seed=seed + 1, tol=tol, progress=progress)
-    gen = torch.Generator().manual_seed(seed)
-    boots = []
-    for _ in range(n_boot):
-        i = torch.randint(0, len(bpd_m), (len(bpd_m),), generator=gen)
-        j = torch.randint(0, len(bpd_h), (len(bpd_h),), generator=gen)
-        boots.append(float(bpd_h[j].mean() - bpd_m[i].mean()))
-    lo, hi = np.percentile(boots, [2.5, 97.5])
+    lo, hi = bootstrap_ci(
+        lambda m, h: h.mean() - m.mean(), [bpd_m.numpy(), bpd_h.numpy()], n_boot, seed
+    )
     n = len(bpd_m) + len(bpd_h)
     return {
         "nll_members_bpd": float(bpd_m.mean()),

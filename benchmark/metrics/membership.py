@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from scipy import stats
 
+from benchmark.metrics.bootstrap import bootstrap_ci
+
 FPR_POINTS = (0.01, 0.001)
 
 
@@ -165,20 +167,11 @@ def score_attack(
     auc = roc_auc(labels, scores)
     tpr = {p: tpr_at_fpr(labels, scores, p) for p in fpr_points}
 
-    rng = np.random.default_rng(seed)
-    boot_auc, boot_tpr = [], {p: [] for p in fpr_points}
-    for _ in range(n_boot):
-        bm, bh = m[rng.integers(0, m.size, m.size)], h[rng.integers(0, h.size, h.size)]
+    def auc_and_tprs(bm: np.ndarray, bh: np.ndarray) -> np.ndarray:
         bs = np.r_[bm, bh]
-        boot_auc.append(roc_auc(labels, bs))
-        for p in fpr_points:
-            boot_tpr[p].append(tpr_at_fpr(labels, bs, p))
+        return np.array([roc_auc(labels, bs), *(tpr_at_fpr(labels, bs, p) for p in fpr_points)])
 
-    def ci(values) -> tuple[float, float]:
-        if not values:
-            return (float("nan"), float("nan"))
-        lo, hi = np.percentile(values, [2.5, 97.5])
-        return (float(lo), float(hi))
+    intervals = [tuple(map(float, row)) for row in bootstrap_ci(auc_and_tprs, [m, h], n_boot, seed)]
 
     with warnings.catch_warnings():  # constant scores: scipy warns, the result is NaN
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -189,9 +182,9 @@ def score_attack(
     fpr, tpr_curve, _ = roc_curve(labels, scores)
     return AttackScore(
         auc=auc,
-        auc_ci=ci(boot_auc),
+        auc_ci=intervals[0],
         tpr=tpr,
-        tpr_ci={p: ci(v) for p, v in boot_tpr.items()},
+        tpr_ci=dict(zip(fpr_points, intervals[1:], strict=True)),
         t_stat=t_stat,
         p_value=p_value,
         n=int(m.size),
