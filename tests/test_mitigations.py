@@ -13,7 +13,8 @@ from benchmark.config import DataConfig, SamplerConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
 from benchmark.mitigations.base import MitigationContext
-from benchmark.mitigations.cpsample import CPSample, load_classifier, train_classifier
+from benchmark.mitigations.cpsample import CPSample
+from benchmark.mitigations.random_label_classifier import load_classifier, train_classifier
 from benchmark.mitigations.rejection import RejectionSampling
 from benchmark.models.base import TrainedModel
 from benchmark.models.dummy import DummyFamily
