@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmark import registry
 from benchmark.errors import MemobenchError
-from benchmark.tiers import TIERS
+from benchmark.tiers import PAPER, SMOKE, TIERS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.data_root:
         pytest_args.append(f"--memobench-data-root={args.data_root}")
     if args.dataset:
-        if args.tier == "paper":
+        if args.tier == PAPER:
             raise MemobenchError(
                 "--dataset chooses the smoke tier's data; the paper tier's cases name their "
                 "MedMNIST sets themselves (drop --dataset, or run --tier smoke)"
@@ -109,7 +109,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     plans = plan_cases(
         paper_cases(args.n_gen or PAPER_N_GEN),
         Cache(args.cache),
-        detector_config("paper"),
+        detector_config(PAPER),
         AuditCounts(),
         shard=shard,
         data_root=args.data_root,
@@ -130,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a tier of the suite and render the leaderboard")
-    run.add_argument("--tier", choices=TIERS, default="smoke")
+    run.add_argument("--tier", choices=TIERS, default=SMOKE)
     run.add_argument("--results", help="results JSON to write (default reports/results/run-*.json)")
     run.add_argument("--output", "-o", help="leaderboard HTML (default reports/leaderboard.html)")
     run.add_argument(
@@ -162,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
     pln = sub.add_parser(
         "plan", help="print each case's cache state, NFE, FLOPs and predicted GPU time"
     )
-    pln.add_argument("--tier", choices=("paper",), default="paper")
+    pln.add_argument("--tier", choices=(PAPER,), default=PAPER)
     pln.add_argument("--shard", metavar="K/N", help="only the K-th of N shards, as the suite")
     pln.add_argument("--n-gen", type=int, default=None, help="samples per case (default 50000)")
     pln.add_argument(

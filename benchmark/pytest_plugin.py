@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.tiers import TIERS
+from benchmark.tiers import PAPER, SMOKE, TIER_MARKERS, TIERS, tier_runs
 
 MARKERS = {
-    "smoke": "CPU-sized case of the smoke tier (minutes on 2 cores)",
-    "paper": "reproduces a source paper's settings; needs --memobench-tier paper (or all)",
+    **TIER_MARKERS,
     "gpu": "needs a CUDA GPU; skipped with a reason where there is none",
     "slow": "slow test (minutes)",
 }
@@ -39,7 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     g.addoption(
         "--memobench-tier",
-        default="smoke",
+        default=SMOKE,
         choices=TIERS,
         help="which tier of cases runs: smoke (CPU), paper (GPU) or all",
     )
@@ -128,7 +127,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 def _is_case(item: pytest.Item) -> bool:
     """A benchmark case (smoke- or paper-marked), as opposed to a plain test."""
-    return any(item.get_closest_marker(m) is not None for m in ("smoke", "paper"))
+    return any(item.get_closest_marker(m) is not None for m in TIER_MARKERS)
 
 
 @pytest.hookimpl(trylast=True)  # after -m / -k deselection: shard what is selected
@@ -226,10 +225,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     tier = item.config.getoption("--memobench-tier")
-    if item.get_closest_marker("paper") and tier not in ("paper", "all"):
+    if item.get_closest_marker(PAPER) and not tier_runs(tier, PAPER):
         pytest.skip("paper tier: run with --memobench-tier paper (on a GPU)")
-    if item.get_closest_marker("smoke") and tier == "paper":
-        pytest.skip("smoke tier case; --memobench-tier is paper")
+    if item.get_closest_marker(SMOKE) and not tier_runs(tier, SMOKE):
+        pytest.skip(f"smoke tier case; --memobench-tier is {tier}")
     if item.get_closest_marker("gpu") and not item.config.getoption("--memobench-rehearse"):
         import torch
 

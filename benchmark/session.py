@@ -27,7 +27,7 @@ from benchmark.config import replace as replace_config
 from benchmark.data import ImageDataset, load_dataset
 from benchmark.device import resolve_device
 from benchmark.progress import enabled_by_default
-from benchmark.tiers import N_GEN_DEFAULT, AuditCounts, Rehearsal, detector_config
+from benchmark.tiers import N_GEN_DEFAULT, SMOKE, AuditCounts, Rehearsal, detector_config
 
 
 class Session:
@@ -50,7 +50,7 @@ class Session:
         self,
         cache: Cache | str | Path | None = None,
         device: str | torch.device = "cpu",
-        tier: str = "smoke",
+        tier: str = SMOKE,
         n_gen: int | None = None,
         data_root: str | None = None,
         smoke_dataset: str = "digits",

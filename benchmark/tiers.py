@@ -22,14 +22,26 @@ from benchmark.config import (
     replace,
 )
 
-TIERS = ("smoke", "paper", "all")
+SMOKE, PAPER, ALL = "smoke", "paper", "all"
+TIERS = (SMOKE, PAPER, ALL)
+# what each tier's pytest marker means (``all`` runs both)
+TIER_MARKERS = {
+    SMOKE: "CPU-sized case of the smoke tier (minutes on 2 cores)",
+    PAPER: "reproduces a source paper's settings; needs --memobench-tier paper (or all)",
+}
+
+
+def tier_runs(tier: str, marker: str) -> bool:
+    """Whether a run of ``tier`` runs the cases marked ``marker`` (a name in TIER_MARKERS)."""
+    return tier in (marker, ALL)
+
 
 # Samples per smoke case. 1024 on the 64-digit models gives E|q| = 16: enough for
 # |q| to tell a mitigation from `none` (measured 14 -> 1 or 2 under CPSample, where
 # 256 samples gave 2 -> 0 or 1, within chance of each other).
 SMOKE_N_GEN = 1024
 PAPER_N_GEN = 50000  # the seed paper's Table 2 (its Table 1 drew 150000)
-N_GEN_DEFAULT = {"smoke": SMOKE_N_GEN, "paper": PAPER_N_GEN, "all": SMOKE_N_GEN}
+N_GEN_DEFAULT = {SMOKE: SMOKE_N_GEN, PAPER: PAPER_N_GEN, ALL: SMOKE_N_GEN}
 
 # The smoke tier's training-set sizes: a small set that memorizes, a large one that does not.
 SMOKE_N_TRAIN = (64, 1024)
@@ -37,7 +49,7 @@ SMOKE_N_TRAIN = (64, 1024)
 
 def detector_config(tier: str, rehearsal: Rehearsal | None = None) -> DetectorConfig:
     """C_SAF / C_ID settings of a tier: ResNet-50 for the paper tier (SPEC section 2)."""
-    config = DetectorConfig(arch="resnet50" if tier == "paper" else "small-resnet")
+    config = DetectorConfig(arch="resnet50" if tier == PAPER else "small-resnet")
     return rehearsal.detector(config) if rehearsal else config
 
 

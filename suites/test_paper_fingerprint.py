@@ -17,13 +17,13 @@ import pytest
 from benchmark import registry
 from benchmark.audit import run_case
 from benchmark.report.thumbnails import case_record
-from benchmark.tiers import PATHMNIST_N, TABLE2, paper_case, suite_names
+from benchmark.tiers import PAPER, PATHMNIST_N, TABLE2, paper_case, suite_names
 
 
 def _record(family, dataset, n_train, ctx, benchmark):
     case = ctx.scaled(paper_case(family, dataset, n_train, ctx.n_gen))
     result = benchmark.pedantic(run_case, args=(case, ctx), rounds=1, iterations=1)
-    metrics = case_record(result, tier="paper")
+    metrics = case_record(result, tier=PAPER)
     benchmark.extra_info.update(metrics)
     assert result.samples.images.shape == (case.n_gen, *ctx.dataset(case.data).image_shape)
     assert metrics["n_train"] == n_train

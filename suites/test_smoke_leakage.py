@@ -15,7 +15,7 @@ from benchmark.audit import run_case
 from benchmark.metrics.reproduction import fewer_reproductions_p
 from benchmark.models.parallel import TrainSpec
 from benchmark.report.thumbnails import case_record
-from benchmark.tiers import SMOKE_N_TRAIN, smoke_case, suite_names
+from benchmark.tiers import SMOKE, SMOKE_N_TRAIN, smoke_case, suite_names
 
 FAMILIES = suite_names(registry.models)
 MITIGATIONS = suite_names(registry.mitigations)
@@ -120,7 +120,7 @@ def test_leakage(family, n_train, mitigation, params, memobench_session, benchma
     case = case_for(ctx, family, n_train, mitigation, params)
     ctx.model(case.model, case.train, case.data)  # train outside the timing
     result = benchmark.pedantic(run_case, args=(case, ctx), rounds=1, iterations=1)
-    record = case_record(result, tier="smoke")
+    record = case_record(result, tier=SMOKE)
     benchmark.extra_info.update(record)
     samples, metrics = result.samples, record
 
