@@ -89,7 +89,7 @@ class MembershipAttack:
             total=images.shape[0], desc=desc or f"attack {self.name}", unit="img", enabled=progress
         ) as pbar:
             for chunk in images.split(batch_size):
-                with torch.no_grad() if guidance is None else torch.enable_grad():
+                with torch.no_grad():  # a guidance hook enables gradients for itself
                     s = self.score_batch(model.family, net, chunk.to(device), guidance, gen)
                 out.append(s.detach().float().cpu())
                 pbar.update(chunk.shape[0])

@@ -151,7 +151,7 @@ def run_lockstep(
         nxt = below[0] if below else None
         idx = torch.tensor(active, device=x.device)
         for chunk in idx.split(max_batch):
-            with torch.no_grad() if guidance is None else torch.enable_grad():
+            with torch.no_grad():  # a guidance hook enables gradients for itself
                 x[chunk] = fam.solver_step(net, x[chunk], tau, nxt, sampler, guidance).detach()
         nfe += len(active) * fam.step_nfe(sampler, final=nxt is None)
         for i in active:

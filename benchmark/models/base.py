@@ -25,7 +25,8 @@ from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.noise import NoiseProcess
 from benchmark.progress import bar
 
-# guidance(x_t, t, eps) -> eps_hat: the hook a mitigation uses inside a sampler loop.
+# guidance(x_t, t, eps) -> eps_hat: the hook a mitigation uses inside a sampler loop. Samplers
+# run under torch.no_grad(); a hook that needs gradients enables them for itself.
 Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -214,7 +215,9 @@ class TrainedModel:
         ) as pbar:
             for chunk in seeds.split(batch_size):
                 latents = seeded_latents(chunk, self.image_shape).to(device)
-                with torch.no_grad() if guidance is None else torch.enable_grad():
+                # no autograd graph over the trajectory: a hook that needs gradients (CPSample)
+                # enables them for itself on a detached x_t
+                with torch.no_grad():
                     images, nfe = self.family.sample(self.net, latents, sampler, guidance)
                 out.append(images.detach().cpu())
                 pbar.update(len(chunk))
