@@ -26,7 +26,7 @@ from benchmark.config import CaseConfig, DataConfig, DetectorConfig, stable_hash
 from benchmark.data.base import ImageDataset
 from benchmark.metrics.base import AuditInputs, case_metrics, metric_classes
 from benchmark.mitigations.base import Mitigation, MitigationContext
-from benchmark.models.base import SampleResult, TrainedModel
+from benchmark.models.base import ModelFamily, SampleResult, TrainedModel
 
 if TYPE_CHECKING:
     from benchmark.session import Session
@@ -165,7 +165,7 @@ def audit_key(
     inception_weights: str | None,
     counts: Any,
     device_type: str,
-    family: Any = None,
+    family: ModelFamily,
 ) -> str:
     """The cache key of a case's stored audit: everything that determines its figures
     (the case, its data, the model's weights, the detectors' and feature extractor's
@@ -173,8 +173,7 @@ def audit_key(
     plugins = [registry.mitigations.get(case.mitigation.name)]
     plugins += [registry.attacks.get(n) for n in registry.attacks.names()]
     plugins += metric_classes()
-    family = family if family is not None else registry.models.get(case.model.family)
-    plugins.append(type(family) if not isinstance(family, type) else family)
+    plugins.append(type(family))  # the family that made the model (a plugin's own file)
     versions = [(getattr(p, "name", "?"), getattr(p, "version", "1")) for p in plugins]
     return stable_hash(
         "audit",
