@@ -6,8 +6,9 @@ duplicate or an unknown name that lists the known ones.
 
 Built-ins register through the very entry-point groups a third party uses
 (``memobench.models``, ``memobench.mitigations``, ``memobench.datasets``,
-``memobench.attacks``, ``memobench.metrics``; see ``pyproject.toml``), so a new
-model is one file plus one entry point and every suite case picks it up.
+``memobench.attacks``, ``memobench.metrics``, ``memobench.samplers``; see
+``pyproject.toml``), so a new model is one file plus one entry point and every
+suite case picks it up.
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ mitigations: Registry[Any] = Registry("mitigation", "memobench.mitigations")
 datasets: Registry[Any] = Registry("dataset", "memobench.datasets")
 attacks: Registry[Any] = Registry("attack", "memobench.attacks")
 metrics: Registry[Any] = Registry("metric", "memobench.metrics")
+samplers: Registry[Any] = Registry("sampler", "memobench.samplers")
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "models": models,
@@ -152,6 +154,7 @@ REGISTRIES: dict[str, Registry[Any]] = {
     "datasets": datasets,
     "attacks": attacks,
     "metrics": metrics,
+    "samplers": samplers,
 }
 
 

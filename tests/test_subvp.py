@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig, replace
-from benchmark.errors import CheckpointError, ConfigError
+from benchmark.errors import CheckpointError, ConfigError, UnknownNameError
 from benchmark.metrics.likelihood import bits_per_dim, log_likelihood
 from benchmark.models import training
 from benchmark.models.ddpm import DDIMFamily
 from benchmark.models.subvp_sde import SubVPFamily, SubVPSDE
-from benchmark.samplers.base import time_grid
+from benchmark.samplers.base import score_sampler, time_grid
 from benchmark.samplers.euler_maruyama import em_sample
 from benchmark.samplers.ode_adaptive import rk45_sample
 from benchmark.samplers.pf_ode import heun_sample
@@ -322,3 +322,52 @@ def test_an_image_does_not_depend_on_its_batch():
     batch, _ = family.sample(GaussianNet(), x, sampler)
     alone, _ = family.sample(GaussianNet(), x[3:4], sampler)
     torch.testing.assert_close(alone[0], batch[3])
+
+
+def test_every_declared_sampler_is_registered():
+    from benchmark import registry
+
+    assert set(SubVPFamily.samplers) <= set(registry.samplers.names())
+    with pytest.raises(UnknownNameError, match="unknown sampler 'nope'.*em, ode_heun"):
+        score_sampler("nope")
+
+
+def test_a_registered_sampler_serves_a_family_that_declares_it():
+    """A third party's sampler: registered by name, listed by a family, used by sample and
+    by t*'s lockstep steps, with no change to the family's code."""
+    from benchmark import registry
+    from benchmark.samplers.base import ScoreSampler, denoise, guided_eps
+    from benchmark.samplers.pf_ode import ode_velocity
+
+    class Euler(ScoreSampler):
+        name = "ode_euler"
+        calls = 0
+
+        def sample(self, eps_fn, sde, x, config, start, guidance, randn_like):
+            times = self.grid(config, start)
+            for t, nxt in zip(times, [*times[1:], None], strict=True):
+                x = self.step(eps_fn, sde, x, t, nxt, config, guidance, randn_like)
+            return x, len(times)
+
+        def step(self, eps_fn, sde, x, t, next_t, config, guidance, randn_like):
+            Euler.calls += 1
+            eps = guided_eps(eps_fn, x, t, guidance)
+            if next_t is None:
+                return denoise(sde, x, t, eps)
+            return x + (next_t - t) * ode_velocity(sde, x, t, eps)
+
+    class EulerSubVP(SubVPFamily):
+        samplers = (*SubVPFamily.samplers, "ode_euler")
+
+    registry.samplers.register("ode_euler", Euler)
+    try:
+        family = EulerSubVP(TINY)
+        config = SamplerConfig(name="ode_euler", num_steps=200)
+        out, nfe = family.sample(GaussianNet(), noise(2000), config)
+        assert nfe == 200 and Euler.calls == 200
+        assert abs(float(out.mean()) - MU) < 0.02 and abs(float(out.std()) - S) < 0.03
+        assert len(family.solver_grid(config)) == 200
+        x = family.solver_step(GaussianNet(), noise(2), 1.0, 0.5, config)
+        assert x.shape == (2, *SHAPE) and Euler.calls == 201
+    finally:
+        registry.samplers.unregister("ode_euler")

@@ -26,15 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
-from benchmark.errors import CheckpointError, ConfigError
+from benchmark.errors import CheckpointError
 from benchmark.models.base import Guidance, ModelFamily
 from benchmark.models.noise import NoiseProcess
 from benchmark.models.unet import MARKER, UNetNetwork, load_unet, read_marker, unet_forward
 from benchmark.samplers import euler_maruyama
-from benchmark.samplers.base import check_finite, check_start, denoise, time_grid
-from benchmark.samplers.euler_maruyama import em_sample, em_step, langevin_step
-from benchmark.samplers.ode_adaptive import ode_solve, rk45_sample
-from benchmark.samplers.pf_ode import heun_sample, heun_step
+from benchmark.samplers.base import check_finite, check_start, score_sampler
 
 
 def _t(t) -> torch.Tensor:
@@ -133,7 +130,7 @@ class SubVPFamily(UNetNetwork, ModelFamily):
         x_t = self.sde.marginal(x0, t, z)
         return F.mse_loss(self.eps(net, x_t, t), z)
 
-    # -- sampling ----------------------------------------------------------------
+    # -- sampling: the registered score-SDE samplers (``benchmark.samplers``) ----------
     def sample(
         self,
         net: nn.Module,
@@ -146,27 +143,17 @@ class SubVPFamily(UNetNetwork, ModelFamily):
         """Solve from ``latents`` at time ``start`` (1: pure noise) to x_0 with ``sampler``."""
         self.check_sampler(sampler)
         check_start(start)
+        randn_like = _randn_from(generators or self._noise_generator(latents))
+        x, nfe = score_sampler(sampler.name).sample(
+            self._eps_fn(net), self.sde, latents, sampler, start, guidance, randn_like
+        )
+        return x.clamp(-1, 1), nfe
 
-        def eps_fn(x, t):
+    def _eps_fn(self, net: nn.Module):
+        def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.eps(net, x, t)
 
-        if sampler.name == "ode_rk45":
-            x, nfe = rk45_sample(
-                eps_fn, self.sde, latents, start, sampler.t_end, rtol=sampler.tol,
-                atol=sampler.tol, guidance=guidance,
-            )  # fmt: skip
-        else:
-            times = time_grid(sampler.num_steps, start, min(sampler.t_end, start / 2))
-            if sampler.name == "ode_heun":
-                x, nfe = heun_sample(eps_fn, self.sde, latents, times, guidance=guidance)
-            else:
-                gen = generators or self._noise_generator(latents)
-                x, nfe = em_sample(
-                    eps_fn, self.sde, latents, times,
-                    corrector_steps=sampler.corrector_steps if sampler.name == "pc" else 0,
-                    snr=sampler.snr, guidance=guidance, randn_like=_randn_from(gen),
-                )  # fmt: skip
-        return x.clamp(-1, 1), nfe
+        return eps_fn
 
     @staticmethod
     def _noise_generator(latents: torch.Tensor) -> list[torch.Generator]:
@@ -178,18 +165,11 @@ class SubVPFamily(UNetNetwork, ModelFamily):
     # -- t* ----------------------------------------------------------------------------
     def solver_grid(self, sampler: SamplerConfig) -> list[float]:
         self.check_sampler(sampler)
-        if sampler.name == "ode_rk45":
-            raise ConfigError(
-                "the adaptive ODE sampler (ode_rk45) picks its own steps, so t* cannot run "
-                "trajectories in lockstep on it; use ode_heun, em or pc for t*"
-            )
-        return [round(float(t), 9) for t in time_grid(sampler.num_steps, 1.0, sampler.t_end)]
+        grid = score_sampler(sampler.name).grid(sampler)
+        return [round(float(t), 9) for t in grid]
 
     def step_nfe(self, sampler: SamplerConfig, final: bool = False) -> int:
-        corrector = sampler.corrector_steps if sampler.name == "pc" else 0
-        if final:  # the Tweedie step: one evaluation
-            return 1 + corrector
-        return {"ode_heun": 2}.get(sampler.name, 1) + corrector
+        return score_sampler(sampler.name).step_nfe(sampler, final)
 
     def solver_step(
         self,
@@ -203,31 +183,13 @@ class SubVPFamily(UNetNetwork, ModelFamily):
         self.check_sampler(sampler)
         if float(time) <= 0:
             return x  # t = 0 is the clean image itself
-        t = _t(time)
-
-        def eps_fn(x_, t_):
-            return self.eps(net, x_, t_)
-
-        def guided(x_):
-            e = eps_fn(x_, t)
-            return e if guidance is None else guidance(x_, t, e)
-
-        if sampler.name == "pc":
-            gen = self._noise_generator(x)
-            for _ in range(sampler.corrector_steps):
-                x = langevin_step(eps_fn, self.sde, x, t, sampler.snr, guidance, _randn_from(gen))
+        out = score_sampler(sampler.name).step(
+            self._eps_fn(net), self.sde, x, _t(time),
+            None if next_time is None else _t(next_time), sampler, guidance,
+            _randn_from(self._noise_generator(x)),
+        )  # fmt: skip
         if next_time is None:
-            out = denoise(self.sde, x, t, guided(x)).clamp(-1, 1)
-        elif sampler.name == "ode_heun":
-            out = heun_step(eps_fn, self.sde, x, t, _t(next_time), guidance)
-        elif sampler.name == "ode_rk45":
-            out, _ = ode_solve(
-                eps_fn, self.sde, x, float(time), float(next_time), rtol=sampler.tol,
-                atol=sampler.tol, guidance=guidance,
-            )  # fmt: skip
-        else:
-            gen = self._noise_generator(x)
-            out = em_step(guided(x), self.sde, x, t, _t(next_time), _randn_from(gen))
+            out = out.clamp(-1, 1)
         check_finite(out, f"{self.name} {sampler.name}", 0, float(time))
         return out
 

@@ -9,15 +9,20 @@ families: a change of eps by d is a change of the score by -d / std(t).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import torch
 
 from benchmark.errors import ConfigError
 
+if TYPE_CHECKING:
+    from benchmark.config import SamplerConfig
+
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+RandnLike = Callable[[torch.Tensor], torch.Tensor]
 
 
 class ScoreSDE(Protocol):
@@ -71,3 +76,70 @@ def check_finite(x: torch.Tensor, sampler: str, step: int, t: float) -> None:
 def denoise(sde: ScoreSDE, x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """Tweedie's estimate E[x_0 | x_t] = (x_t - std(t) eps) / mean(t): the last step."""
     return (x - sde.std(t) * eps) / sde.mean_coef(t)
+
+
+class ScoreSampler(ABC):
+    """A score-SDE sampler, registered by name under ``memobench.samplers``.
+
+    A family that integrates a ``ScoreSDE`` names the samplers it supports in its
+    ``samplers`` tuple and looks each up with ``score_sampler(name)``; it never
+    branches on the name itself. Two entry points, both pure functions of their
+    arguments: ``sample`` runs a whole trajectory, ``step`` one grid interval (t*
+    runs many trajectories in lockstep through it). ``randn_like`` is the noise
+    source of stochastic samplers (seeded by the family, per image).
+
+    Attributes:
+        name: the ``SamplerConfig.name`` it answers to.
+        adaptive: picks its own steps, so it has no grid (and t* cannot use it).
+    """
+
+    name: ClassVar[str]
+    adaptive: ClassVar[bool] = False
+
+    def grid(self, config: SamplerConfig, start: float = 1.0) -> torch.Tensor:
+        """The descending times a trajectory from ``start`` visits."""
+        if self.adaptive:
+            raise ConfigError(
+                f"the adaptive sampler {self.name!r} picks its own steps, so it has no time "
+                f"grid and t* cannot run trajectories in lockstep on it; use a fixed-step "
+                f"sampler for t*"
+            )
+        return time_grid(config.num_steps, start, min(config.t_end, start / 2))
+
+    def step_nfe(self, config: SamplerConfig, final: bool = False) -> int:
+        """Network evaluations per image of one ``step`` (``final``: the last, to x_0)."""
+        return 1
+
+    @abstractmethod
+    def sample(
+        self,
+        eps_fn: EpsFn,
+        sde: ScoreSDE,
+        x: torch.Tensor,
+        config: SamplerConfig,
+        start: float,
+        guidance: Guidance | None,
+        randn_like: RandnLike,
+    ) -> tuple[torch.Tensor, int]:
+        """x_0 from ``x`` at time ``start``, and the network evaluations per image."""
+
+    @abstractmethod
+    def step(
+        self,
+        eps_fn: EpsFn,
+        sde: ScoreSDE,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        next_t: torch.Tensor | None,
+        config: SamplerConfig,
+        guidance: Guidance | None,
+        randn_like: RandnLike,
+    ) -> torch.Tensor:
+        """x at ``next_t`` from x at ``t`` (``next_t`` None: the Tweedie estimate of x_0)."""
+
+
+def score_sampler(name: str) -> ScoreSampler:
+    """The registered score-SDE sampler called ``name``; ``UnknownNameError`` lists the rest."""
+    from benchmark import registry
+
+    return registry.samplers.get(name)()

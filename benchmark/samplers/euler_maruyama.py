@@ -19,6 +19,8 @@ import torch
 from benchmark.samplers.base import (
     EpsFn,
     Guidance,
+    RandnLike,
+    ScoreSampler,
     ScoreSDE,
     check_finite,
     check_start,
@@ -107,3 +109,39 @@ def em_sample(
             x = denoise(sde, x, t, eps)
         check_finite(x, name, i, float(t))
     return x, nfe
+
+
+class PredictorCorrector(ScoreSampler):
+    """``pc``: ``config.corrector_steps`` Langevin steps (``config.snr``) before each EM step."""
+
+    name = "pc"
+
+    def corrector_steps(self, config) -> int:
+        return config.corrector_steps
+
+    def step_nfe(self, config, final: bool = False) -> int:
+        return 1 + self.corrector_steps(config)
+
+    def sample(self, eps_fn, sde, x, config, start, guidance, randn_like):
+        times = self.grid(config, start)
+        return em_sample(
+            eps_fn, sde, x, times, corrector_steps=self.corrector_steps(config),
+            snr=config.snr, guidance=guidance, randn_like=randn_like,
+        )  # fmt: skip
+
+    def step(self, eps_fn, sde, x, t, next_t, config, guidance, randn_like: RandnLike):
+        for _ in range(self.corrector_steps(config)):
+            x = langevin_step(eps_fn, sde, x, t, config.snr, guidance, randn_like)
+        eps = guided_eps(eps_fn, x, t, guidance)
+        if next_t is None:
+            return denoise(sde, x, t, eps)
+        return em_step(eps, sde, x, t, next_t, randn_like)
+
+
+class EulerMaruyama(PredictorCorrector):
+    """``em``: the reverse-SDE Euler–Maruyama predictor alone (score_sde's sub-VP default)."""
+
+    name = "em"
+
+    def corrector_steps(self, config) -> int:
+        return 0

@@ -12,7 +12,15 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-from benchmark.samplers.base import EpsFn, Guidance, ScoreSDE, check_start, denoise, guided_eps
+from benchmark.samplers.base import (
+    EpsFn,
+    Guidance,
+    ScoreSampler,
+    ScoreSDE,
+    check_start,
+    denoise,
+    guided_eps,
+)
 from benchmark.samplers.pf_ode import ode_velocity
 
 DEFAULT_TOL = 1e-5
@@ -78,3 +86,25 @@ def rk45_sample(
     x, nfe = ode_solve(eps_fn, sde, x, start, end, rtol=rtol, atol=atol, guidance=guidance)
     t_end = torch.tensor(end, dtype=torch.float64)
     return denoise(sde, x, t_end, guided_eps(eps_fn, x, t_end, guidance)), nfe + 1
+
+
+class RK45(ScoreSampler):
+    """``ode_rk45``: the probability-flow ODE, adaptive RK45 at ``config.tol``; no grid."""
+
+    name = "ode_rk45"
+    adaptive = True
+
+    def sample(self, eps_fn, sde, x, config, start, guidance, randn_like):
+        return rk45_sample(
+            eps_fn, sde, x, start, config.t_end, rtol=config.tol, atol=config.tol,
+            guidance=guidance,
+        )  # fmt: skip
+
+    def step(self, eps_fn, sde, x, t, next_t, config, guidance, randn_like):
+        if next_t is None:
+            return denoise(sde, x, t, guided_eps(eps_fn, x, t, guidance))
+        out, _ = ode_solve(
+            eps_fn, sde, x, float(t), float(next_t), rtol=config.tol, atol=config.tol,
+            guidance=guidance,
+        )  # fmt: skip
+        return out

@@ -13,6 +13,7 @@ import torch
 from benchmark.samplers.base import (
     EpsFn,
     Guidance,
+    ScoreSampler,
     ScoreSDE,
     check_finite,
     check_start,
@@ -67,3 +68,20 @@ def heun_sample(
             nfe += 1
         check_finite(x, "probability-flow ODE (Heun)", i, float(t))
     return x, nfe
+
+
+class Heun(ScoreSampler):
+    """``ode_heun``: the probability-flow ODE with fixed Heun steps (2 NFE a step)."""
+
+    name = "ode_heun"
+
+    def step_nfe(self, config, final: bool = False) -> int:
+        return 1 if final else 2
+
+    def sample(self, eps_fn, sde, x, config, start, guidance, randn_like):
+        return heun_sample(eps_fn, sde, x, self.grid(config, start), guidance=guidance)
+
+    def step(self, eps_fn, sde, x, t, next_t, config, guidance, randn_like):
+        if next_t is None:
+            return denoise(sde, x, t, guided_eps(eps_fn, x, t, guidance))
+        return heun_step(eps_fn, sde, x, t, next_t, guidance)
