@@ -38,7 +38,7 @@ from benchmark.detectors.augment import (
 )
 from benchmark.detectors.networks import build_detector
 from benchmark.errors import CacheError, ConfigError, MemobenchError
-from benchmark.progress import bar
+from benchmark.fitting import fit_classifier
 
 log = logging.getLogger("memobench.detectors")
 
@@ -207,26 +207,20 @@ def train_detector(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         net = build_detector(cfg.arch, data.image_shape[0]).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
     negatives = torch.cat([data.train[: data.saf.index], data.train[data.saf.index + 1 :]])
-    net.train()
-    with bar(
-        total=cfg.steps, desc=f"train C_{kind.upper()}", unit="step", enabled=progress
-    ) as pbar:
-        for _ in range(cfg.steps):
-            if kind == "saf":
-                x, y = saf_batch(data, cfg.batch_size, 0.5, data.train, gen, data.saf.index)
-            else:
-                x, y = id_batch(data, cfg.batch_size, negatives, gen)
-            x = augment(x, gen, kind)
-            loss = F.binary_cross_entropy_with_logits(net(x.to(device)), y.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            pbar.update(1)
-    net.eval()
+
+    def batch_loss() -> torch.Tensor:
+        if kind == "saf":
+            x, y = saf_batch(data, cfg.batch_size, 0.5, data.train, gen, data.saf.index)
+        else:
+            x, y = id_batch(data, cfg.batch_size, negatives, gen)
+        x = augment(x, gen, kind)
+        return F.binary_cross_entropy_with_logits(net(x.to(device)), y.to(device))
+
+    fit_classifier(
+        net, batch_loss, steps=cfg.steps, lr=cfg.lr, desc=f"train C_{kind.upper()}",
+        progress=progress,
+    )  # fmt: skip
     return net, evaluate(kind, net, data, cfg)
 
 

@@ -20,7 +20,7 @@ from benchmark.config import stable_hash
 from benchmark.data.base import DatasetSource
 from benchmark.detectors.networks import SmallResNet
 from benchmark.errors import ConfigError, DataError
-from benchmark.progress import bar
+from benchmark.fitting import fit_classifier
 
 VERSION = "1"
 
@@ -96,18 +96,16 @@ def classifier_features(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = ClassifierFeatures(images.shape[1], source.num_classes, name).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-        model.train()
-        with bar(total=steps, desc=f"train features {name}", unit="step", enabled=progress) as pbar:
-            for _ in range(steps):
-                idx = torch.randint(0, images.shape[0], (batch_size,), generator=gen)
-                x = images[idx]  # no flips: digit classes are not mirror-symmetric
-                loss = F.cross_entropy(model.logits(x.to(device)), labels[idx].to(device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                pbar.update(1)
-        model.eval()
+
+        def batch_loss() -> torch.Tensor:
+            idx = torch.randint(0, images.shape[0], (batch_size,), generator=gen)
+            x = images[idx]  # no flips: digit classes are not mirror-symmetric
+            return F.cross_entropy(model.logits(x.to(device)), labels[idx].to(device))
+
+        fit_classifier(
+            model, batch_loss, steps=steps, lr=2e-3, cosine=False,
+            desc=f"train features {name}", progress=progress,
+        )  # fmt: skip
         with torch.no_grad():
             acc = model.logits(images[:2000].to(device)).argmax(1).cpu() == labels[:2000]
         return {

@@ -18,8 +18,8 @@ from torch import nn
 
 from benchmark.data.base import ImageDataset
 from benchmark.errors import ConfigError
+from benchmark.fitting import fit_classifier
 from benchmark.models.base import ModelFamily
-from benchmark.progress import bar
 
 CLASSIFIER_VERSION = "1"
 
@@ -99,26 +99,23 @@ def train_classifier(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = RandomLabelClassifier(tuple(data.image_shape)).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     train = data.train.to(device)
     groups = 4  # times per step; each noises a quarter of the batch
-    net.train()
-    with bar(total=steps, desc="train CPSample classifier", unit="step", enabled=progress) as pbar:
-        for _ in range(steps):
-            loss = 0.0
-            for _ in range(groups):
-                idx = torch.randint(0, data.n_train, (batch_size // groups,), generator=gen)
-                t_frac = 0.999 * float(torch.rand((), generator=gen))  # time_at(1) is past T
-                x_t, tf = _noised(family, train[idx], t_frac, gen)
-                logits = net(x_t, torch.tensor(tf, device=device))
-                loss = loss + F.binary_cross_entropy_with_logits(logits, labels[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            (loss / groups).backward()
-            opt.step()
-            sched.step()
-            pbar.update(1)
-    net.eval()
+
+    def batch_loss() -> torch.Tensor:
+        loss = 0.0
+        for _ in range(groups):
+            idx = torch.randint(0, data.n_train, (batch_size // groups,), generator=gen)
+            t_frac = 0.999 * float(torch.rand((), generator=gen))  # time_at(1) is past T
+            x_t, tf = _noised(family, train[idx], t_frac, gen)
+            logits = net(x_t, torch.tensor(tf, device=device))
+            loss = loss + F.binary_cross_entropy_with_logits(logits, labels[idx].to(device))
+        return loss / groups
+
+    final_loss = fit_classifier(
+        net, batch_loss, steps=steps, lr=lr, desc="train CPSample classifier",
+        progress=progress,
+    )  # fmt: skip
 
     @torch.no_grad()
     def accuracy(images: torch.Tensor, y: torch.Tensor, t_frac: float) -> float:
@@ -130,7 +127,7 @@ def train_classifier(
         "train_accuracy_t0.05": accuracy(data.train, labels, 0.05),
         "train_accuracy_t0.5": accuracy(data.train, labels, 0.5),
         "heldout_accuracy_t0.05": accuracy(data.heldout, heldout_labels, 0.05),
-        "final_loss": float(loss.detach() / groups),
+        "final_loss": final_loss,
     }
     return {
         "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
