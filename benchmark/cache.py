@@ -4,6 +4,12 @@ Entries are keyed by a hash of everything that determines them (configs, data
 fingerprint, code version of the component); writes are atomic (temporary file
 plus ``os.replace``); a corrupt or foreign entry is moved aside, never deleted.
 
+Nothing in the cache is pickle. An entry is one ``.safetensors`` file: its
+tensors in the safetensors body, everything else (metrics, metadata, the
+payload's structure) as JSON in the header (``benchmark.safe_format``). Reading
+one cannot run code, so a cache on a shared CI disk is no way into later jobs.
+Entries of the pickle format before it (``.pt``) are never read: they are rebuilt.
+
 Location: ``--memobench-cache``, else ``$MEMOBENCH_CACHE``, else
 ``~/.cache/memobench``.
 """
@@ -20,11 +26,12 @@ from typing import Any
 
 import torch
 
+from benchmark import safe_format
 from benchmark.errors import CacheError
 
 log = logging.getLogger("memobench.cache")
 
-FORMAT = 1
+FORMAT = 2  # 1: a pickled dict in a .pt file (never read now)
 
 
 def default_root(override: str | os.PathLike[str] | None = None) -> Path:
@@ -57,13 +64,13 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 class Cache:
-    """A folder of ``{kind}/{key}.pt`` entries, each carrying its own identity."""
+    """A folder of ``{kind}/{key}.safetensors`` entries, each carrying its own identity."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = default_root(root)
 
     def path(self, kind: str, key: str) -> Path:
-        return self.root / kind / f"{key}.pt"
+        return self.root / kind / f"{key}.safetensors"
 
     def dir(self, kind: str, key: str) -> Path:
         """A folder for multi-file state (training checkpoints)."""
@@ -79,7 +86,10 @@ class Cache:
             "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "payload": payload,
         }
-        atomic_torch_save(entry, path)
+        try:
+            atomic_write(path, lambda tmp: safe_format.save(entry, tmp))
+        except safe_format.UnsafeValueError as err:
+            raise CacheError(f"cannot store the {kind} entry {key}: {err}") from err
         return path
 
     def load(self, kind: str, key: str) -> Any | None:
@@ -137,8 +147,10 @@ class Cache:
 def read_entry(path: Path, kind: str | None = None, key: str | None = None) -> dict[str, Any]:
     """Read and validate one cache file."""
     try:
-        entry = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # truncated zip, pickle error, ...
+        entry = safe_format.load(path)
+    except safe_format.ForeignFileError as err:
+        raise CacheError(f"cache entry {path} is not a memobench cache file ({err})") from err
+    except Exception as err:  # truncated, not safetensors (a pickle), bad header, ...
         raise CacheError(
             f"cache entry {path} is corrupt or truncated ({type(err).__name__}: {err})"
         ) from err

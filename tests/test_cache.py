@@ -32,7 +32,7 @@ def test_truncated_entry_is_an_error_then_moved_aside(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="memobench.cache"):
         value, reused = cache.get_or_create("things", "k1", lambda: "fresh")
     assert value == "fresh" and not reused
-    kept = list(path.parent.glob("k1.pt.corrupt-*"))
+    kept = list(path.parent.glob("k1.safetensors.corrupt-*"))
     assert len(kept) == 1, "the bad file is kept for inspection, not deleted"
     assert "rebuilding" in caplog.text
 
@@ -47,11 +47,15 @@ def test_entry_of_another_config_is_refused(tmp_path):
 
 def test_foreign_file_is_refused(tmp_path):
     import torch
+    from safetensors.torch import save_file
 
     cache = Cache(tmp_path)
     cache.path("things", "k").parent.mkdir(parents=True)
-    torch.save({"some": "checkpoint"}, cache.path("things", "k"))
+    save_file({"w": torch.zeros(3)}, str(cache.path("things", "k")))
     with pytest.raises(CacheError, match="not a memobench cache file"):
+        cache.load("things", "k")
+    torch.save({"some": "checkpoint"}, cache.path("things", "k"))  # a pickle
+    with pytest.raises(CacheError, match="corrupt or truncated"):
         cache.load("things", "k")
 
 

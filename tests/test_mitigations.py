@@ -114,7 +114,7 @@ def test_cpsample_caches_its_classifier_and_records_what_it_did(model, data, tmp
     ctx = MitigationContext(data=data, cache=Cache(tmp_path))
     cp = CPSample(alpha=0.1, scale=1.0, classifier_steps=5)
     cp.prepare(model, ctx)
-    assert len(list((tmp_path / "mitigations").glob("*.pt"))) == 1
+    assert len(list((tmp_path / "mitigations").glob("*.safetensors"))) == 1
     out = cp.generate(model, torch.arange(5), SamplerConfig(num_steps=3))
     rec = cp.metrics()
     assert out.images.shape == (5, *data.image_shape)

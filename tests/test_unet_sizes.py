@@ -86,4 +86,4 @@ def test_a_bad_size_fails_before_any_training(tmp_path):
     case = paper_case("ddim", "breastmnist", 4)
     with pytest.raises(ConfigError, match="3 px image side"):
         get_trained(case.model, TINY_TRAIN, data, cache)
-    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.pt"))
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.safetensors"))

@@ -217,7 +217,8 @@ def _deferred_sigint():
 
 def _read_checkpoint(path: Path, family: ModelFamily) -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        # the restricted unpickler: tensors and plain containers only, never code
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise CheckpointError(
             f"training checkpoint {path} is corrupt ({type(err).__name__}: {err}); "

@@ -151,8 +151,15 @@ def read_marker(folder: Path, family: str) -> dict[str, Any] | None:
 def load_unet(unet_dir: Path) -> UNet2DModel:
     """``UNet2DModel.from_pretrained`` with a CheckpointError that names the folder."""
     try:
-        return UNet2DModel.from_pretrained(unet_dir)
+        # safetensors only: diffusers would unpickle a diffusion_pytorch_model.bin
+        return UNet2DModel.from_pretrained(unet_dir, use_safetensors=True)
     except Exception as err:
+        if any(Path(unet_dir).glob("*.bin")) and not any(Path(unet_dir).glob("*.safetensors")):
+            raise CheckpointError(
+                f"{unet_dir} holds pickle weights (.bin) only; memobench loads safetensors "
+                f"only, since unpickling a downloaded file can run any code. Convert it once "
+                f"where you trust the file: UNet2DModel.from_pretrained(dir).save_pretrained(dir)"
+            ) from err
         raise CheckpointError(
             f"could not load the UNet weights in {unet_dir} ({type(err).__name__}: {err}); "
             f"the file is corrupt or does not match config.json"
