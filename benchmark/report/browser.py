@@ -22,7 +22,7 @@ def unavailable() -> str | None:
     try:
         import selenium  # noqa: F401
     except ImportError:
-        return "selenium is not installed (pip install -e . installs it)"
+        return "selenium is not installed (pip install -e '.[test]' -c constraints.txt installs it)"
     if _find(CHROMIUM) is None:
         return "no Chromium on PATH (Debian: apt-get install chromium chromium-driver)"
     if _find(DRIVER) is None:
