@@ -93,19 +93,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from benchmark.cache import Cache
-    from benchmark.plan import format_plan, plan_cases
     from benchmark.pytest_plugin import parse_shard
-    from benchmark.tiers import PAPER_N_GEN, AuditCounts, detector_config, paper_cases
 
     if args.tflops <= 0:
         raise MemobenchError(f"--tflops must be > 0, got {args.tflops}")
     if args.n_gen is not None and args.n_gen < 1:
         raise MemobenchError(f"--n-gen must be >= 1, got {args.n_gen}")
-    try:
-        shard = parse_shard(args.shard)
-    except Exception as err:  # pytest.UsageError: one line, like the suite's own
-        raise MemobenchError(str(err)) from err
+    shard = parse_shard(args.shard)  # a ConfigError: one line, like the suite's own
+
+    from benchmark.cache import Cache
+    from benchmark.plan import format_plan, plan_cases
+    from benchmark.tiers import PAPER_N_GEN, AuditCounts, detector_config, paper_cases
+
     plans = plan_cases(
         paper_cases(args.n_gen or PAPER_N_GEN),
         Cache(args.cache),

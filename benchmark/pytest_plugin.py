@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.errors import MemobenchError
 from benchmark.tiers import PAPER, SMOKE, TIER_MARKERS, TIERS, tier_runs
 
 MARKERS = {
@@ -118,7 +119,9 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
         return None
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not match or not 1 <= int(match[1]) <= int(match[2]):
-        raise pytest.UsageError(
+        from benchmark.errors import ConfigError
+
+        raise ConfigError(
             f"--memobench-shard must be K/N with 1 <= K <= N (e.g. 2/4 for the second of four "
             f"runners), got {text!r}"
         )
@@ -184,25 +187,28 @@ def check_run_options(device: str | None, model_path: str | None, rehearse: bool
         )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    from benchmark.errors import MemobenchError
+def check_options(config: pytest.Config) -> None:
+    """Every ``--memobench-*`` value that can be checked before a case runs.
 
-    for name, text in MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
+    Raises:
+        MemobenchError: the option, what was wrong, and the fix.
+    """
+    from benchmark import registry
+    from benchmark.errors import ConfigError
+
     parse_shard(config.getoption("--memobench-shard"))
     if config.getoption("--memobench-rehearse") and config.getoption("--memobench-tier") == "all":
-        raise pytest.UsageError(
+        raise ConfigError(
             "--memobench-rehearse scales one tier's counts: pass --memobench-tier smoke or "
             "paper with it, not all"
         )
-    try:
-        check_run_options(
-            config.getoption("--memobench-device"),
-            config.getoption("--memobench-model-path"),
-            config.getoption("--memobench-rehearse"),
-        )
-    except MemobenchError as err:
-        raise pytest.UsageError(str(err)) from err
+    model_path = config.getoption("--memobench-model-path")
+    check_run_options(
+        config.getoption("--memobench-device"), model_path, config.getoption("--memobench-rehearse")
+    )
+    if model_path:
+        registry.models.get(config.getoption("--memobench-model-family"))
+        registry.datasets.get(config.getoption("--memobench-model-dataset"))
     dataset = config.getoption("--memobench-dataset")
     if dataset != "digits":
         try:
@@ -212,10 +218,21 @@ def pytest_configure(config: pytest.Config) -> None:
                 config.getoption("--memobench-cache"),
             )
         except MemobenchError as err:
-            raise pytest.UsageError(f"--memobench-dataset {dataset}: {err}") from err
+            raise type(err)(f"--memobench-dataset {dataset}: {err}") from err
     n_gen = config.getoption("--memobench-n-gen")
     if n_gen is not None and n_gen < 1:
-        raise pytest.UsageError(f"--memobench-n-gen must be >= 1, got {n_gen}")
+        raise ConfigError(f"--memobench-n-gen must be >= 1, got {n_gen}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    try:
+        check_options(config)
+    except MemobenchError as err:
+        # pytest prints it as one line, ``ERROR: memobench: error: ...``, and exits with
+        # its usage-error code (4) before collecting anything
+        raise pytest.UsageError(f"memobench: error: {err}") from err
     results = config.getoption("--memobench-results")
     if results and getattr(config.option, "benchmark_json", None) is None:
         path = Path(results)

@@ -247,3 +247,41 @@ def test_a_missing_model_folder_is_one_usage_error(pytester, tmp_path):
     result = pytester.runpytest(f"--memobench-model-path={tmp_path / 'nope'}")
     result.stderr.fnmatch_lines([f"*--memobench-model-path {tmp_path / 'nope'}: no such folder*"])
     assert result.ret != 0
+
+
+# Every bad --memobench-* value of a pytest run, refused in one line before anything
+# is collected. Grow this table with each new option.
+BAD_PYTEST_OPTIONS = [
+    (["--memobench-dataset", "cifar"], "unknown dataset 'cifar'"),
+    (["--memobench-dataset", "pneumoniamnist", "--memobench-data-root", "{root}"],
+     "--memobench-dataset pneumoniamnist: pneumoniamnist.npz not found in {root}"),
+    (["--memobench-n-gen", "0"], "--memobench-n-gen must be >= 1, got 0"),
+    (["--memobench-shard", "3/2"], "--memobench-shard must be K/N"),
+    (["--memobench-shard", "two"], "--memobench-shard must be K/N"),
+    (["--memobench-tier", "all", "--memobench-rehearse"], "--memobench-rehearse scales one tier"),
+    (["--memobench-device", "tpu"], "unknown device 'tpu'"),
+    (["--memobench-model-path", "{root}/nope"],
+     "--memobench-model-path {root}/nope: no such folder"),
+    (["--memobench-model-path", "{root}", "--memobench-model-family", "gan"],
+     "unknown model 'gan'; known models: "),
+    (["--memobench-model-path", "{root}", "--memobench-model-dataset", "cifar"],
+     "unknown dataset 'cifar'"),
+]  # fmt: skip
+if not torch.cuda.is_available():
+    BAD_PYTEST_OPTIONS.append(
+        (["--memobench-device", "cuda"], "device 'cuda' was requested but torch.cuda")
+    )
+
+
+@pytest.mark.parametrize("argv, message", BAD_PYTEST_OPTIONS)
+def test_pytest_bad_options_are_one_line_before_anything_runs(argv, message, pytester, tmp_path):
+    pytester.makepyfile("def test_x():\n    pass\n")
+    argv = [a.format(root=tmp_path) for a in argv]
+    # a subprocess: in-process runs drop the modules they imported, and torch refuses
+    # to import some of its own twice
+    result = pytester.runpytest_subprocess(*argv)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = [line for line in result.errlines if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ERROR: memobench: error: "), lines
+    assert message.format(root=tmp_path) in lines[0]
+    assert "passed" not in result.stdout.str()
