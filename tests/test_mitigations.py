@@ -166,3 +166,38 @@ def test_rejection_threshold_is_calibrated_on_heldout_images(model, data):
 
     held, _ = nearest_cosine(data.heldout.flatten(1), data.train.flatten(1))
     assert rs.threshold == pytest.approx(float(torch.quantile(held.double(), 0.5)))
+
+
+def test_an_identical_plain_draw_is_shared_and_a_guided_one_is_not(data):
+    """Cases of one model drawing the same seeds (``none`` and rejection's first round)
+    share the images; they are the images a fresh model object would draw."""
+    family = DummyFamily(DummyFamily.smoke_configs()[0])
+
+    def fresh() -> TrainedModel:
+        net = build_network(family, data.image_shape, 0).eval()
+        return TrainedModel(family, net, "k", data.image_shape)
+
+    model = fresh()
+    calls = []
+    sample = family.sample
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return sample(*args, **kwargs)
+
+    family.sample = counting
+    sampler = SamplerConfig(num_steps=3)
+    first = model.generate(torch.arange(6), sampler)
+    again = model.generate(torch.arange(6), sampler)
+    assert len(calls) == 1 and again.reused and not first.reused
+    assert torch.equal(first.images, again.images) and again.seconds == first.seconds
+    again.images.add_(1)  # a caller's change does not reach the shared copy
+    assert torch.equal(model.generate(torch.arange(6), sampler).images, first.images)
+
+    model.generate(torch.arange(1, 7), sampler)  # other seeds: drawn
+    model.generate(torch.arange(1, 7), sampler, guidance=lambda x, t, eps: eps)  # guided: drawn
+    model.generate(torch.arange(1, 7), SamplerConfig(num_steps=4))  # other sampler: drawn
+    assert len(calls) == 4
+
+    family.sample = sample
+    assert torch.equal(fresh().generate(torch.arange(6), sampler).images, first.images)
