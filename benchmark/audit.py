@@ -27,6 +27,7 @@ from benchmark.data.base import ImageDataset
 from benchmark.metrics.base import AuditInputs, case_metrics, metric_classes
 from benchmark.mitigations.base import Mitigation, MitigationContext
 from benchmark.models.base import ModelFamily, SampleResult, TrainedModel
+from benchmark.progress import line, log_lines
 
 if TYPE_CHECKING:
     from benchmark.session import Session
@@ -76,6 +77,7 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
         session.device.type,
         model.family,
     )
+    start = time.perf_counter()
     payload, reused = session.cache.get_or_create(
         "audits",
         key,
@@ -83,6 +85,9 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
         what=f"audit {case.case_id}",
         rebuild=session.reaudit,
     )
+    if log_lines():
+        how = "stored audit reused" if reused else "audited"
+        line(f"case {case.case_id}: {how} in {time.perf_counter() - start:.0f} s")
     images = payload["images"].float() / 127.5 - 1  # stored as uint8
     samples = SampleResult(images, payload["seeds"], payload["nfe"], payload["seconds"])
     metrics = dict(payload["metrics"], audit_reused=reused)

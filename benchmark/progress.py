@@ -2,16 +2,35 @@
 
 Bars go to the real terminal even under pytest's capture. They show when
 stderr is a terminal or ``MEMOBENCH_PROGRESS=1``; ``MEMOBENCH_PROGRESS=0``
-hides them.
+hides them. Where stderr is not a terminal (a CI log) and the variable is
+unset, each phase that took ``LINE_AFTER_SECONDS`` or more leaves one line
+instead: ``memobench: <phase>: <n> <unit> in <s> s (<rate>/s)``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from contextlib import contextmanager
 
 from tqdm.auto import tqdm
+
+LINE_AFTER_SECONDS = 10.0
+
+
+def log_lines() -> bool:
+    """A CI log: no terminal and no ``MEMOBENCH_PROGRESS`` choice."""
+    stream = sys.__stderr__
+    tty = bool(stream is not None and stream.isatty())
+    return os.environ.get("MEMOBENCH_PROGRESS") is None and not tty
+
+
+def line(text: str) -> None:
+    """One line on the real stderr (the CI log), even under pytest's capture."""
+    stream = sys.__stderr__
+    if stream is not None:
+        print(f"memobench: {text}", file=stream, flush=True)
 
 
 def enabled_by_default() -> bool:
@@ -42,4 +61,16 @@ def bar(
         leave=False,
         position=position,
     ) as pbar:
+        start, done = time.perf_counter(), [0]
+        update = pbar.update
+
+        def counted(n: float = 1):  # a disabled tqdm does not count
+            done[0] += n
+            return update(n)
+
+        pbar.update = counted
         yield pbar
+        seconds = time.perf_counter() - start
+        if log_lines() and seconds >= LINE_AFTER_SECONDS:
+            rate = done[0] / max(seconds, 1e-9)
+            line(f"{desc}: {done[0]:g} {unit} in {seconds:.0f} s ({rate:.3g} {unit}/s)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from benchmark.data.base import ImageDataset
 from benchmark.errors import CacheError, ConfigError
 from benchmark.models import training
 from benchmark.models.base import ModelFamily, TrainedModel
+from benchmark.progress import line, log_lines
 
 log = logging.getLogger("memobench.models")
 
@@ -77,6 +79,7 @@ def get_trained(
             "stats": stats,
         }
 
+    start = time.perf_counter()
     entry, reused = cache.get_or_create(
         "models",
         key,
@@ -85,6 +88,9 @@ def get_trained(
         what=f"{family.name} model",
         validate=validate,
     )
+    if log_lines():
+        how = "loaded from the cache" if reused else "trained"
+        line(f"model {family.name} {key}: {how} in {time.perf_counter() - start:.0f} s")
     with contextlib.suppress(OSError):
         ckpt_dir.rmdir()
     trained_here = any(e[0] == "trained" and e[2] == key for e in EVENTS)
