@@ -1,6 +1,8 @@
 """Progress bars (tqdm, with rate and ETA) for long work.
 
-Bars go to the real terminal even under pytest's capture. They show when
+Bars go to the real terminal even under pytest's capture: this module keeps a
+copy of the process's stderr from when it was imported, and the pytest plugin
+imports it before pytest redirects file descriptor 2. They show when
 stderr is a terminal or ``MEMOBENCH_PROGRESS=1``; ``MEMOBENCH_PROGRESS=0``
 hides them. Where stderr is not a terminal (a CI log) and the variable is
 unset, each phase that took ``LINE_AFTER_SECONDS`` or more leaves one line
@@ -19,26 +21,36 @@ from tqdm.auto import tqdm
 LINE_AFTER_SECONDS = 10.0
 
 
+def _real_stderr():
+    """A stream on a duplicate of stderr's descriptor: pytest's fd capture, which later
+    points descriptor 2 at a temporary file, leaves it on the terminal or CI log."""
+    stream = sys.__stderr__
+    try:
+        return os.fdopen(os.dup(stream.fileno()), "w", buffering=1)
+    except (AttributeError, OSError, ValueError):  # no stderr, or no descriptor
+        return stream
+
+
+STDERR = _real_stderr()
+STDERR_IS_TTY = bool(STDERR is not None and STDERR.isatty())
+
+
 def log_lines() -> bool:
     """A CI log: no terminal and no ``MEMOBENCH_PROGRESS`` choice."""
-    stream = sys.__stderr__
-    tty = bool(stream is not None and stream.isatty())
-    return os.environ.get("MEMOBENCH_PROGRESS") is None and not tty
+    return os.environ.get("MEMOBENCH_PROGRESS") is None and not STDERR_IS_TTY
 
 
 def line(text: str) -> None:
     """One line on the real stderr (the CI log), even under pytest's capture."""
-    stream = sys.__stderr__
-    if stream is not None:
-        print(f"memobench: {text}", file=stream, flush=True)
+    if STDERR is not None:
+        print(f"memobench: {text}", file=STDERR, flush=True)
 
 
 def enabled_by_default() -> bool:
     flag = os.environ.get("MEMOBENCH_PROGRESS")
     if flag is not None:
         return flag not in ("0", "", "false", "no")
-    stream = sys.__stderr__
-    return bool(stream is not None and stream.isatty())
+    return STDERR_IS_TTY
 
 
 @contextmanager
@@ -55,7 +67,7 @@ def bar(
         initial=initial,
         desc=desc,
         unit=unit,
-        file=sys.__stderr__,
+        file=STDERR,
         disable=not (enabled and enabled_by_default()),
         dynamic_ncols=True,
         leave=False,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark import progress  # noqa: F401  (keeps stderr before pytest captures it)
 from benchmark.errors import MemobenchError
 from benchmark.tiers import PAPER, SMOKE, TIER_MARKERS, TIERS, tier_runs
 

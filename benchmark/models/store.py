@@ -28,6 +28,7 @@ log = logging.getLogger("memobench.models")
 # (event, family, key, path) of this process: "reused" or "trained"; the pytest
 # plugin prints them at the end of a run.
 EVENTS: list[tuple[str, str, str, str]] = []
+_ANNOUNCED: set[str] = set()  # models given their CI-log line
 
 
 def model_key(family: ModelFamily, train_cfg: TrainConfig, data: ImageDataset) -> str:
@@ -88,12 +89,17 @@ def get_trained(
         what=f"{family.name} model",
         validate=validate,
     )
-    if log_lines():
-        how = "loaded from the cache" if reused else "trained"
-        line(f"model {family.name} {key}: {how} in {time.perf_counter() - start:.0f} s")
     with contextlib.suppress(OSError):
         ckpt_dir.rmdir()
     trained_here = any(e[0] == "trained" and e[2] == key for e in EVENTS)
+    if log_lines() and key not in _ANNOUNCED:
+        _ANNOUNCED.add(key)
+        trained = entry["stats"].get("train_seconds") or 0.0
+        how = "trained" if not reused or trained_here else "loaded from the cache"
+        line(
+            f"model {family.name} {key}: {how} ({trained:.0f} s of training; "
+            f"{time.perf_counter() - start:.0f} s here)"
+        )
     if not (reused and trained_here):  # a worker process's training is already listed
         EVENTS.append(("reused" if reused else "trained", family.name, key, str(path)))
     shape = tuple(entry["image_shape"])
