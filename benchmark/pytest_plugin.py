@@ -22,6 +22,8 @@ MARKERS = {
     **TIER_MARKERS,
     "gpu": "needs a CUDA GPU; skipped with a reason where there is none",
     "slow": "slow test (minutes)",
+    "science": "asserts a finding (memorization, a mitigation's effect); skipped under "
+    "--memobench-rehearse, whose few training steps cannot show one",
 }
 
 
@@ -247,6 +249,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("paper tier: run with --memobench-tier paper (on a GPU)")
     if item.get_closest_marker(SMOKE) and not tier_runs(tier, SMOKE):
         pytest.skip(f"smoke tier case; --memobench-tier is {tier}")
+    if item.get_closest_marker("science") and item.config.getoption("--memobench-rehearse"):
+        pytest.skip(
+            "a rehearsal runs the code path with a few training steps, so it cannot show "
+            "this finding; run without --memobench-rehearse to measure it"
+        )
     if item.get_closest_marker("gpu") and not item.config.getoption("--memobench-rehearse"):
         import torch
 

@@ -152,6 +152,7 @@ def small_and_large(family: str, ctx) -> tuple[dict, dict]:
 
 
 @pytest.mark.smoke
+@pytest.mark.science
 @pytest.mark.parametrize("family", FAMILIES)
 def test_small_training_set_is_memorized(family, memobench_session):
     """The 64-image model really memorizes, measured against the 1024-image model."""
@@ -164,6 +165,7 @@ def test_small_training_set_is_memorized(family, memobench_session):
 
 
 @pytest.mark.smoke
+@pytest.mark.science
 @pytest.mark.parametrize("family", FAMILIES)
 def test_memorizing_model_reproduces_x_p(family, memobench_session):
     """C_ID flags generated copies of x_p (with or without the disk) on the 64-image model."""
@@ -175,6 +177,7 @@ def test_memorizing_model_reproduces_x_p(family, memobench_session):
 
 
 @pytest.mark.smoke
+@pytest.mark.science
 @pytest.mark.parametrize("family", FAMILIES)
 def test_memorizing_model_reproduces_the_fingerprint(family, memobench_session):
     """|q| > 0, and the binomial test cannot reject 'x_p is copied like any image'."""
@@ -190,6 +193,7 @@ def test_memorizing_model_reproduces_the_fingerprint(family, memobench_session):
 
 
 @pytest.mark.smoke
+@pytest.mark.science
 @pytest.mark.parametrize("family", FAMILIES)
 def test_tstar_is_lower_without_memorization(family, memobench_session):
     """The fingerprint survives less noise in the 1024-image model than in the 64-image one."""
@@ -200,6 +204,7 @@ def test_tstar_is_lower_without_memorization(family, memobench_session):
 
 
 @pytest.mark.smoke
+@pytest.mark.science
 @pytest.mark.parametrize("family", FAMILIES)
 def test_membership_inference_finds_the_memorized_members(family, memobench_session):
     """The loss attack tells members from held-out images far better on the 64-image model."""
@@ -216,6 +221,7 @@ def test_membership_inference_finds_the_memorized_members(family, memobench_sess
 
 
 @pytest.mark.smoke
+@pytest.mark.science
 @pytest.mark.parametrize("family", FAMILIES)
 def test_memorizing_model_replicates_in_feature_space(family, memobench_session):
     """Replication and the FID gap rank the 64-image model as the leakier one."""
@@ -237,6 +243,7 @@ def test_memorizing_model_replicates_in_feature_space(family, memobench_session)
 
 
 @pytest.mark.smoke
+@pytest.mark.science
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.skipif(
     "cpsample" not in MITIGATIONS, reason="the cpsample mitigation is not registered"
@@ -271,6 +278,7 @@ LIKELIHOOD_FAMILIES = [f for f in FAMILIES if getattr(registry.models.get(f), "s
 
 
 @pytest.mark.smoke
+@pytest.mark.science
 @pytest.mark.parametrize("family", LIKELIHOOD_FAMILIES)
 def test_likelihood_favours_the_memorized_members(family, memobench_session):
     """Held-out images cost more bits/dim than members on the 64-image model, not on 1024."""

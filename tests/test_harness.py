@@ -285,3 +285,19 @@ def test_pytest_bad_options_are_one_line_before_anything_runs(argv, message, pyt
     assert len(lines) == 1 and lines[0].startswith("ERROR: memobench: error: "), lines
     assert message.format(root=tmp_path) in lines[0]
     assert "passed" not in result.stdout.str()
+
+
+def test_a_rehearsal_skips_the_findings_and_says_why(pytester):
+    pytester.makepyfile(
+        "import pytest\n"
+        "@pytest.mark.science\n"
+        "def test_finding():\n"
+        "    assert False, 'a few training steps show no memorization'\n"
+        "def test_code_path():\n"
+        "    pass\n"
+    )
+    result = pytester.runpytest("--memobench-rehearse", "--memobench-tier", "smoke", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*a rehearsal runs the code path with a few training steps*"])
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
