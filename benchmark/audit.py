@@ -27,7 +27,7 @@ from benchmark.data.base import ImageDataset
 from benchmark.metrics.base import AuditInputs, case_metrics, metric_classes
 from benchmark.mitigations.base import Mitigation, MitigationContext
 from benchmark.models.base import ModelFamily, SampleResult, TrainedModel
-from benchmark.progress import line, log_lines
+from benchmark.progress import line
 
 if TYPE_CHECKING:
     from benchmark.session import Session
@@ -85,9 +85,8 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
         what=f"audit {case.case_id}",
         rebuild=session.reaudit,
     )
-    if log_lines():
-        how = "stored audit reused" if reused else "audited"
-        line(f"case {case.case_id}: {how} in {time.perf_counter() - start:.0f} s")
+    how = "stored audit reused" if reused else "audited"
+    line(f"case {case.case_id}: {how} in {time.perf_counter() - start:.0f} s")
     images = payload["images"].float() / 127.5 - 1  # stored as uint8
     samples = SampleResult(images, payload["seeds"], payload["nfe"], payload["seconds"])
     metrics = dict(payload["metrics"], audit_reused=reused)

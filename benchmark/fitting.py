@@ -49,7 +49,6 @@ def fit_classifier(
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if cosine else None
     net.train()
-    loss = torch.tensor(float("nan"))
     with bar(total=steps, desc=desc, unit="step", enabled=progress) as pbar:
         for _ in range(steps):
             loss = batch_loss()

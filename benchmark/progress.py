@@ -41,8 +41,9 @@ def log_lines() -> bool:
 
 
 def line(text: str) -> None:
-    """One line on the real stderr (the CI log), even under pytest's capture."""
-    if STDERR is not None:
+    """One ``memobench:`` line on the real stderr, even under pytest's capture, where
+    that is a CI log (``log_lines()``); nothing on a terminal, which has the bars."""
+    if STDERR is not None and log_lines():
         print(f"memobench: {text}", file=STDERR, flush=True)
 
 
@@ -83,6 +84,6 @@ def bar(
         pbar.update = counted
         yield pbar
         seconds = time.perf_counter() - start
-        if log_lines() and seconds >= LINE_AFTER_SECONDS:
+        if seconds >= LINE_AFTER_SECONDS:
             rate = done[0] / max(seconds, 1e-9)
             line(f"{desc}: {done[0]:g} {unit} in {seconds:.0f} s ({rate:.3g} {unit}/s)")

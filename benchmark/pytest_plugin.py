@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmark import progress  # noqa: F401  (keeps stderr before pytest captures it)
-from benchmark.errors import MemobenchError
+from benchmark.errors import ConfigError, MemobenchError
 from benchmark.tiers import PAPER, SMOKE, TIER_MARKERS, TIERS, tier_runs
 
 MARKERS = {
@@ -122,8 +122,6 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
         return None
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not match or not 1 <= int(match[1]) <= int(match[2]):
-        from benchmark.errors import ConfigError
-
         raise ConfigError(
             f"--memobench-shard must be K/N with 1 <= K <= N (e.g. 2/4 for the second of four "
             f"runners), got {text!r}"
@@ -197,7 +195,6 @@ def check_options(config: pytest.Config) -> None:
         MemobenchError: the option, what was wrong, and the fix.
     """
     from benchmark import registry
-    from benchmark.errors import ConfigError
 
     parse_shard(config.getoption("--memobench-shard"))
     if config.getoption("--memobench-rehearse") and config.getoption("--memobench-tier") == "all":

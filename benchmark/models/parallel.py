@@ -21,7 +21,7 @@ import torch
 from benchmark.cache import Cache
 from benchmark.config import DataConfig, ModelConfig, TrainConfig
 from benchmark.data import load_dataset
-from benchmark.progress import line, log_lines
+from benchmark.progress import line
 
 log = logging.getLogger("memobench.models")
 
@@ -69,8 +69,7 @@ def train_many(
     workers = max(1, min(workers or cores, len(todo)))
     threads = max(1, cores // workers)
     log.info("training %d models in %d processes (%d thread(s) each)", len(todo), workers, threads)
-    if log_lines():
-        line(f"training {len(todo)} models in {workers} processes ({threads} thread(s) each)")
+    line(f"training {len(todo)} models in {workers} processes ({threads} thread(s) each)")
     start = time.perf_counter()
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -82,7 +81,6 @@ def train_many(
             key = future.result()
             spec = futures[future]
             EVENTS.append(("trained", spec.model.family, key, str(cache.path("models", key))))
-            if log_lines():
-                elapsed = time.perf_counter() - start
-                line(f"model {spec.model.family} {key}: trained by a worker ({elapsed:.0f} s in)")
+            elapsed = time.perf_counter() - start
+            line(f"model {spec.model.family} {key}: trained by a worker ({elapsed:.0f} s in)")
     return todo

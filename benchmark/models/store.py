@@ -21,14 +21,13 @@ from benchmark.data.base import ImageDataset
 from benchmark.errors import CacheError, ConfigError
 from benchmark.models import training
 from benchmark.models.base import ModelFamily, TrainedModel
-from benchmark.progress import line, log_lines
+from benchmark.progress import line
 
 log = logging.getLogger("memobench.models")
 
 # (event, family, key, path) of this process: "reused" or "trained"; the pytest
 # plugin prints them at the end of a run.
 EVENTS: list[tuple[str, str, str, str]] = []
-_ANNOUNCED: set[str] = set()  # models given their CI-log line
 
 
 def model_key(family: ModelFamily, train_cfg: TrainConfig, data: ImageDataset) -> str:
@@ -92,16 +91,14 @@ def get_trained(
     with contextlib.suppress(OSError):
         ckpt_dir.rmdir()
     trained_here = any(e[0] == "trained" and e[2] == key for e in EVENTS)
-    if log_lines() and key not in _ANNOUNCED:
-        _ANNOUNCED.add(key)
+    if not (reused and trained_here):  # a worker's training is already listed and logged
+        EVENTS.append(("reused" if reused else "trained", family.name, key, str(path)))
         trained = entry["stats"].get("train_seconds") or 0.0
-        how = "trained" if not reused or trained_here else "loaded from the cache"
+        how = "loaded from the cache" if reused else "trained"
         line(
             f"model {family.name} {key}: {how} ({trained:.0f} s of training; "
             f"{time.perf_counter() - start:.0f} s here)"
         )
-    if not (reused and trained_here):  # a worker process's training is already listed
-        EVENTS.append(("reused" if reused else "trained", family.name, key, str(path)))
     shape = tuple(entry["image_shape"])
     net = family.build_network(shape)
     net.load_state_dict(entry["state_dict"])
