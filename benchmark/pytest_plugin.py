@@ -230,9 +230,9 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         check_options(config)
     except MemobenchError as err:
-        # pytest prints it as one line, ``ERROR: memobench: error: ...``, and exits with
-        # its usage-error code (4) before collecting anything
-        raise pytest.UsageError(f"memobench: error: {err}") from err
+        # one line, ``Exit: memobench: error: ...``, before anything is collected, and
+        # exit code 2 as ``memobench`` itself uses for a bad input
+        pytest.exit(f"memobench: error: {err}", returncode=2)
     results = config.getoption("--memobench-results")
     if results and getattr(config.option, "benchmark_json", None) is None:
         path = Path(results)
