@@ -28,6 +28,36 @@ from benchmark.metrics.base import AuditInputs, case_metrics, metric_classes
 from benchmark.mitigations.base import Mitigation, MitigationContext
 from benchmark.models.base import ModelFamily, SampleResult, TrainedModel
 from benchmark.progress import line
+from benchmark.record import (
+    AUDIT,
+    AUDIT_REUSED,
+    CASE_ID,
+    DATASET,
+    FAMILY,
+    FINAL_LOSS,
+    IMAGES_PER_SECOND,
+    LOSS_HISTORY,
+    METRIC_SECONDS,
+    METRIC_SKIPPED,
+    MITIGATION,
+    MITIGATION_ENTRY,
+    MITIGATION_PARAMS,
+    MODEL_KEY,
+    MODEL_REUSED,
+    MODEL_SOURCE,
+    N_GEN,
+    N_TRAIN,
+    NFE_PER_IMAGE,
+    NFE_TOTAL,
+    PARAM_COUNT,
+    RECORDED,
+    SAMPLE_SECONDS,
+    SAMPLER,
+    SAMPLER_STEPS,
+    TRAIN_SECONDS,
+    TRAIN_STEPS,
+    check_entries,
+)
 
 if TYPE_CHECKING:
     from benchmark.session import Session
@@ -89,7 +119,8 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
     line(f"case {case.case_id}: {how} in {time.perf_counter() - start:.0f} s")
     images = payload["images"].float() / 127.5 - 1  # stored as uint8
     samples = SampleResult(images, payload["seeds"], payload["nfe"], payload["seconds"])
-    metrics = dict(payload["metrics"], audit_reused=reused)
+    metrics = dict(payload["metrics"])
+    metrics[AUDIT_REUSED] = reused
     result = AuditResult(case, samples, metrics, data, reused)
     session._audits[memo] = result
     return result
@@ -113,16 +144,21 @@ def audit_case(
     )
     record = measure(case, model, samples)
     # what the mitigation did while sampling (before t* and the attacks use it again)
-    record.update({f"mitigation_{k}": v for k, v in mitigation.metrics().items()})
+    record.update({MITIGATION_ENTRY(entry=k): v for k, v in mitigation.metrics().items()})
+    check_entries("the audit", record, AUDIT)
     for metric in case_metrics():
         inputs = AuditInputs(case, model, data, samples, mitigation, session, dict(record))
         reason = metric.skip_reason(inputs)
         if reason is not None:
-            record[f"{metric.name}_skipped"] = reason
+            record[METRIC_SKIPPED(metric=metric.name)] = reason
             continue
         start = time.perf_counter()
-        record.update(metric.compute(inputs))
-        record[f"{metric.name}_seconds"] = time.perf_counter() - start
+        entries = metric.compute(inputs)
+        check_entries(
+            f"metric {metric.name!r} ({type(metric).__qualname__})", entries, metric.fields
+        )
+        record.update(entries)
+        record[METRIC_SECONDS(metric=metric.name)] = time.perf_counter() - start
     return AuditResult(case, samples, record, data)
 
 
@@ -224,26 +260,26 @@ def measure(case: CaseConfig, model: TrainedModel, samples: SampleResult) -> dic
         raise FloatingPointError(f"case {case.case_id}: the sampler returned non-finite images")
     stats = model.stats
     return {
-        "case_id": case.case_id,
-        "family": case.model.family,
-        "dataset": case.data.name,
-        "n_train": case.data.n_train,
-        "mitigation": case.mitigation.name,
-        "mitigation_params": dict(case.mitigation.params),
-        "sampler": case.sampler.name,
-        "sampler_steps": case.sampler.num_steps,
-        "n_gen": int(images.shape[0]),
-        "train_seconds": stats.get("train_seconds"),
-        "train_steps": stats.get("train_steps"),
-        "final_loss": stats.get("final_loss"),
-        "loss_history": stats.get("loss_history"),
-        "param_count": stats.get("param_count"),
-        "model_reused": bool(stats.get("reused", False)),
-        "model_source": stats.get("source", "trained"),
-        "model_key": model.key,
-        "nfe_per_image": samples.nfe,
-        "nfe_total": samples.nfe * int(images.shape[0]),
-        "sample_seconds": samples.seconds,
-        "images_per_second": samples.images_per_second,
-        "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        CASE_ID: case.case_id,
+        FAMILY: case.model.family,
+        DATASET: case.data.name,
+        N_TRAIN: case.data.n_train,
+        MITIGATION: case.mitigation.name,
+        MITIGATION_PARAMS: dict(case.mitigation.params),
+        SAMPLER: case.sampler.name,
+        SAMPLER_STEPS: case.sampler.num_steps,
+        N_GEN: int(images.shape[0]),
+        TRAIN_SECONDS: stats.get("train_seconds"),
+        TRAIN_STEPS: stats.get("train_steps"),
+        FINAL_LOSS: stats.get("final_loss"),
+        LOSS_HISTORY: stats.get("loss_history"),
+        PARAM_COUNT: stats.get("param_count"),
+        MODEL_REUSED: bool(stats.get("reused", False)),
+        MODEL_SOURCE: stats.get("source", "trained"),
+        MODEL_KEY: model.key,
+        NFE_PER_IMAGE: samples.nfe,
+        NFE_TOTAL: samples.nfe * int(images.shape[0]),
+        SAMPLE_SECONDS: samples.seconds,
+        IMAGES_PER_SECOND: samples.images_per_second,
+        RECORDED: time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

@@ -124,6 +124,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from benchmark.record import schema
+
+    for field in schema():
+        print(field.describe())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="memobench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -177,6 +185,9 @@ def parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list registered plugins")
     lst.set_defaults(func=cmd_list)
+
+    sch = sub.add_parser("schema", help="list the results record's fields: key, kind and meaning")
+    sch.set_defaults(func=cmd_schema)
     return p
 
 

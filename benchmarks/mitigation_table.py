@@ -16,8 +16,15 @@ from __future__ import annotations
 import argparse
 
 from benchmark.audit import run_case
+from benchmark.metrics.carlini import CARLINI_L2
+from benchmark.metrics.fid import FID_TEST, FID_TRAIN
+from benchmark.metrics.membership import MIA_AUC
+from benchmark.metrics.reproduction import Q_EXPECTED, Q
+from benchmark.record import AUDIT_REUSED, IMAGES_PER_SECOND, N_GEN, SAMPLE_SECONDS
 from benchmark.session import Session
 from benchmark.tiers import SMOKE_N_GEN, smoke_case
+
+LOSS_AUC = MIA_AUC(attack="loss")
 
 SETTINGS = [
     ("none", {}),
@@ -40,7 +47,7 @@ def main() -> None:
     for name, params in SETTINGS:
         case = smoke_case(args.family, args.n_train, name, params, n_gen=args.n_gen)
         m = run_case(case, session).metrics
-        cost = m["sample_seconds"] / m["n_gen"]
+        cost = m[SAMPLE_SECONDS] / m[N_GEN]
         ref_cost = ref_cost or cost
         label = name + (f"({', '.join(f'{k}={v}' for k, v in params.items())})" if params else "")
         extra = {k[len("mitigation_") :]: v for k, v in m.items() if k.startswith("mitigation_")}
@@ -54,9 +61,9 @@ def main() -> None:
     )
     for label, m, ratio, _ in rows:
         print(
-            f"{label:36s} {m['q']:4d} {m['q_expected']:5.1f} {m['carlini_l2']:7.3f} "
-            f"{m['fid_train']:6.2f} {m['fid_test']:6.2f} {m['mia_loss_auc']:7.3f} "
-            f"{m['images_per_second']:6.1f} {ratio:5.2f} {str(m['audit_reused']):>6s}"
+            f"{label:36s} {m[Q]:4d} {m[Q_EXPECTED]:5.1f} {m[CARLINI_L2]:7.3f} "
+            f"{m[FID_TRAIN]:6.2f} {m[FID_TEST]:6.2f} {m[LOSS_AUC]:7.3f} "
+            f"{m[IMAGES_PER_SECOND]:6.1f} {ratio:5.2f} {str(m[AUDIT_REUSED]):>6s}"
         )
     for label, *_, extra in rows:
         shown = {k: round(v, 3) if isinstance(v, float) else v for k, v in extra.items()}

@@ -142,6 +142,8 @@ def test_every_registered_metric_is_computed_on_a_case(tmp_path):
     columns' keys, or ``<name>_skipped`` with the reason."""
     from benchmark.audit import run_case
     from benchmark.metrics.base import CaseMetric, metric_classes
+    from benchmark.record import METRIC_SECONDS, METRIC_SKIPPED, resolve
+    from benchmark.record import schema as record_schema
     from benchmark.report.columns import Column
     from benchmark.session import Session
     from benchmark.tiers import Rehearsal, smoke_case
@@ -150,14 +152,21 @@ def test_every_registered_metric_is_computed_on_a_case(tmp_path):
     base = smoke_case("dummy", 32, n_gen=4)
     case = replace(base, train=replace(base.train, steps=2), sampler=SamplerConfig(num_steps=2))
     record = run_case(case, session).metrics
+    schema = record_schema()
+    for key, value in record.items():  # every entry is declared, with a value of its kind
+        field = resolve(key, schema)
+        assert field is not None, f"record entry {key!r} is declared by no field"
+        assert field.problem(value) is None, (key, field.problem(value))
     for cls in metric_classes():
         assert issubclass(cls, CaseMetric) and cls.name in registry.metrics
         cols = cls.columns()
         assert all(isinstance(c, Column) for c in cols), cls.name
-        skipped = record.get(f"{cls.name}_skipped")
+        undeclared = [c.key for c in cols if resolve(c.key, cls.fields) is None]
+        assert not undeclared, f"metric {cls.name!r} shows columns it does not declare"
+        skipped = record.get(METRIC_SKIPPED(metric=cls.name))
         if skipped is None:
             missing = [c.key for c in cols if c.key not in record]
             assert not missing, f"metric {cls.name!r} did not record its columns {missing}"
-            assert record[f"{cls.name}_seconds"] >= 0
+            assert record[METRIC_SECONDS(metric=cls.name)] >= 0
         else:
             assert isinstance(skipped, str) and skipped, cls.name

@@ -16,6 +16,9 @@ import pytest
 
 from benchmark import registry
 from benchmark.audit import run_case
+from benchmark.metrics.reproduction import Q_CONCLUSIVE, Q_EXPECTED, Q_MIN_N_GEN, Q_P_VALUE, Q
+from benchmark.metrics.tstar import TSTAR, TSTAR_NFE
+from benchmark.record import N_GEN, N_TRAIN
 from benchmark.report.thumbnails import case_record
 from benchmark.tiers import PAPER, PATHMNIST_N, TABLE2, paper_case, suite_names
 
@@ -26,7 +29,7 @@ def _record(family, dataset, n_train, ctx, benchmark):
     metrics = case_record(result, tier=PAPER)
     benchmark.extra_info.update(metrics)
     assert result.samples.images.shape == (case.n_gen, *ctx.dataset(case.data).image_shape)
-    assert metrics["n_train"] == n_train
+    assert metrics[N_TRAIN] == n_train
     return metrics
 
 
@@ -37,17 +40,17 @@ def _record(family, dataset, n_train, ctx, benchmark):
 def test_pathmnist_table1(family, n_train, memobench_session, benchmark):
     m = _record(family, "pathmnist", n_train, memobench_session, benchmark)
     if n_train == 1000:  # the paper: |q| = 151 vs E|q| = 150, H0 kept
-        assert m["q_p_value"] >= 0.05, (
-            f"{family}, PathMNIST {n_train}: |q| = {m['q']} is significantly below E|q| = "
-            f"{m['q_expected']:.1f} (p = {m['q_p_value']:.3g}); the paper's model copies x_p"
+        assert m[Q_P_VALUE] >= 0.05, (
+            f"{family}, PathMNIST {n_train}: |q| = {m[Q]} is significantly below E|q| = "
+            f"{m[Q_EXPECTED]:.1f} (p = {m[Q_P_VALUE]:.3g}); the paper's model copies x_p"
         )
-    elif m["q_conclusive"]:  # the paper: |q| = 0, H0 (copies x_p like any image) rejected
-        assert m["q_p_value"] < 0.05, (
-            f"{family}, PathMNIST {n_train}: |q| = {m['q']} of E|q| = {m['q_expected']:.1f} "
-            f"(p = {m['q_p_value']:.3g}); the paper found no reproduction of x_p"
+    elif m[Q_CONCLUSIVE]:  # the paper: |q| = 0, H0 (copies x_p like any image) rejected
+        assert m[Q_P_VALUE] < 0.05, (
+            f"{family}, PathMNIST {n_train}: |q| = {m[Q]} of E|q| = {m[Q_EXPECTED]:.1f} "
+            f"(p = {m[Q_P_VALUE]:.3g}); the paper found no reproduction of x_p"
         )
     else:  # too few samples: no |q| could reject H0, and the record must say so
-        assert m["n_gen"] < m["q_min_n_gen"], m
+        assert m[N_GEN] < m[Q_MIN_N_GEN], m
 
 
 @pytest.mark.paper
@@ -56,5 +59,5 @@ def test_pathmnist_table1(family, n_train, memobench_session, benchmark):
 @pytest.mark.parametrize("family", suite_names(registry.models))
 def test_medmnist_table2(family, dataset, memobench_session, benchmark):
     m = _record(family, dataset, TABLE2[dataset], memobench_session, benchmark)
-    assert -1 <= m["tstar"] < 1
-    assert m["tstar_nfe"] > 0
+    assert -1 <= m[TSTAR] < 1
+    assert m[TSTAR_NFE] > 0

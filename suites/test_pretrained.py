@@ -12,6 +12,10 @@ import pytest
 from benchmark import registry
 from benchmark.audit import run_case
 from benchmark.config import CaseConfig, DataConfig, MitigationConfig
+from benchmark.metrics.carlini import CARLINI_L2
+from benchmark.metrics.membership import MIA_AUC
+from benchmark.metrics.membership_inference import MIA_ATTACKS
+from benchmark.record import CASE_ID
 from benchmark.report.thumbnails import case_record
 from benchmark.tiers import suite_names
 
@@ -40,9 +44,9 @@ def test_audit_pretrained(mitigation, request, memobench_session, benchmark):
         run_case, args=(case, ctx), kwargs={"model": model}, rounds=1, iterations=1
     )
     metrics = case_record(result, tier="pretrained")
-    metrics["case_id"] = f"pretrained:{case.case_id}"
+    metrics[CASE_ID] = f"pretrained:{case.case_id}"
     benchmark.extra_info.update(metrics)
     assert result.samples.images.shape == (case.n_gen, *model.image_shape)
-    assert 0.0 <= metrics["carlini_l2"] <= 1.0
-    for attack in metrics["mia_attacks"]:
-        assert 0.0 <= metrics[f"mia_{attack}_auc"] <= 1.0, attack
+    assert 0.0 <= metrics[CARLINI_L2] <= 1.0
+    for attack in metrics[MIA_ATTACKS]:
+        assert 0.0 <= metrics[MIA_AUC(attack=attack)] <= 1.0, attack

@@ -12,10 +12,30 @@ import pytest
 
 from benchmark import registry
 from benchmark.audit import run_case
-from benchmark.metrics.reproduction import fewer_reproductions_p
+from benchmark.metrics.carlini import CARLINI_L2
+from benchmark.metrics.fid import FID_GAP, FID_N, FID_TEST, FID_TRAIN
+from benchmark.metrics.likelihood import NLL_GAP, NLL_GAP_CI
+from benchmark.metrics.membership import MIA_AUC, MIA_AUC_CI, MIA_TPR
+from benchmark.metrics.replication import (
+    REPLICATION_FRACTION,
+    REPLICATION_FRACTION_HELDOUT,
+    SIMILARITY_HIST,
+)
+from benchmark.metrics.reproduction import (
+    Q_EXPECTED,
+    Q_ID_ONLY,
+    Q_P_VALUE,
+    Q,
+    fewer_reproductions_p,
+)
+from benchmark.metrics.tstar import TSTAR
 from benchmark.models.parallel import TrainSpec
+from benchmark.record import MITIGATION_ENTRY, N_GEN, NFE_PER_IMAGE, PICTURES
 from benchmark.report.thumbnails import case_record
 from benchmark.tiers import SMOKE, SMOKE_N_TRAIN, smoke_case, suite_names
+
+LOSS_AUC = MIA_AUC(attack="loss")
+LOSS_AUC_CI = MIA_AUC_CI(attack="loss")
 
 FAMILIES = suite_names(registry.models)
 MITIGATIONS = suite_names(registry.mitigations)
@@ -127,18 +147,18 @@ def test_leakage(family, n_train, mitigation, params, memobench_session, benchma
     data = ctx.dataset(case.data)
     assert samples.images.shape == (case.n_gen, *data.image_shape)
     assert samples.images.min() >= -1 and samples.images.max() <= 1
-    assert 0.0 <= metrics["carlini_l2"] <= 1.0
-    assert metrics["nfe_per_image"] >= case.sampler.num_steps  # rejection counts its redraws
-    assert metrics["fid_n"] == min(case.n_gen, data.n_train, data.heldout.shape[0])
-    assert metrics["fid_train"] >= 0 and metrics["fid_test"] >= 0
-    assert metrics["fid_gap"] == pytest.approx(metrics["fid_test"] - metrics["fid_train"])
-    assert 0.0 <= metrics["replication_fraction"] <= 1.0
-    assert sum(metrics["similarity_hist"]) == case.n_gen
-    assert metrics["pictures"]["samples"].startswith("data:image/png;base64,")
+    assert 0.0 <= metrics[CARLINI_L2] <= 1.0
+    assert metrics[NFE_PER_IMAGE] >= case.sampler.num_steps  # rejection counts its redraws
+    assert metrics[FID_N] == min(case.n_gen, data.n_train, data.heldout.shape[0])
+    assert metrics[FID_TRAIN] >= 0 and metrics[FID_TEST] >= 0
+    assert metrics[FID_GAP] == pytest.approx(metrics[FID_TEST] - metrics[FID_TRAIN])
+    assert 0.0 <= metrics[REPLICATION_FRACTION] <= 1.0
+    assert sum(metrics[SIMILARITY_HIST]) == case.n_gen
+    assert metrics[PICTURES]["samples"].startswith("data:image/png;base64,")
     for attack in registry.attacks.names():
-        lo, hi = metrics[f"mia_{attack}_auc_ci"]
-        assert 0.0 <= lo <= metrics[f"mia_{attack}_auc"] <= hi <= 1.0, attack
-        assert 0.0 <= metrics[f"mia_{attack}_tpr_1pct"] <= 1.0, attack
+        lo, hi = metrics[MIA_AUC_CI(attack=attack)]
+        assert 0.0 <= lo <= metrics[MIA_AUC(attack=attack)] <= hi <= 1.0, attack
+        assert 0.0 <= metrics[MIA_TPR(attack=attack, fpr="1pct")] <= 1.0, attack
 
 
 def metrics_of(ctx, family: str, n_train: int, mitigation: str = "none", params=()) -> dict:
@@ -157,9 +177,9 @@ def small_and_large(family: str, ctx) -> tuple[dict, dict]:
 def test_small_training_set_is_memorized(family, memobench_session):
     """The 64-image model really memorizes, measured against the 1024-image model."""
     small, large = small_and_large(family, memobench_session)
-    assert small["carlini_l2"] > large["carlini_l2"] + MEMORIZATION_MARGIN, (
+    assert small[CARLINI_L2] > large[CARLINI_L2] + MEMORIZATION_MARGIN, (
         f"{family} trained on {SMALL_N} images should replicate clearly more than on "
-        f"{LARGE_N}: Carlini fraction {small['carlini_l2']:.3f} vs {large['carlini_l2']:.3f} "
+        f"{LARGE_N}: Carlini fraction {small[CARLINI_L2]:.3f} vs {large[CARLINI_L2]:.3f} "
         f"(required margin {MEMORIZATION_MARGIN})"
     )
 
@@ -170,9 +190,9 @@ def test_small_training_set_is_memorized(family, memobench_session):
 def test_memorizing_model_reproduces_x_p(family, memobench_session):
     """C_ID flags generated copies of x_p (with or without the disk) on the 64-image model."""
     small = metrics_of(memobench_session, family, SMALL_N)
-    assert small["q"] + small["q_id_only"] > 0, (
-        f"{family} on {SMALL_N} images: C_ID flags none of {small['n_gen']} samples as x_p "
-        f"(Carlini fraction {small['carlini_l2']:.3f})"
+    assert small[Q] + small[Q_ID_ONLY] > 0, (
+        f"{family} on {SMALL_N} images: C_ID flags none of {small[N_GEN]} samples as x_p "
+        f"(Carlini fraction {small[CARLINI_L2]:.3f})"
     )
 
 
@@ -182,13 +202,13 @@ def test_memorizing_model_reproduces_x_p(family, memobench_session):
 def test_memorizing_model_reproduces_the_fingerprint(family, memobench_session):
     """|q| > 0, and the binomial test cannot reject 'x_p is copied like any image'."""
     small = metrics_of(memobench_session, family, SMALL_N)
-    assert small["q"] > 0, (
-        f"{family} on {SMALL_N} images: no sample flagged as SAF(x_p) among {small['n_gen']} "
-        f"(E|q| = {small['q_expected']:.1f})"
+    assert small[Q] > 0, (
+        f"{family} on {SMALL_N} images: no sample flagged as SAF(x_p) among {small[N_GEN]} "
+        f"(E|q| = {small[Q_EXPECTED]:.1f})"
     )
-    assert small["q_p_value"] >= 0.05, (
-        f"|q| = {small['q']} is significantly below E|q| = {small['q_expected']:.1f} "
-        f"(p = {small['q_p_value']:.3g}), as if the model did not reproduce x_p"
+    assert small[Q_P_VALUE] >= 0.05, (
+        f"|q| = {small[Q]} is significantly below E|q| = {small[Q_EXPECTED]:.1f} "
+        f"(p = {small[Q_P_VALUE]:.3g}), as if the model did not reproduce x_p"
     )
 
 
@@ -198,8 +218,8 @@ def test_memorizing_model_reproduces_the_fingerprint(family, memobench_session):
 def test_tstar_is_lower_without_memorization(family, memobench_session):
     """The fingerprint survives less noise in the 1024-image model than in the 64-image one."""
     small, large = small_and_large(family, memobench_session)
-    assert large["tstar"] < small["tstar"], (
-        f"t* of {family}: {LARGE_N} images {large['tstar']} vs {SMALL_N} images {small['tstar']}"
+    assert large[TSTAR] < small[TSTAR], (
+        f"t* of {family}: {LARGE_N} images {large[TSTAR]} vs {SMALL_N} images {small[TSTAR]}"
     )
 
 
@@ -209,10 +229,10 @@ def test_tstar_is_lower_without_memorization(family, memobench_session):
 def test_membership_inference_finds_the_memorized_members(family, memobench_session):
     """The loss attack tells members from held-out images far better on the 64-image model."""
     small, large = small_and_large(family, memobench_session)
-    auc_small, auc_large = small["mia_loss_auc"], large["mia_loss_auc"]
+    auc_small, auc_large = small[LOSS_AUC], large[LOSS_AUC]
     assert auc_small > MIA_MIN_AUC, (
         f"{family} on {SMALL_N} images: loss-attack AUC {auc_small:.3f} (95% CI "
-        f"{small['mia_loss_auc_ci']}) should exceed {MIA_MIN_AUC} on a memorizing model"
+        f"{small[LOSS_AUC_CI]}) should exceed {MIA_MIN_AUC} on a memorizing model"
     )
     assert auc_small > auc_large + MIA_MARGIN, (
         f"loss-attack AUC of {family}: {SMALL_N} images {auc_small:.3f} vs {LARGE_N} images "
@@ -227,17 +247,17 @@ def test_memorizing_model_replicates_in_feature_space(family, memobench_session)
     """Replication and the FID gap rank the 64-image model as the leakier one."""
     small, large = small_and_large(family, memobench_session)
     rep_small, rep_large = (
-        small["replication_fraction_heldout"],
-        large["replication_fraction_heldout"],
+        small[REPLICATION_FRACTION_HELDOUT],
+        large[REPLICATION_FRACTION_HELDOUT],
     )
     assert rep_small > rep_large + REPLICATION_MARGIN, (
         f"{family}: share of samples above the held-out-calibrated similarity threshold, "
         f"{SMALL_N} images {rep_small:.3f} vs {LARGE_N} images {rep_large:.3f} "
         f"(required margin {REPLICATION_MARGIN})"
     )
-    assert small["fid_gap"] > large["fid_gap"], (
-        f"{family}: FID gap (test - train) {SMALL_N} images {small['fid_gap']:.2f} vs "
-        f"{LARGE_N} images {large['fid_gap']:.2f}; the memorizing model should sit closer to "
+    assert small[FID_GAP] > large[FID_GAP], (
+        f"{family}: FID gap (test - train) {SMALL_N} images {small[FID_GAP]:.2f} vs "
+        f"{LARGE_N} images {large[FID_GAP]:.2f}; the memorizing model should sit closer to "
         f"its training set"
     )
 
@@ -255,21 +275,19 @@ def test_cpsample_lowers_leakage_of_the_memorizing_model(family, memobench_sessi
     plain = metrics_of(memobench_session, family, SMALL_N)
     guided = metrics_of(memobench_session, family, SMALL_N, "cpsample", strong)
     what = f"CPSample {strong} on {family} x {SMALL_N} images"
-    assert guided["carlini_l2"] < plain["carlini_l2"] - CPSAMPLE_MARGIN, (
-        f"{what}: Carlini fraction {guided['carlini_l2']:.3f} vs {plain['carlini_l2']:.3f} "
+    assert guided[CARLINI_L2] < plain[CARLINI_L2] - CPSAMPLE_MARGIN, (
+        f"{what}: Carlini fraction {guided[CARLINI_L2]:.3f} vs {plain[CARLINI_L2]:.3f} "
         f"without it (required drop {CPSAMPLE_MARGIN}); guidance acted on "
-        f"{guided['mitigation_guided_step_fraction']:.1%} of the steps"
+        f"{guided[MITIGATION_ENTRY(entry='guided_step_fraction')]:.1%} of the steps"
     )
-    assert guided["mia_loss_auc"] < plain["mia_loss_auc"] - CPSAMPLE_MARGIN, (
-        f"{what}: loss-attack AUC {guided['mia_loss_auc']:.3f} vs {plain['mia_loss_auc']:.3f}"
+    assert guided[LOSS_AUC] < plain[LOSS_AUC] - CPSAMPLE_MARGIN, (
+        f"{what}: loss-attack AUC {guided[LOSS_AUC]:.3f} vs {plain[LOSS_AUC]:.3f}"
     )
-    assert guided["tstar"] < plain["tstar"], (
-        f"{what}: t* {guided['tstar']} vs {plain['tstar']} without it"
-    )
-    p = fewer_reproductions_p(guided["q"], guided["n_gen"], plain["q"], plain["n_gen"])
+    assert guided[TSTAR] < plain[TSTAR], f"{what}: t* {guided[TSTAR]} vs {plain[TSTAR]} without it"
+    p = fewer_reproductions_p(guided[Q], guided[N_GEN], plain[Q], plain[N_GEN])
     assert p < CPSAMPLE_Q_ALPHA, (
-        f"{what}: |q| = {guided['q']} of {guided['n_gen']} samples vs {plain['q']} of "
-        f"{plain['n_gen']} without it; one-sided Fisher p = {p:.3g}, required < "
+        f"{what}: |q| = {guided[Q]} of {guided[N_GEN]} samples vs {plain[Q]} of "
+        f"{plain[N_GEN]} without it; one-sided Fisher p = {p:.3g}, required < "
         f"{CPSAMPLE_Q_ALPHA} (run the smoke tier's N_gen: fewer samples cannot tell)"
     )
 
@@ -283,11 +301,11 @@ LIKELIHOOD_FAMILIES = [f for f in FAMILIES if getattr(registry.models.get(f), "s
 def test_likelihood_favours_the_memorized_members(family, memobench_session):
     """Held-out images cost more bits/dim than members on the 64-image model, not on 1024."""
     small, large = small_and_large(family, memobench_session)
-    assert small["nll_gap_ci"][0] > 0, (
-        f"{family} on {SMALL_N} images: NLL held-out - members = {small['nll_gap']:.3f} "
-        f"bits/dim, 95% CI {small['nll_gap_ci']}, should be above 0 on a memorizing model"
+    assert small[NLL_GAP_CI][0] > 0, (
+        f"{family} on {SMALL_N} images: NLL held-out - members = {small[NLL_GAP]:.3f} "
+        f"bits/dim, 95% CI {small[NLL_GAP_CI]}, should be above 0 on a memorizing model"
     )
-    assert small["nll_gap"] > large["nll_gap"] + NLL_MARGIN, (
-        f"{family}: NLL gap {SMALL_N} images {small['nll_gap']:.3f} vs {LARGE_N} images "
-        f"{large['nll_gap']:.3f} bits/dim (required margin {NLL_MARGIN})"
+    assert small[NLL_GAP] > large[NLL_GAP] + NLL_MARGIN, (
+        f"{family}: NLL gap {SMALL_N} images {small[NLL_GAP]:.3f} vs {LARGE_N} images "
+        f"{large[NLL_GAP]:.3f} bits/dim (required margin {NLL_MARGIN})"
     )

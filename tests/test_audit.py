@@ -8,7 +8,9 @@ from benchmark.data import load_dataset
 from benchmark.detectors.detector import Detector, DetectorAccuracyError
 from benchmark.detectors.networks import build_detector
 from benchmark.errors import ConfigError
-from benchmark.metrics.fingerprint import fingerprint_audit
+from benchmark.metrics.fingerprint import C_SAF_ENTRY, Q_NN_CONFIRMED, fingerprint_audit
+from benchmark.metrics.reproduction import Q_EXPECTED, Q_FLAGGED, Q
+from benchmark.metrics.tstar import TSTAR, TSTAR_STRATEGY
 from benchmark.mitigations.none import NoMitigation
 from benchmark.models.base import SampleResult
 from tests.helpers import mixture_model
@@ -43,10 +45,10 @@ def test_audit_end_to_end_on_an_analytic_copier(data):
     record = fingerprint_audit(
         case, model, data, samples, Oracle("saf", data), Oracle("id", data), NoMitigation()
     )
-    assert record["q"] == 32 and record["q_expected"] == 2.0  # it only ever makes SAF(x_p)
-    assert record["tstar"] == 0.99 and record["tstar_strategy"] == "adaptive"
-    assert record["c_saf_accuracy"] == 1.0 and record["q_flagged"] == list(range(32))
-    assert record["q_nn_confirmed"] == 32  # every flagged sample is nearest to SAF(x_p)
+    assert record[Q] == 32 and record[Q_EXPECTED] == 2.0  # it only ever makes SAF(x_p)
+    assert record[TSTAR] == 0.99 and record[TSTAR_STRATEGY] == "adaptive"
+    assert record[C_SAF_ENTRY(entry="accuracy")] == 1.0 and record[Q_FLAGGED] == list(range(32))
+    assert record[Q_NN_CONFIRMED] == 32  # every flagged sample is nearest to SAF(x_p)
 
 
 def test_refuses_weak_or_foreign_detectors(data):

@@ -9,8 +9,27 @@ from benchmark.cache import Cache
 from benchmark.data.digits import DigitsDataset
 from benchmark.errors import ConfigError, DataError
 from benchmark.metrics.features import InceptionFeatures, classifier_features, extract
-from benchmark.metrics.fid import fid, fid_gap, frechet_distance
-from benchmark.metrics.replication import nearest_cosine, replication
+from benchmark.metrics.fid import (
+    FID_EXTRACTOR,
+    FID_GAP,
+    FID_GAP_CI,
+    FID_N,
+    FID_TEST,
+    FID_TRAIN,
+    fid,
+    fid_gap,
+    frechet_distance,
+)
+from benchmark.metrics.replication import (
+    CARLINI_L2_FEATURES,
+    HELDOUT_SIMILARITY_HIST,
+    REPLICATION_FRACTION,
+    REPLICATION_FRACTION_HELDOUT,
+    REPLICATION_TAU_HELDOUT,
+    TOP_PAIRS,
+    nearest_cosine,
+    replication,
+)
 
 
 class RandomProjection(nn.Module):
@@ -63,10 +82,10 @@ def test_fid_gap_of_a_copier_is_positive(images):
     feat = RandomProjection(64)
     copies = a[:100] + 0.01 * torch.randn(100, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     out = fid_gap(copies, train=a[:100], heldout=b[:100], feature=feat, n_boot=50)
-    assert out["fid_train"] < out["fid_test"] and out["fid_gap"] > 0
-    lo, hi = out["fid_gap_ci"]
-    assert lo <= out["fid_gap"] <= hi or abs(out["fid_gap"] - lo) < 1e-6
-    assert out["fid_extractor"] == "random-projection" and out["fid_n"] == 100
+    assert out[FID_TRAIN] < out[FID_TEST] and out[FID_GAP] > 0
+    lo, hi = out[FID_GAP_CI]
+    assert lo <= out[FID_GAP] <= hi or abs(out[FID_GAP] - lo) < 1e-6
+    assert out[FID_EXTRACTOR] == "random-projection" and out[FID_N] == 100
 
 
 def test_fid_bad_inputs(images):
@@ -105,10 +124,10 @@ def test_replication_counts_copies():
     train = torch.randn(30, 16, generator=g)
     samples = torch.cat([train[:10] * 1.01, torch.randn(10, 16, generator=g)])
     out = replication(samples, train, tau=0.95, top_k=5)
-    assert out["replication_fraction"] == 0.5
-    assert out["carlini_l2_features"] == 0.5
-    assert all(p[0] < 10 for p in out["top_pairs"]), "the top pairs are the copies"
-    assert all(p[0] == p[1] for p in out["top_pairs"]), "each copy pairs with its original"
+    assert out[REPLICATION_FRACTION] == 0.5
+    assert out[CARLINI_L2_FEATURES] == 0.5
+    assert all(p[0] < 10 for p in out[TOP_PAIRS]), "the top pairs are the copies"
+    assert all(p[0] == p[1] for p in out[TOP_PAIRS]), "each copy pairs with its original"
     with pytest.raises(ValueError, match="tau"):
         replication(samples, train, tau=2)
     with pytest.raises(ValueError, match="2-D"):
@@ -138,11 +157,11 @@ def test_replication_threshold_calibrated_on_heldout_images():
     samples = torch.cat([train[:20] + 0.01 * torch.randn(20, 8, generator=g), heldout[:80]])
     out = replication(samples, train, tau=0.5, heldout_features=heldout, heldout_quantile=0.99)
     held_sim, _ = nearest_cosine(heldout, train)
-    assert out["replication_tau_heldout"] == pytest.approx(
+    assert out[REPLICATION_TAU_HELDOUT] == pytest.approx(
         float(np.quantile(held_sim.double().numpy(), 0.99))
     )
     # the 20 near-copies are above the calibrated threshold, at most ~1% of the fresh ones
-    assert 0.20 <= out["replication_fraction_heldout"] <= 0.20 + 0.8 * 0.05
-    assert sum(out["heldout_similarity_hist"]) == 200
+    assert 0.20 <= out[REPLICATION_FRACTION_HELDOUT] <= 0.20 + 0.8 * 0.05
+    assert sum(out[HELDOUT_SIMILARITY_HIST]) == 200
     with pytest.raises(ValueError, match="heldout_quantile"):
         replication(samples, train, heldout_features=heldout, heldout_quantile=1.0)

@@ -7,6 +7,8 @@ import json
 import pytest
 import torch
 
+from benchmark.metrics.carlini import CARLINI_L2
+
 pytest_plugins = ["pytester"]
 
 
@@ -90,7 +92,7 @@ def test_results_json_carries_metrics_machine_and_versions(pytester, tmp_path):
     result = pytester.runpytest(f"--memobench-results={out}")
     result.assert_outcomes(passed=1)
     doc = json.loads(out.read_text())
-    assert doc["benchmarks"][0]["extra_info"]["carlini_l2"] == 0.5
+    assert doc["benchmarks"][0]["extra_info"][CARLINI_L2] == 0.5
     assert "machine_info" in doc and "commit_info" in doc and "datetime" in doc
     assert doc["memobench"]["torch"] == torch.__version__
 

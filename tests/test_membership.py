@@ -69,7 +69,7 @@ def test_score_attack_reports_welch_test_and_intervals(scores):
     assert out.auc_ci[1] - out.auc_ci[0] < 0.15
     lo, hi = out.tpr_ci[0.01]
     assert 0 <= lo <= hi <= 1
-    rec = out.as_record("mia_x")
+    rec = out.as_record("x")
     assert {"mia_x_auc", "mia_x_tpr_1pct", "mia_x_tpr_0.1pct_ci", "mia_x_p_value"} <= set(rec)
     fpr, tpr = rec["mia_x_roc"]
     assert fpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1 and len(fpr) <= 200

@@ -18,6 +18,14 @@ from pathlib import Path
 import pytest
 
 from benchmark import registry
+from benchmark.metrics.fid import FID_GAP
+from benchmark.metrics.fingerprint import C_SAF_ENTRY
+from benchmark.metrics.likelihood import NLL_N
+from benchmark.metrics.membership import MIA_AUC
+from benchmark.metrics.reproduction import Q_CONCLUSIVE, Q_EXPECTED, Q
+from benchmark.metrics.tstar import TSTAR, TSTAR_NFE
+from benchmark.metrics.utility import REPLICATION_EXTRACTOR
+from benchmark.record import CASE_ID, DATASET, FAMILY, N_GEN, N_TRAIN, PARAM_COUNT, TIER
 from benchmark.tiers import PATHMNIST_N, TABLE2, paper_cases
 from tests.helpers import write_medmnist_npz
 
@@ -35,7 +43,7 @@ def memobench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def _records(results: Path) -> dict[str, dict]:
     doc = json.loads(results.read_text())
     assert doc["memobench"]["rehearsal"] is True, "a rehearsal's results say so"
-    return {b["extra_info"]["case_id"]: b["extra_info"] for b in doc["benchmarks"]}
+    return {b["extra_info"][CASE_ID]: b["extra_info"] for b in doc["benchmarks"]}
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +78,14 @@ def test_every_paper_case_runs_in_rehearsal(medmnist_root, tmp_path):
     expected = {case.case_id for _, case in paper_cases() if case.model.family in BUILT_IN_FAMILIES}
     assert set(records) == expected
     for case_id, m in records.items():
-        assert m["tier"] == "paper" and m["n_gen"] == 8, case_id
-        assert m["param_count"] > 25e6, f"{case_id}: the paper network, not a small one"
-        assert -1 <= m["tstar"] < 1 and m["tstar_nfe"] > 0, case_id
-        assert m["c_saf_val_size"] == 20 and "q_conclusive" in m, case_id
+        assert m[TIER] == "paper" and m[N_GEN] == 8, case_id
+        assert m[PARAM_COUNT] > 25e6, f"{case_id}: the paper network, not a small one"
+        assert -1 <= m[TSTAR] < 1 and m[TSTAR_NFE] > 0, case_id
+        assert m[C_SAF_ENTRY(entry="val_size")] == 20 and Q_CONCLUSIVE in m, case_id
         for attack in registry.attacks.names():
-            assert 0 <= m[f"mia_{attack}_auc"] <= 1, (case_id, attack)
-        assert "fid_gap" in m and m["replication_extractor"].endswith("-classifier"), case_id
-    assert records["subvp-pathmnist1000-none"]["nll_n"] == [2, 2]
+            assert 0 <= m[MIA_AUC(attack=attack)] <= 1, (case_id, attack)
+        assert FID_GAP in m and m[REPLICATION_EXTRACTOR].endswith("-classifier"), case_id
+    assert records["subvp-pathmnist1000-none"][NLL_N] == [2, 2]
     html = board.read_text()
     assert all(case_id in html for case_id in expected)
     assert 'id="rehearsal"' in html, "the leaderboard says its rows are a rehearsal's"
@@ -100,12 +108,12 @@ def test_smoke_tier_on_a_users_medmnist_file(tmp_path):
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     records = _records(results)
-    families = {m["family"] for m in records.values()}
+    families = {m[FAMILY] for m in records.values()}
     assert {"ddim", "subvp"} <= families
     for case_id, m in records.items():
-        assert m["dataset"] == "pneumoniamnist" and case_id.split("-")[1].startswith("pneum")
-        assert m["n_train"] in (64, 1024)
-        for key in ("q", "q_expected", "tstar", "fid_gap", "mia_loss_auc"):
+        assert m[DATASET] == "pneumoniamnist" and case_id.split("-")[1].startswith("pneum")
+        assert m[N_TRAIN] in (64, 1024)
+        for key in (Q, Q_EXPECTED, TSTAR, FID_GAP, MIA_AUC(attack="loss")):
             assert key in m, (case_id, key)
     html = board.read_text()
     assert "pneumoniamnist" in html and "t*" in html

@@ -8,6 +8,8 @@ import re
 import pytest
 
 from benchmark.cli import main
+from benchmark.metrics.carlini import CARLINI_L2
+from benchmark.record import CASE_ID, IMAGES_PER_SECOND
 from benchmark.report.leaderboard import render
 from benchmark.report.results import ResultsError, load_table
 
@@ -25,8 +27,8 @@ def results_file(path, records, when="2026-11-22T10:00:00", commit="abc123"):
         "memobench": {"version": "0.1.0", "torch": "2.14.1", "diffusers": "0.42.1"},
         "benchmarks": [
             {
-                "name": f"test_leakage[{r['case_id']}]",
-                "fullname": r["case_id"],
+                "name": f"test_leakage[{r[CASE_ID]}]",
+                "fullname": r[CASE_ID],
                 "stats": {},
                 "extra_info": r,
             }
@@ -65,7 +67,7 @@ def test_merge_shards_and_mark_latest(tmp_path):
     df, runs = load_table([a, b])
     assert len(df) == 3 and len(runs) == 2
     latest = df[df["latest"]]
-    assert sorted(latest["carlini_l2"]) == [0.02, 0.6]
+    assert sorted(latest[CARLINI_L2]) == [0.02, 0.6]
 
 
 def test_page_is_self_contained_sorted_and_escaped(tmp_path):
@@ -93,7 +95,7 @@ def test_page_is_self_contained_sorted_and_escaped(tmp_path):
 
 def test_unmeasured_cells_say_so(tmp_path):
     rec = record("ddim-digits64-none", 0.5)
-    del rec["images_per_second"]
+    del rec[IMAGES_PER_SECOND]
     page = render([results_file(tmp_path / "r.json", [rec])], tmp_path / "b.html").read_text()
     assert 'class="num missing"' in page or 'class="text missing"' in page
 

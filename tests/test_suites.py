@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 
 from benchmark.config import ModelConfig
+from benchmark.metrics.carlini import CARLINI_L2
 from benchmark.models.ddpm import DDIMFamily
+from benchmark.record import CASE_ID, MODEL_SOURCE, N_GEN
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,9 +117,9 @@ def test_audit_a_users_saved_model(tmp_path):
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     record = json.loads(results.read_text())["benchmarks"][0]["extra_info"]
-    assert record["case_id"] == "pretrained:ddim-digits64-none"
-    assert record["model_source"].startswith("pretrained")
-    assert record["n_gen"] == 8 and 0 <= record["carlini_l2"] <= 1
+    assert record[CASE_ID] == "pretrained:ddim-digits64-none"
+    assert record[MODEL_SOURCE].startswith("pretrained")
+    assert record[N_GEN] == 8 and 0 <= record[CARLINI_L2] <= 1
 
 
 def test_pretrained_suite_skips_without_a_model():

@@ -20,7 +20,15 @@ import torch
 from benchmark import registry
 from benchmark.data.base import ImageDataset
 from benchmark.errors import ConfigError
-from benchmark.metrics.membership import AttackScore, check_member_sets, score_attack
+from benchmark.metrics.membership import (
+    MIA_IMAGES_PER_SECOND,
+    MIA_PARAMS,
+    MIA_QUERIES,
+    MIA_SECONDS,
+    AttackScore,
+    check_member_sets,
+    score_attack,
+)
 from benchmark.models.base import Guidance, ModelFamily, TrainedModel
 from benchmark.progress import bar
 
@@ -120,13 +128,13 @@ class AttackRun:
     nonmember_scores: torch.Tensor
 
     def as_record(self) -> dict[str, Any]:
-        prefix = f"mia_{self.attack.name}"
+        name = self.attack.name
         return {
-            **self.score.as_record(prefix),
-            f"{prefix}_queries_per_image": self.attack.queries_per_image,
-            f"{prefix}_seconds": self.seconds,
-            f"{prefix}_images_per_second": self.n_images / max(self.seconds, 1e-9),
-            f"{prefix}_params": dict(self.attack.params),
+            **self.score.as_record(name),
+            MIA_QUERIES(attack=name): self.attack.queries_per_image,
+            MIA_SECONDS(attack=name): self.seconds,
+            MIA_IMAGES_PER_SECOND(attack=name): self.n_images / max(self.seconds, 1e-9),
+            MIA_PARAMS(attack=name): dict(self.attack.params),
         }
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from benchmark.data.base import ImageDataset
     from benchmark.mitigations.base import Mitigation
     from benchmark.models.base import SampleResult, TrainedModel
+    from benchmark.record import Declared
     from benchmark.report.columns import Column
     from benchmark.session import Session
 
@@ -72,11 +73,15 @@ class CaseMetric(ABC):
         name: registry name.
         version: bump when a change alters the figures (it keys stored audits).
         order: metrics run by ascending ``order`` (a later one reads earlier records).
+        fields: the record entries ``compute`` writes (``benchmark.record.Field``, or
+            ``Fields`` for keys named after a plugin); the audit refuses any other entry
+            and any value of another type.
     """
 
     name: ClassVar[str] = "base"
     version: ClassVar[str] = "1"
     order: ClassVar[int] = 100
+    fields: ClassVar[tuple[Declared, ...]] = ()
 
     def skip_reason(self, inputs: AuditInputs) -> str | None:
         """Why this case cannot be measured (recorded as ``<name>_skipped``), or None."""
@@ -84,7 +89,7 @@ class CaseMetric(ABC):
 
     @abstractmethod
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
-        """The metric's record entries for one case (JSON-serializable values)."""
+        """The metric's record entries for one case, each a declared field (``fields``)."""
 
     @classmethod
     def columns(cls) -> list[Column]:

@@ -14,6 +14,14 @@ import torch
 from torchmetrics import Metric
 
 from benchmark.metrics.base import AuditInputs, CaseMetric
+from benchmark.record import Field
+
+CARLINI_L2 = Field(
+    "carlini_l2",
+    "float",
+    "share of samples whose nearest training image (pixels) is closer than 1/3 of the "
+    "second-nearest one",
+)
 
 
 def nearest_two(
@@ -78,16 +86,17 @@ class Carlini(CaseMetric):
 
     name = "carlini_l2"
     order = 10
+    fields = (CARLINI_L2,)
 
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
         metric = CarliniL2(inputs.data.train)
         metric.update(inputs.samples.images)
-        return {"carlini_l2": float(metric.compute())}
+        return {CARLINI_L2: float(metric.compute())}
 
     @classmethod
     def columns(cls):
         from benchmark.report.columns import Column
 
         return [
-            Column("carlini_l2", CarliniL2.label, CarliniL2.description, False, "{:.3f}"),
+            Column(CARLINI_L2, CarliniL2.label, CarliniL2.description, False, "{:.3f}"),
         ]

@@ -17,6 +17,15 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from benchmark.metrics.bootstrap import bootstrap_ci
 from benchmark.metrics.features import extract, extractor_name
+from benchmark.record import Field
+
+FID_TRAIN = Field("fid_train", "float", "FID of the samples against the training images")
+FID_TEST = Field("fid_test", "float", "FID against as many held-out images (lower = better)")
+FID_GAP = Field("fid_gap", "float", "fid_test - fid_train: > 0 when samples sit on members")
+FID_GAP_CI = Field("fid_gap_ci", "list", "bootstrap 95% interval of fid_gap [lo, hi]")
+FID_N = Field("fid_n", "int", "images in each of the three sets")
+FID_EXTRACTOR = Field("fid_extractor", "str", "the feature extractor FID was measured in")
+FID_FIELDS = (FID_TRAIN, FID_TEST, FID_GAP, FID_GAP_CI, FID_N, FID_EXTRACTOR)
 
 
 def _need_two(n: int, what: str) -> None:
@@ -79,7 +88,7 @@ def fid_gap(
     out = fid_gap_from_features(
         extract(feature, samples), extract(feature, train), extract(feature, heldout), n_boot, seed
     )
-    out["fid_extractor"] = extractor_name(feature)
+    out[FID_EXTRACTOR] = extractor_name(feature)
     return out
 
 
@@ -105,9 +114,9 @@ def fid_gap_from_features(
 
     lo, hi = bootstrap_ci(gap, [fs], n_boot, seed)
     return {
-        "fid_train": fid_train,
-        "fid_test": fid_test,
-        "fid_gap": fid_test - fid_train,
-        "fid_gap_ci": [float(lo), float(hi)],
-        "fid_n": n,
+        FID_TRAIN: fid_train,
+        FID_TEST: fid_test,
+        FID_GAP: fid_test - fid_train,
+        FID_GAP_CI: [float(lo), float(hi)],
+        FID_N: n,
     }

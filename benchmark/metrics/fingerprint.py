@@ -14,10 +14,24 @@ from benchmark.config import CaseConfig
 from benchmark.data.base import ImageDataset
 from benchmark.detectors.detector import Detector
 from benchmark.metrics.base import AuditInputs, CaseMetric, Figure
-from benchmark.metrics.reproduction import confirmed_by_nearest, count_reproductions
-from benchmark.metrics.tstar import default_grid, tstar
+from benchmark.metrics.reproduction import (
+    Q_EXPECTED,
+    Q_P_VALUE,
+    REPRODUCTION_FIELDS,
+    Q,
+    confirmed_by_nearest,
+    count_reproductions,
+)
+from benchmark.metrics.tstar import TSTAR, TSTAR_FIELDS, default_grid, tstar
 from benchmark.mitigations.base import Mitigation
 from benchmark.models.base import SampleResult, TrainedModel
+from benchmark.record import Field, Fields
+
+Q_NN_CONFIRMED = Field(
+    "q_nn_confirmed", "int", "flagged samples whose nearest training image is SAF(x_p)"
+)
+C_SAF_ENTRY = Fields("c_saf_{entry}", "any", "C_SAF's held-out figures, e.g. accuracy")
+C_ID_ENTRY = Fields("c_id_{entry}", "any", "C_ID's held-out figures, e.g. accuracy")
 
 
 def fingerprint_audit(
@@ -64,27 +78,27 @@ def fingerprint_audit(
         progress=progress,
     )
     record = {**reproductions.as_record(), **curve.as_record()}
-    record["q_nn_confirmed"] = confirmed_by_nearest(
+    record[Q_NN_CONFIRMED] = confirmed_by_nearest(
         samples.images, reproductions.flagged, data.train, data.saf.index
     )
-    for name, det in (("c_saf", c_saf), ("c_id", c_id)):
+    for entry, det in ((C_SAF_ENTRY, c_saf), (C_ID_ENTRY, c_id)):
         for key, value in det.metrics.items():
-            record[f"{name}_{key}"] = value
+            record[entry(entry=key)] = value
     return record
 
 
 def _show_q(record: dict) -> str | None:
-    if record.get("q") is None:
+    if record.get(Q) is None:
         return None
-    text = f"{record['q']} / {record['q_expected']:.1f} (p={record['q_p_value']:.2g})"
-    confirmed = record.get("q_nn_confirmed")
-    if record["q"] > 0 and confirmed is not None:
+    text = f"{record[Q]} / {record[Q_EXPECTED]:.1f} (p={record[Q_P_VALUE]:.2g})"
+    confirmed = record.get(Q_NN_CONFIRMED)
+    if record[Q] > 0 and confirmed is not None:
         text += f", {confirmed} by nearest"
     return text
 
 
 def _show_tstar(record: dict) -> str | None:
-    t = record.get("tstar")
+    t = record.get(TSTAR)
     if t is None:
         return None
     return "none" if t < 0 else f"{t:.2f}"
@@ -95,6 +109,13 @@ class Fingerprint(CaseMetric):
 
     name = "fingerprint"
     order = 20  # after the mitigation's own record, before the attacks reuse its guidance
+    fields = (
+        *REPRODUCTION_FIELDS,
+        *TSTAR_FIELDS,
+        Q_NN_CONFIRMED,
+        C_SAF_ENTRY,
+        C_ID_ENTRY,
+    )
 
     def skip_reason(self, inputs: AuditInputs) -> str | None:
         if inputs.data.saf is None:
@@ -126,7 +147,7 @@ class Fingerprint(CaseMetric):
 
         return [
             Column(
-                "q",
+                Q,
                 "|q|",
                 "samples flagged by both C_SAF and C_ID as the fingerprinted image "
                 "(E|q| = N_gen/N_train for a model that copies each image equally); "
@@ -137,7 +158,7 @@ class Fingerprint(CaseMetric):
                 _show_q,
             ),
             Column(
-                "tstar",
+                TSTAR,
                 "t*",
                 "largest diffusion level t from which the model's own sampler still returns "
                 "SAF(x_p) (none: from no level)",

@@ -29,8 +29,30 @@ from scipy.integrate import solve_ivp
 from benchmark.metrics.base import AuditInputs, CaseMetric
 from benchmark.metrics.bootstrap import bootstrap_ci
 from benchmark.progress import bar
+from benchmark.record import Field
 from benchmark.samplers.base import ScoreSDE
 from benchmark.samplers.pf_ode import ode_velocity
+
+NLL_MEMBERS_BPD = Field(
+    "nll_members_bpd", "float", "NLL of training images in bits/dim (dequantized)"
+)
+NLL_HELDOUT_BPD = Field("nll_heldout_bpd", "float", "NLL of held-out images in bits/dim")
+NLL_GAP = Field(
+    "nll_gap", "float", "nll_heldout_bpd - nll_members_bpd: > 0 when members are likelier"
+)
+NLL_GAP_CI = Field("nll_gap_ci", "list", "bootstrap 95% interval of nll_gap [lo, hi]")
+NLL_N = Field("nll_n", "list", "[members, held-out images] measured")
+NLL_NFE_PER_IMAGE = Field("nll_nfe_per_image", "float", "ODE network evaluations per image")
+NLL_SECONDS_PER_IMAGE = Field("nll_seconds_per_image", "float", "wall time per image")
+NLL_FIELDS = (
+    NLL_MEMBERS_BPD,
+    NLL_HELDOUT_BPD,
+    NLL_GAP,
+    NLL_GAP_CI,
+    NLL_N,
+    NLL_NFE_PER_IMAGE,
+    NLL_SECONDS_PER_IMAGE,
+)
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LOG2 = math.log(2.0)
@@ -153,13 +175,13 @@ def nll_gap(
     )
     n = len(bpd_m) + len(bpd_h)
     return {
-        "nll_members_bpd": float(bpd_m.mean()),
-        "nll_heldout_bpd": float(bpd_h.mean()),
-        "nll_gap": float(bpd_h.mean() - bpd_m.mean()),
-        "nll_gap_ci": [float(lo), float(hi)],
-        "nll_n": [len(bpd_m), len(bpd_h)],
-        "nll_nfe_per_image": (cost_m["nfe"] + cost_h["nfe"]) / n,
-        "nll_seconds_per_image": (cost_m["seconds"] + cost_h["seconds"]) / n,
+        NLL_MEMBERS_BPD: float(bpd_m.mean()),
+        NLL_HELDOUT_BPD: float(bpd_h.mean()),
+        NLL_GAP: float(bpd_h.mean() - bpd_m.mean()),
+        NLL_GAP_CI: [float(lo), float(hi)],
+        NLL_N: [len(bpd_m), len(bpd_h)],
+        NLL_NFE_PER_IMAGE: (cost_m["nfe"] + cost_h["nfe"]) / n,
+        NLL_SECONDS_PER_IMAGE: (cost_m["seconds"] + cost_h["seconds"]) / n,
     }
 
 
@@ -169,6 +191,7 @@ class Likelihood(CaseMetric):
 
     name = "nll"
     order = 50
+    fields = NLL_FIELDS
 
     def skip_reason(self, inputs: AuditInputs) -> str | None:
         family, mitigation = inputs.model.family, inputs.mitigation
@@ -209,17 +232,17 @@ class Likelihood(CaseMetric):
 
         return [
             Column(
-                "nll_gap",
+                NLL_GAP,
                 "NLL gap",
                 "bits/dim of held-out images − of members (probability-flow ODE, score-SDE "
                 "families; > 0 when the model gives its training images more likelihood), 95% "
                 "interval",
                 False,
                 "{:.3f}",
-                with_interval("nll_gap", "nll_gap_ci"),
+                with_interval(NLL_GAP, NLL_GAP_CI),
             ),
             Column(
-                "nll_members_bpd",
+                NLL_MEMBERS_BPD,
                 "NLL members",
                 "negative log-likelihood of training images in bits/dim (dequantized)",
                 None,

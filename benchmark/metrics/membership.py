@@ -18,6 +18,35 @@ import torch
 from scipy import stats
 
 from benchmark.metrics.bootstrap import bootstrap_ci
+from benchmark.record import Fields
+
+# one of each per registered attack (``MIA_AUC(attack="loss")`` is ``mia_loss_auc``)
+MIA_AUC = Fields("mia_{attack}_auc", "float", "membership-inference ROC AUC (0.5 = chance)")
+MIA_AUC_CI = Fields("mia_{attack}_auc_ci", "list", "bootstrap 95% interval of the AUC")
+MIA_TPR = Fields("mia_{attack}_tpr_{fpr}", "float", "share of members found at FPR fpr")
+MIA_TPR_CI = Fields("mia_{attack}_tpr_{fpr}_ci", "list", "bootstrap 95% interval of the TPR")
+MIA_T_STAT = Fields("mia_{attack}_t_stat", "float", "Welch's t of member vs. non-member scores")
+MIA_P_VALUE = Fields("mia_{attack}_p_value", "float", "Welch's test p-value")
+MIA_N = Fields("mia_{attack}_n", "int", "members (and as many non-members) scored")
+MIA_ROC = Fields("mia_{attack}_roc", "list", "the ROC curve [fpr, tpr], thinned")
+MIA_QUERIES = Fields("mia_{attack}_queries_per_image", "float", "network queries per image")
+MIA_SECONDS = Fields("mia_{attack}_seconds", "float", "wall time of the attack")
+MIA_IMAGES_PER_SECOND = Fields("mia_{attack}_images_per_second", "float", "images scored per s")
+MIA_PARAMS = Fields("mia_{attack}_params", "dict", "the attack's parameters")
+ATTACK_FIELDS = (
+    MIA_AUC,
+    MIA_AUC_CI,
+    MIA_TPR,
+    MIA_TPR_CI,
+    MIA_T_STAT,
+    MIA_P_VALUE,
+    MIA_N,
+    MIA_ROC,
+    MIA_QUERIES,
+    MIA_SECONDS,
+    MIA_IMAGES_PER_SECOND,
+    MIA_PARAMS,
+)
 
 FPR_POINTS = (0.01, 0.001)
 
@@ -116,23 +145,23 @@ class AttackScore:
     n: int
     roc: tuple[list[float], list[float]] = field(default=((), ()))
 
-    def as_record(self, prefix: str) -> dict:
+    def as_record(self, attack: str) -> dict:
+        """The record entries of attack ``attack`` (its registry name)."""
         rec = {
-            f"{prefix}_auc": self.auc,
-            f"{prefix}_auc_ci": list(self.auc_ci),
-            f"{prefix}_t_stat": self.t_stat,
-            f"{prefix}_p_value": self.p_value,
-            f"{prefix}_n": self.n,
-            f"{prefix}_roc": [list(self.roc[0]), list(self.roc[1])],
+            MIA_AUC(attack=attack): self.auc,
+            MIA_AUC_CI(attack=attack): list(self.auc_ci),
+            MIA_T_STAT(attack=attack): self.t_stat,
+            MIA_P_VALUE(attack=attack): self.p_value,
+            MIA_N(attack=attack): self.n,
+            MIA_ROC(attack=attack): [list(self.roc[0]), list(self.roc[1])],
         }
         for point, value in self.tpr.items():
-            tag = _fpr_tag(point)
-            rec[f"{prefix}_tpr_{tag}"] = value
-            rec[f"{prefix}_tpr_{tag}_ci"] = list(self.tpr_ci[point])
+            rec[MIA_TPR(attack=attack, fpr=fpr_tag(point))] = value
+            rec[MIA_TPR_CI(attack=attack, fpr=fpr_tag(point))] = list(self.tpr_ci[point])
         return rec
 
 
-def _fpr_tag(point: float) -> str:
+def fpr_tag(point: float) -> str:
     """0.01 -> '1pct', 0.001 -> '0.1pct'."""
     return f"{point * 100:g}pct"
 

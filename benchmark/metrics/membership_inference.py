@@ -14,8 +14,12 @@ from benchmark import registry
 from benchmark.attacks.base import get_attack, membership_sets, run_attack
 from benchmark.data.base import ImageDataset
 from benchmark.metrics.base import AuditInputs, CaseMetric, Figure
+from benchmark.metrics.membership import ATTACK_FIELDS, MIA_AUC, MIA_AUC_CI, MIA_TPR, fpr_tag
 from benchmark.mitigations.base import Mitigation
 from benchmark.models.base import TrainedModel
+from benchmark.record import Field
+
+MIA_ATTACKS = Field("mia_attacks", "list", "the attacks run on the case, by registry name")
 
 
 def membership_audit(
@@ -36,7 +40,7 @@ def membership_audit(
     ``quick_params`` (fewer queries; a rehearsal's counts).
     """
     members, nonmembers = membership_sets(data, max_per_set=max_per_set, seed=seed)
-    record: dict[str, Any] = {"mia_attacks": []}
+    record: dict[str, Any] = {MIA_ATTACKS: []}
     for name in attacks if attacks is not None else registry.attacks.names():
         params = registry.attacks.get(name).quick_params if quick else {}
         run = run_attack(
@@ -49,7 +53,7 @@ def membership_audit(
             device=device,
             progress=progress,
         )
-        record["mia_attacks"].append(name)
+        record[MIA_ATTACKS].append(name)
         record.update(run.as_record())
     return record
 
@@ -59,6 +63,7 @@ class MembershipInference(CaseMetric):
 
     name = "membership"
     order = 40
+    fields = (MIA_ATTACKS, *ATTACK_FIELDS)
 
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
         counts = inputs.session.counts
@@ -80,21 +85,22 @@ class MembershipInference(CaseMetric):
         cols = []
         for name in registry.attacks.names():
             attack = registry.attacks.get(name)
-            label, key = getattr(attack, "label", name), f"mia_{name}"
+            label = getattr(attack, "label", name)
+            auc, auc_ci = MIA_AUC(attack=name), MIA_AUC_CI(attack=name)
             cols.append(
                 Column(
-                    f"{key}_auc",
+                    auc,
                     f"{label} AUC",
                     f"membership-inference ROC AUC with a bootstrap 95% interval (0.5 = "
                     f"chance): {getattr(attack, 'description', '')}",
                     False,
                     "{:.3f}",
-                    with_interval(f"{key}_auc", f"{key}_auc_ci"),
+                    with_interval(auc, auc_ci),
                 )
             )
             cols.append(
                 Column(
-                    f"{key}_tpr_1pct",
+                    MIA_TPR(attack=name, fpr=fpr_tag(0.01)),
                     f"{label} TPR@1%",
                     "share of members the attack finds at 1% false positives",
                     False,

@@ -12,6 +12,47 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from benchmark.record import Field
+
+REPLICATION_TAU = Field("replication_tau", "float", "the fixed cosine threshold τ")
+REPLICATION_FRACTION = Field(
+    "replication_fraction", "float", "share of samples with nearest-training similarity > τ"
+)
+CARLINI_L2_FEATURES = Field(
+    "carlini_l2_features", "float", "Carlini's 1/3 criterion on extractor features"
+)
+SIMILARITY_MEAN = Field("similarity_mean", "float", "mean nearest-training cosine similarity")
+TOP_PAIRS = Field("top_pairs", "list", "the most similar (sample, training index, similarity)")
+SIMILARITY_HIST = Field(
+    "similarity_hist", "list", "counts of samples' nearest similarity in 100 bins over [-1, 1]"
+)
+REPLICATION_TAU_HELDOUT = Field(
+    "replication_tau_heldout", "float", "held-out images' nearest-similarity quantile"
+)
+REPLICATION_HELDOUT_QUANTILE = Field(
+    "replication_heldout_quantile", "float", "the quantile replication_tau_heldout is"
+)
+REPLICATION_FRACTION_HELDOUT = Field(
+    "replication_fraction_heldout",
+    "float",
+    "share of samples more similar to a member than 99% of held-out images are",
+)
+HELDOUT_SIMILARITY_HIST = Field(
+    "heldout_similarity_hist", "list", "similarity_hist of held-out images against members"
+)
+REPLICATION_FIELDS = (
+    REPLICATION_TAU,
+    REPLICATION_FRACTION,
+    CARLINI_L2_FEATURES,
+    SIMILARITY_MEAN,
+    TOP_PAIRS,
+    SIMILARITY_HIST,
+    REPLICATION_TAU_HELDOUT,
+    REPLICATION_HELDOUT_QUANTILE,
+    REPLICATION_FRACTION_HELDOUT,
+    HELDOUT_SIMILARITY_HIST,
+)
+
 
 def nearest_cosine(
     samples: torch.Tensor, train: torch.Tensor, chunk: int = 1024
@@ -73,21 +114,19 @@ def replication(
     d1, d2, _ = nearest_two(sample_features, train_features, chunk=chunk)
     order = sim.argsort(descending=True)[:top_k]
     record = {
-        "replication_tau": tau,
-        "replication_fraction": float((sim > tau).float().mean()),
-        "carlini_l2_features": float((d1 < d2 / 3).float().mean()),
-        "similarity_mean": float(sim.mean()),
-        "top_pairs": [(int(i), int(idx[i]), float(sim[i])) for i in order],
-        "similarity_hist": similarity_histogram(sim),
+        REPLICATION_TAU: tau,
+        REPLICATION_FRACTION: float((sim > tau).float().mean()),
+        CARLINI_L2_FEATURES: float((d1 < d2 / 3).float().mean()),
+        SIMILARITY_MEAN: float(sim.mean()),
+        TOP_PAIRS: [(int(i), int(idx[i]), float(sim[i])) for i in order],
+        SIMILARITY_HIST: similarity_histogram(sim),
     }
     if heldout_features is not None:
         tau_h, held = heldout_threshold(heldout_features, train_features, heldout_quantile, chunk)
-        record.update(
-            replication_tau_heldout=tau_h,
-            replication_heldout_quantile=heldout_quantile,
-            replication_fraction_heldout=float((sim > tau_h).float().mean()),
-            heldout_similarity_hist=similarity_histogram(held),
-        )
+        record[REPLICATION_TAU_HELDOUT] = tau_h
+        record[REPLICATION_HELDOUT_QUANTILE] = heldout_quantile
+        record[REPLICATION_FRACTION_HELDOUT] = float((sim > tau_h).float().mean())
+        record[HELDOUT_SIMILARITY_HIST] = similarity_histogram(held)
     return record
 
 

@@ -17,6 +17,30 @@ import torch
 from scipy import stats
 
 from benchmark.metrics.carlini import nearest_two
+from benchmark.record import Field
+
+Q = Field("q", "int", "samples both C_SAF and C_ID flag as SAF(x_p): the reproductions |q|")
+Q_EXPECTED = Field("q_expected", "float", "E|q| = N_gen/N_train for a model copying evenly")
+Q_RATE = Field("q_rate", "float", "|q| / N_gen")
+Q_RATE_CI = Field("q_rate_ci", "list", "Clopper-Pearson 95% interval of q_rate [lo, hi]")
+Q_P_VALUE = Field("q_p_value", "float", "exact binomial p of H0 rate = 1/N_train vs. less")
+Q_CONCLUSIVE = Field("q_conclusive", "bool", "whether N_gen can reject H0 at 5% at all")
+Q_MIN_N_GEN = Field("q_min_n_gen", "int", "the smallest N_gen that can reject H0 at 5%")
+Q_SAF_ONLY = Field("q_saf_only", "int", "samples only C_SAF flags")
+Q_ID_ONLY = Field("q_id_only", "int", "samples only C_ID flags")
+Q_FLAGGED = Field("q_flagged", "list", "indices of the |q| flagged samples")
+REPRODUCTION_FIELDS = (
+    Q,
+    Q_EXPECTED,
+    Q_RATE,
+    Q_RATE_CI,
+    Q_P_VALUE,
+    Q_CONCLUSIVE,
+    Q_MIN_N_GEN,
+    Q_SAF_ONLY,
+    Q_ID_ONLY,
+    Q_FLAGGED,
+)
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -95,17 +119,17 @@ class ReproductionCount:
     def as_record(self) -> dict:
         lo, hi = self.interval
         return {
-            "q": self.q,
-            "q_expected": self.expected,
-            "q_rate": self.rate,
-            "q_rate_ci": [lo, hi],
-            "q_p_value": self.p_value,
+            Q: self.q,
+            Q_EXPECTED: self.expected,
+            Q_RATE: self.rate,
+            Q_RATE_CI: [lo, hi],
+            Q_P_VALUE: self.p_value,
             # whether this N_gen could tell "never copies x_p" at 5%, and the N_gen that can
-            "q_conclusive": can_reject(self.n_gen, self.n_train),
-            "q_min_n_gen": min_n_gen_to_reject(self.n_train),
-            "q_saf_only": self.saf_only,
-            "q_id_only": self.id_only,
-            "q_flagged": self.flagged,
+            Q_CONCLUSIVE: can_reject(self.n_gen, self.n_train),
+            Q_MIN_N_GEN: min_n_gen_to_reject(self.n_train),
+            Q_SAF_ONLY: self.saf_only,
+            Q_ID_ONLY: self.id_only,
+            Q_FLAGGED: self.flagged,
         }
 
 

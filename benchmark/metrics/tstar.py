@@ -30,6 +30,15 @@ from benchmark.data.base import ImageDataset
 from benchmark.errors import ConfigError
 from benchmark.models.base import Guidance, TrainedModel
 from benchmark.progress import bar
+from benchmark.record import Field
+
+TSTAR = Field("tstar", "float", "largest level t from which the sampler returns SAF(x_p); -1: none")
+TSTAR_STRATEGY = Field("tstar_strategy", "str", "how the grid was searched")
+TSTAR_NFE = Field("tstar_nfe", "int", "network evaluations t* spent")
+TSTAR_SECONDS = Field("tstar_seconds", "float", "wall time of t*")
+TSTAR_M = Field("tstar_m", "int", "trajectories per level")
+TSTAR_CURVE = Field("tstar_curve", "dict", "q_M(t): levels t, hit shares q, trials per level")
+TSTAR_FIELDS = (TSTAR, TSTAR_STRATEGY, TSTAR_NFE, TSTAR_SECONDS, TSTAR_M, TSTAR_CURVE)
 
 HitFn = Callable[[torch.Tensor], torch.Tensor]  # images (N, C, H, W) -> (N,) bool
 
@@ -76,12 +85,12 @@ class TStarResult:
 
     def as_record(self) -> dict:
         return {
-            "tstar": self.t_star,
-            "tstar_strategy": self.strategy,
-            "tstar_nfe": self.nfe,
-            "tstar_seconds": self.seconds,
-            "tstar_m": self.m,
-            "tstar_curve": {"t": self.levels, "q": self.q, "trials": self.trials},
+            TSTAR: self.t_star,
+            TSTAR_STRATEGY: self.strategy,
+            TSTAR_NFE: self.nfe,
+            TSTAR_SECONDS: self.seconds,
+            TSTAR_M: self.m,
+            TSTAR_CURVE: {"t": self.levels, "q": self.q, "trials": self.trials},
         }
 
 

@@ -15,9 +15,27 @@ from torch import nn
 from benchmark.data.base import ImageDataset
 from benchmark.metrics.base import AuditInputs, CaseMetric, Figure
 from benchmark.metrics.features import extract, extractor_name
-from benchmark.metrics.fid import fid_gap_from_features
-from benchmark.metrics.replication import replication
+from benchmark.metrics.fid import (
+    FID_EXTRACTOR,
+    FID_FIELDS,
+    FID_GAP,
+    FID_GAP_CI,
+    FID_TEST,
+    FID_TRAIN,
+    fid_gap_from_features,
+)
+from benchmark.metrics.replication import (
+    REPLICATION_FIELDS,
+    REPLICATION_FRACTION,
+    REPLICATION_FRACTION_HELDOUT,
+    replication,
+)
 from benchmark.models.base import SampleResult
+from benchmark.record import Field
+
+REPLICATION_EXTRACTOR = Field(
+    "replication_extractor", "str", "the feature extractor replication was measured in"
+)
 
 
 def utility_audit(
@@ -39,13 +57,13 @@ def utility_audit(
         train_features = extract(extractor, data.train)
     heldout_features = extract(extractor, data.heldout)
     record = fid_gap_from_features(sample_features, train_features, heldout_features, seed=seed)
-    record["fid_extractor"] = extractor_name(extractor)
+    record[FID_EXTRACTOR] = extractor_name(extractor)
     record.update(
         replication(
             sample_features, train_features, tau=tau, top_k=top_k, heldout_features=heldout_features
         )
     )
-    record["replication_extractor"] = record["fid_extractor"]
+    record[REPLICATION_EXTRACTOR] = record[FID_EXTRACTOR]
     return record
 
 
@@ -54,6 +72,7 @@ class Utility(CaseMetric):
 
     name = "utility"
     order = 30
+    fields = (*FID_FIELDS, *REPLICATION_FIELDS, REPLICATION_EXTRACTOR)
 
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
         session, case = inputs.session, inputs.case
@@ -70,31 +89,31 @@ class Utility(CaseMetric):
         from benchmark.report.columns import Column, with_interval
 
         return [
-            Column("fid_train", "FID train", "FID of the samples against the training images"),
+            Column(FID_TRAIN, "FID train", "FID of the samples against the training images"),
             Column(
-                "fid_test",
+                FID_TEST,
                 "FID test",
                 "FID against as many held-out images (lower = better)",
                 False,
             ),
             Column(
-                "fid_gap",
+                FID_GAP,
                 "FID gap",
                 "FID test − FID train with a bootstrap 95% interval: > 0 when samples sit on "
                 "the training set",
                 False,
                 "{:.2f}",
-                with_interval("fid_gap", "fid_gap_ci", "{:.2f}"),
+                with_interval(FID_GAP, FID_GAP_CI, "{:.2f}"),
             ),
             Column(
-                "replication_fraction_heldout",
+                REPLICATION_FRACTION_HELDOUT,
                 "replication",
                 "share of samples whose nearest training image (cosine, extractor features) is "
                 "more similar than 99% of held-out images' nearest",
                 False,
             ),
             Column(
-                "replication_fraction",
+                REPLICATION_FRACTION,
                 "replication >τ",
                 "share of samples with nearest-training cosine similarity above the fixed τ "
                 "(replication_tau, CPSample's criterion)",

@@ -10,9 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from benchmark.record import (
+    DATASET,
+    FAMILY,
+    IMAGES_PER_SECOND,
+    MITIGATION,
+    N_GEN,
+    N_TRAIN,
+    NFE_PER_IMAGE,
+    TRAIN_SECONDS,
+)
+
 
 @dataclass(frozen=True)
 class Column:
+    """One leaderboard column: the record field it shows (``benchmark.record.Field``)."""
+
     key: str
     label: str
     legend: str
@@ -55,21 +68,19 @@ def columns() -> list[Column]:
 
     metric_cols = [col for cls in metric_classes() for col in cls.columns()]
     return [
-        Column("family", "model", "model family (registry name)"),
-        Column("dataset", "data", "dataset (registry name)"),
-        Column("n_train", "N_train", "number of training images", None, "{:d}"),
-        Column("mitigation", "mitigation", "mitigation and its parameters"),
+        Column(FAMILY, "model", FAMILY.legend),
+        Column(DATASET, "data", DATASET.legend),
+        Column(N_TRAIN, "N_train", N_TRAIN.legend, None, "{:d}"),
+        Column(MITIGATION, "mitigation", "mitigation and its parameters"),
         *metric_cols,
         Column(
-            "train_seconds",
+            TRAIN_SECONDS,
             "train s",
             "wall time of training (cached runs keep the original figure)",
             False,
             "{:.0f}",
         ),
-        Column(
-            "images_per_second", "img/s", "sampling throughput, images per second", True, "{:.1f}"
-        ),
-        Column("nfe_per_image", "NFE", "network evaluations per generated image", False, "{:d}"),
-        Column("n_gen", "N_gen", "number of generated images measured", None, "{:d}"),
+        Column(IMAGES_PER_SECOND, "img/s", IMAGES_PER_SECOND.legend, True, "{:.1f}"),
+        Column(NFE_PER_IMAGE, "NFE", NFE_PER_IMAGE.legend, False, "{:d}"),
+        Column(N_GEN, "N_gen", N_GEN.legend, None, "{:d}"),
     ]

@@ -17,6 +17,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from benchmark.cache import atomic_write
 from benchmark.metrics.base import metric_classes
+from benchmark.metrics.reproduction import Q_FLAGGED
+from benchmark.record import (
+    CASE_ID,
+    METRIC_SKIPPED,
+    MITIGATION,
+    MITIGATION_PARAMS,
+    MODEL_REUSED,
+    PICTURES,
+)
 from benchmark.report import plots
 from benchmark.report.columns import Column, columns
 from benchmark.report.results import load_table
@@ -41,11 +50,11 @@ def environment() -> Environment:
 
 
 def _mitigation_label(row: dict[str, Any]) -> str:
-    params = row.get("mitigation_params") or {}
+    params = row.get(MITIGATION_PARAMS) or {}
     if not params:
-        return str(row.get("mitigation", ""))
+        return str(row.get(MITIGATION, ""))
     inner = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
-    return f"{row.get('mitigation')} ({inner})"
+    return f"{row.get(MITIGATION)} ({inner})"
 
 
 def page_name(case_id: str) -> str:
@@ -81,7 +90,7 @@ def previous_records(df: pd.DataFrame) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     if df.empty:
         return out
-    for case_id, group in df.groupby("case_id", sort=False):
+    for case_id, group in df.groupby(CASE_ID, sort=False):
         if len(group) > 1:
             out[str(case_id)] = group.iloc[-2].to_dict()
     return out
@@ -93,13 +102,13 @@ def table_rows(
     previous = previous or {}
     rows = []
     for record in df.to_dict("records"):
-        before = previous.get(str(record["case_id"]), {})
+        before = previous.get(str(record[CASE_ID]), {})
         cells = []
         for col in cols:
             value = record.get(col.key)
             if isinstance(value, float) and value != value:
                 value = None  # pandas fills unmeasured cells with NaN
-            if col.key == "mitigation":
+            if col.key == MITIGATION:
                 value = _mitigation_label(record)
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
             text = col.text(dict(record, **{col.key: value})) if value is not None else "—"
@@ -113,10 +122,10 @@ def table_rows(
             )
         rows.append(
             {
-                "case_id": record["case_id"],
+                "case_id": record[CASE_ID],
                 "cells": cells,
-                "reused": record.get("model_reused"),
-                "page": page_name(str(record["case_id"])),
+                "reused": record.get(MODEL_REUSED),
+                "page": page_name(str(record[CASE_ID])),
             }
         )
     return rows
@@ -141,9 +150,9 @@ def _is_png_uri(value) -> bool:
 def case_page(record: dict[str, Any], cols: list[Column], board: str) -> str:
     """The page of one case: its metrics and the pictures people look at."""
     record = _clean(record)
-    pictures = record.get("pictures") if isinstance(record.get("pictures"), dict) else {}
+    pictures = record.get(PICTURES) if isinstance(record.get(PICTURES), dict) else {}
     pictures = {k: v for k, v in pictures.items() if _is_png_uri(v)}
-    no_flags = "no sample was flagged (|q| = 0)" if record.get("q_flagged") == [] else NOT_MEASURED
+    no_flags = "no sample was flagged (|q| = 0)" if record.get(Q_FLAGGED) == [] else NOT_MEASURED
     figures = [  # (title, picture or None, caption, what to say without a picture)
         (
             "Generated samples",
@@ -180,15 +189,15 @@ def case_page(record: dict[str, Any], cols: list[Column], board: str) -> str:
         .get_template("case.html.j2")
         .render(
             record=record,
-            title=f"memobench case {record.get('case_id', '?')}",
+            title=f"memobench case {record.get(CASE_ID, '?')}",
             mitigation=_mitigation_label(record),
             figures=figures,
             metrics=metrics,
             board=board,
             skipped=[
-                (cls.name, record[f"{cls.name}_skipped"])
+                (cls.name, record[METRIC_SKIPPED(metric=cls.name)])
                 for cls in metric_classes()
-                if isinstance(record.get(f"{cls.name}_skipped"), str)
+                if isinstance(record.get(METRIC_SKIPPED(metric=cls.name)), str)
             ],
         )
     )
@@ -235,7 +244,7 @@ def render(
     case_dir.mkdir(parents=True, exist_ok=True)
     for record in records:
         html = case_page(record, cols, f"../{out.name}")
-        target = case_dir / page_name(str(record["case_id"]))
+        target = case_dir / page_name(str(record[CASE_ID]))
         atomic_write(target, lambda tmp, html=html: tmp.write_text(html, encoding="utf-8"))
     atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return out

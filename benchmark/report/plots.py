@@ -19,6 +19,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from benchmark.metrics.fid import FID_TEST  # noqa: E402
+from benchmark.metrics.membership import MIA_AUC, MIA_ROC  # noqa: E402
+from benchmark.metrics.membership_inference import MIA_ATTACKS  # noqa: E402
+from benchmark.metrics.replication import (  # noqa: E402
+    HELDOUT_SIMILARITY_HIST,
+    REPLICATION_TAU,
+    REPLICATION_TAU_HELDOUT,
+    SIMILARITY_HIST,
+)
+from benchmark.metrics.tstar import TSTAR, TSTAR_CURVE, TSTAR_M  # noqa: E402
+from benchmark.record import CASE_ID, LOSS_HISTORY  # noqa: E402
+
 DPI = 80
 
 
@@ -37,7 +49,7 @@ def _figure(width: float = 4.0, height: float = 2.8):
 
 def tstar_curve(record: dict[str, Any]) -> str | None:
     """q_M(t) against t with t* marked (the fingerprint paper's Fig. 6)."""
-    curve = record.get("tstar_curve")
+    curve = record.get(TSTAR_CURVE)
     if not isinstance(curve, dict) or not curve.get("t"):
         return None
     pts = [
@@ -50,24 +62,25 @@ def tstar_curve(record: dict[str, Any]) -> str | None:
     fig, ax = _figure()
     ts, qs = zip(*sorted(pts), strict=True)
     ax.plot(ts, qs, "o-", ms=3)
-    tstar = record.get("tstar")
+    tstar = record.get(TSTAR)
     if tstar is not None and tstar >= 0:
         ax.axvline(tstar, color="C3", ls="--", label=f"t* = {tstar:.2f}")
         ax.legend(loc="upper right")
     ax.set(xlabel="t (diffusion fraction)", ylabel="q_M(t)", xlim=(0, 1), ylim=(-0.02, 1.02))
-    ax.set_title(f"fingerprint recovered from x_t, M = {record.get('tstar_m', '?')}")
+    ax.set_title(f"fingerprint recovered from x_t, M = {record.get(TSTAR_M, '?')}")
     return to_data_uri(fig)
 
 
 def roc_curves(record: dict[str, Any]) -> str | None:
     """The membership attacks' ROC curves, with AUC in the legend."""
-    attacks = [a for a in record.get("mia_attacks") or [] if record.get(f"mia_{a}_roc")]
+    attacks = [a for a in record.get(MIA_ATTACKS) or [] if record.get(MIA_ROC(attack=a))]
     if not attacks:
         return None
     fig, ax = _figure(3.6, 3.2)
     for name in attacks:
-        fpr, tpr = record[f"mia_{name}_roc"]
-        ax.plot(fpr, tpr, label=f"{name} (AUC {record.get(f'mia_{name}_auc', float('nan')):.3f})")
+        fpr, tpr = record[MIA_ROC(attack=name)]
+        auc = record.get(MIA_AUC(attack=name), float("nan"))
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="lower right", fontsize=8)
@@ -77,13 +90,13 @@ def roc_curves(record: dict[str, Any]) -> str | None:
 
 def similarity_histogram(record: dict[str, Any]) -> str | None:
     """Nearest-training similarity of samples (and held-out images) against the thresholds."""
-    hist = record.get("similarity_hist")
+    hist = record.get(SIMILARITY_HIST)
     if not hist:
         return None
     bins = len(hist)
     edges = [-1 + 2 * i / bins for i in range(bins + 1)]
     lo = next((i for i, c in enumerate(hist) if c), 0)
-    held = record.get("heldout_similarity_hist") or []
+    held = record.get(HELDOUT_SIMILARITY_HIST) or []
     if held:
         lo = min(lo, next((i for i, c in enumerate(held) if c), lo))
     fig, ax = _figure()
@@ -93,8 +106,8 @@ def similarity_histogram(record: dict[str, Any]) -> str | None:
         held_total = max(sum(held), 1)
         ax.stairs([c / held_total for c in held], edges, label="held-out images")
     for key, style, name in (
-        ("replication_tau", "--", "τ"),
-        ("replication_tau_heldout", ":", "calibrated"),
+        (REPLICATION_TAU, "--", "τ"),
+        (REPLICATION_TAU_HELDOUT, ":", "calibrated"),
     ):
         if record.get(key) is not None:
             ax.axvline(record[key], color="C3", ls=style, label=f"{name} = {record[key]:.3f}")
@@ -106,7 +119,7 @@ def similarity_histogram(record: dict[str, Any]) -> str | None:
 
 
 def loss_curve(record: dict[str, Any]) -> str | None:
-    history = record.get("loss_history")
+    history = record.get(LOSS_HISTORY)
     if not history:
         return None
     steps, losses = zip(*history, strict=True)
@@ -130,7 +143,9 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def privacy_utility(
-    records: list[dict[str, Any]], leak_key: str = "mia_loss_auc", quality_key: str = "fid_test"
+    records: list[dict[str, Any]],
+    leak_key: str = MIA_AUC(attack="loss"),
+    quality_key: str = FID_TEST,
 ) -> tuple[str | None, list[str]]:
     """Scatter of quality (lower = better) against leakage (lower = better) per case, the
     Pareto front drawn through the cases nothing beats on both; returns (figure, front ids)."""
@@ -139,7 +154,7 @@ def privacy_utility(
         x, y = r.get(quality_key), r.get(leak_key)
         if isinstance(x, (int, float)) and isinstance(y, (int, float)) and x == x and y == y:
             pts.append((float(x), float(y)))
-            labels.append(str(r.get("case_id", "?")))
+            labels.append(str(r.get(CASE_ID, "?")))
     if not pts:
         return None, []
     front = pareto_front(pts)

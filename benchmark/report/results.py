@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.errors import MemobenchError
+from benchmark.record import CASE_ID
 
 
 class ResultsError(MemobenchError):
@@ -74,7 +75,7 @@ def load_table(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict[str, An
         runs.append(info)
         for bench in doc["benchmarks"]:
             extra = bench.get("extra_info") or {}
-            if "case_id" not in extra:
+            if CASE_ID not in extra:
                 continue  # a plain pytest-benchmark timing, not a memobench case
             row = dict(extra)
             row["test"] = bench.get("fullname", bench.get("name", ""))
@@ -86,5 +87,5 @@ def load_table(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict[str, An
     if df.empty:
         return df, runs
     df = df.sort_values(["run_datetime", "run"]).reset_index(drop=True)
-    df["latest"] = ~df.duplicated("case_id", keep="last")
+    df["latest"] = ~df.duplicated(CASE_ID, keep="last")
     return df, runs

@@ -17,6 +17,10 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
+from benchmark.metrics.replication import TOP_PAIRS
+from benchmark.metrics.reproduction import Q_FLAGGED
+from benchmark.record import PICTURES, SUITE, TIER, check_entries
+
 SCALE = 3  # pixels per image pixel (nearest neighbour), so 16x16 digits stay legible
 
 
@@ -51,7 +55,7 @@ def case_pictures(
     ``top_pairs`` (column pairs: sample above its nearest training image).
     """
     pictures: dict[str, str | None] = {"samples": grid_uri(images[:n_samples], nrow=16)}
-    flagged = [i for i in metrics.get("q_flagged") or [] if 0 <= i < images.shape[0]]
+    flagged = [i for i in metrics.get(Q_FLAGGED) or [] if 0 <= i < images.shape[0]]
     if fingerprinted is not None and flagged:
         rows = torch.cat([fingerprinted.unsqueeze(0), images[flagged[:n_flagged]]])
         pictures["reproductions"] = grid_uri(rows, nrow=rows.shape[0])
@@ -59,7 +63,7 @@ def case_pictures(
         pictures["reproductions"] = None
     pairs = [
         (s, t)
-        for s, t, _ in (metrics.get("top_pairs") or [])[:n_pairs]
+        for s, t, _ in (metrics.get(TOP_PAIRS) or [])[:n_pairs]
         if 0 <= s < images.shape[0] and 0 <= t < train.shape[0]
     ]
     if pairs:
@@ -76,6 +80,11 @@ def case_record(result, tier: str) -> dict[str, Any]:
     metrics, its tier, and the case page's pictures made from its samples."""
     data = result.data
     fingerprinted = data.saf.fingerprinted() if data.saf is not None else None
-    record = dict(result.metrics, tier=tier)
-    record["pictures"] = case_pictures(result.samples.images, data.train, record, fingerprinted)
+    record = dict(result.metrics)
+    added = {
+        TIER: tier,
+        PICTURES: case_pictures(result.samples.images, data.train, record, fingerprinted),
+    }
+    check_entries("the suite", added, SUITE)
+    record.update(added)
     return record
