@@ -30,6 +30,13 @@ class RejectionSampling(Mitigation):
     name = "rejection"
     version = "1"
     defaults = {"tau": None, "quantile": 0.99, "budget": 10}
+    # The suites draw at most 4 x N_gen. At budget 10 the 64-digit smoke models needed
+    # 5.0 (ddim) and 8.6 (subvp) draws per sample before all 1024 were accepted, in 31
+    # and 57 rounds: 109 s and 200 s of sampling on 2 cores, the suite's slowest cases.
+    # At 4 a slot never accepted keeps its least similar draw, and the record says so
+    # (mitigation_budget_exhausted, mitigation_accepted_fraction): the cost of the
+    # baseline stays in its row.
+    suite_settings = [{"budget": 4}]
 
     def check_params(self) -> None:
         tau, q, budget = self.params["tau"], self.params["quantile"], self.params["budget"]
