@@ -10,12 +10,19 @@ payload's structure) as JSON in the header (``benchmark.safe_format``). Reading
 one cannot run code, so a cache on a shared CI disk is no way into later jobs.
 Entries of the pickle format before it (``.pt``) are never read: they are rebuilt.
 
+Builds take a cross-process lock on their key (``filelock``, an OS lock the kernel
+drops when its process dies): shards on one machine, xdist workers and two
+terminals running ``memobench run`` never build one entry twice. The second one
+waits, then reuses what the first stored; a process killed while building leaves
+no lock behind, only a lock file the next builder takes at once.
+
 Location: ``--memobench-cache``, else ``$MEMOBENCH_CACHE``, else
 ``~/.cache/memobench``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -25,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock, Timeout
 
 from benchmark import safe_format
 from benchmark.errors import CacheError
+from benchmark.progress import line
 
 log = logging.getLogger("memobench.cache")
 
@@ -76,6 +85,12 @@ class Cache:
         """A folder for multi-file state (training checkpoints)."""
         return self.root / kind / key
 
+    def lock(self, kind: str, key: str) -> FileLock:
+        """The cross-process lock a build of ``key`` holds (``locks/{kind}/{key}.lock``)."""
+        path = self.root / "locks" / kind / f"{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(path, thread_local=False)
+
     def save(self, kind: str, key: str, payload: Any, identity: Any = None) -> Path:
         path = self.path(kind, key)
         entry = {
@@ -106,7 +121,8 @@ class Cache:
     def quarantine(self, path: Path) -> Path:
         """Move a bad entry aside (kept for inspection) and return its new path."""
         target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.replace(path, target)
+        with contextlib.suppress(FileNotFoundError):  # another process moved it first
+            os.replace(path, target)
         return target
 
     def get_or_create(
@@ -126,22 +142,51 @@ class Cache:
         build and overwrite whatever is stored.
         """
         what = what or kind
+        if not rebuild:
+            payload = self._load_valid(kind, key, validate, what)
+            if payload is not None:
+                return payload, True
+        lock = self.lock(kind, key)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            line(f"{what} {key}: another process is building it; waiting for its lock")
+            log.info("waiting for %s (held by another process building %s)", lock.lock_file, what)
+            lock.acquire()
+            # it is stored now, unless that process died or failed: then build it here
+            payload = self._load_valid(kind, key, validate, what)
+            if payload is not None:
+                lock.release()
+                return payload, True
+        try:
+            if not rebuild:  # stored between the first look and the lock
+                payload = self._load_valid(kind, key, validate, what)
+                if payload is not None:
+                    return payload, True
+            payload = build()
+            path = self.save(kind, key, payload, identity)
+            log.info("built %s %s and cached it at %s", what, key, path)
+            return payload, False
+        finally:
+            lock.release()
+
+    def _load_valid(
+        self, kind: str, key: str, validate: Callable[[Any], None] | None, what: str
+    ) -> Any | None:
+        """The stored payload, or None when absent; a refused, corrupt or foreign entry
+        is moved aside (and None returned, so it is rebuilt)."""
         path = self.path(kind, key)
         try:
-            payload = None if rebuild else self.load(kind, key)
+            payload = self.load(kind, key)
             if payload is not None and validate is not None:
                 validate(payload)
         except CacheError as err:
             moved = self.quarantine(path)
             log.warning("%s; moved it to %s and rebuilding", err, moved)
-            payload = None
+            return None
         if payload is not None:
             log.info("reusing cached %s %s from %s", what, key, path)
-            return payload, True
-        payload = build()
-        self.save(kind, key, payload, identity)
-        log.info("built %s %s and cached it at %s", what, key, path)
-        return payload, False
+        return payload
 
 
 def read_entry(path: Path, kind: str | None = None, key: str | None = None) -> dict[str, Any]:
