@@ -34,5 +34,19 @@ def resolve_device(spec: str = "auto") -> torch.device:
     raise DeviceError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N")
 
 
+def worker_device(device: torch.device, worker: str | None, n_gpus: int) -> torch.device:
+    """The device of pytest-xdist worker ``worker`` (``gw0``, ``gw1``, ...): one worker per
+    GPU, round-robin when there are more workers than GPUs.
+
+    Only a CUDA device without an index (``cuda``, or ``auto`` on a GPU machine) is
+    spread; ``cuda:N`` and ``cpu`` stay as asked, and so does every device outside xdist.
+    """
+    if worker is None or device.type != "cuda" or device.index is not None or n_gpus < 1:
+        return device
+    if not (worker.startswith("gw") and worker[2:].isdigit()):
+        raise DeviceError(f"unexpected pytest-xdist worker id {worker!r}; expected gw<N>")
+    return torch.device("cuda", int(worker[2:]) % n_gpus)
+
+
 def has_gpu() -> bool:
     return torch.cuda.is_available()

@@ -145,11 +145,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if shard is None:
         return
     k, n = shard
-    cases = sorted(it.nodeid for it in items if _is_case(it))
+
+    def base(item: pytest.Item) -> str:  # pytest-xdist's loadgroup appends "@<group>"
+        return item.nodeid.split("@")[0]
+
+    cases = sorted(base(it) for it in items if _is_case(it))
     mine = {nodeid for nodeid in cases if shard_index(cases, nodeid, n) == k}
     keep, drop = [], []
     for it in items:
-        (keep if not _is_case(it) or it.nodeid in mine else drop).append(it)
+        (keep if not _is_case(it) or base(it) in mine else drop).append(it)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -233,6 +237,9 @@ def pytest_configure(config: pytest.Config) -> None:
         # one line, ``Exit: memobench: error: ...``, before anything is collected, and
         # exit code 2 as ``memobench`` itself uses for a bad input
         pytest.exit(f"memobench: error: {err}", returncode=2)
+    from benchmark import workers
+
+    workers.register(config)  # pytest-xdist: groups, a GPU per worker, one results file
     results = config.getoption("--memobench-results")
     if results and getattr(config.option, "benchmark_json", None) is None:
         path = Path(results)

@@ -35,7 +35,8 @@ class TrainSpec:
 
 def _train_one(
     spec: TrainSpec, cache_root: str, threads: int, position: int, progress: bool
-) -> str:
+) -> tuple[str, bool]:
+    """(model key, reused): reused when another process built it while this one waited."""
     torch.set_num_threads(threads)
     from benchmark.models.store import get_trained
 
@@ -44,7 +45,7 @@ def _train_one(
     model = get_trained(
         spec.model, spec.train, data, cache, device="cpu", progress=progress, position=position
     )
-    return model.key
+    return model.key, bool(model.stats.get("reused"))
 
 
 def train_many(
@@ -78,9 +79,11 @@ def train_many(
             for i, spec in enumerate(todo)
         }
         for future in as_completed(futures):
-            key = future.result()
+            key, reused = future.result()
             spec = futures[future]
-            EVENTS.append(("trained", spec.model.family, key, str(cache.path("models", key))))
+            event = "reused" if reused else "trained"
+            EVENTS.append((event, spec.model.family, key, str(cache.path("models", key))))
             elapsed = time.perf_counter() - start
-            line(f"model {spec.model.family} {key}: trained by a worker ({elapsed:.0f} s in)")
+            how = "another process trained it" if reused else "trained by a worker"
+            line(f"model {spec.model.family} {key}: {how} ({elapsed:.0f} s in)")
     return todo
