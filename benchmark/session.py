@@ -128,7 +128,27 @@ class Session:
         if self.device.type != "cpu":
             return
         specs = [replace_config(s, data=self.resolve(s.data)) for s in specs]
-        self._trained_here.update(train_many(specs, self.cache, progress=self.progress))
+        jobs = self._classifier_jobs([s.data for s in specs])
+        self._trained_here.update(train_many(specs, self.cache, self.progress, jobs=jobs))
+
+    def _classifier_jobs(self, splits: list[DataConfig]) -> tuple:
+        """The small classifiers the audits of ``splits`` need (C_SAF and C_ID per
+        fingerprinted split, the feature classifier per dataset), as jobs for the training
+        pool: built with the same functions and keys as ``detectors`` and ``extractor``."""
+        from benchmark.models.parallel import BuildJob
+
+        root, jobs = str(self.cache.root), []
+        for data in dict.fromkeys(splits):
+            if data.saf:
+                for kind in ("saf", "id"):
+                    what = f"C_{kind.upper()} {data.name} {data.n_train}"
+                    args = (kind, self.detector_config, data, root)
+                    jobs.append(BuildJob(what, store_detector, args))
+        if not self.inception_weights:
+            for name, data_root in dict.fromkeys((d.name, d.root) for d in splits):
+                args = (name, data_root, root, self.counts.feature_steps)
+                jobs.append(BuildJob(f"features {name}", store_features, args))
+        return tuple(jobs)
 
     def pretrained(self, folder: str, family: str, data: DataConfig):
         """A user's checkpoint folder as a ``TrainedModel``, loaded once per session."""
@@ -185,3 +205,20 @@ class Session:
         if key not in self._train_features:
             self._train_features[key] = extract(self.extractor(data), self.dataset(data).train)
         return self._train_features[key]
+
+
+def store_detector(kind: str, cfg: DetectorConfig, data: DataConfig, cache_root: str) -> None:
+    """Train and store C_SAF or C_ID for ``data`` (a training-pool job; see ``prefetch``)."""
+    from benchmark.detectors.detector import get_detector
+
+    cache = Cache(cache_root)
+    get_detector(kind, cfg, load_dataset(data, cache_root=cache.root), cache, "cpu", False)
+
+
+def store_features(name: str, data_root: str | None, cache_root: str, steps: int) -> None:
+    """Train and store the dataset's feature classifier (a training-pool job)."""
+    from benchmark.metrics.features import classifier_features
+
+    cache = Cache(cache_root)
+    source = registry.datasets.get(name)(root=data_root, cache_root=cache.root)
+    classifier_features(source, cache, steps=steps, device="cpu", progress=False)

@@ -137,3 +137,27 @@ def test_stored_audits_are_keyed_on_the_code_that_measured_them(tmp_path, monkey
     del sys.modules["my_mitigation"]
     second = importlib.import_module("my_mitigation")
     assert code_fingerprint(second.M) != before
+
+
+def test_prefetch_trains_the_audits_classifiers_beside_the_models(tmp_path):
+    """A cold prefetch builds C_SAF, C_ID and the feature classifier in the training pool;
+    the audit then loads them, under the keys it would have built them with."""
+    from dataclasses import replace
+
+    from benchmark.models.parallel import TrainSpec
+    from benchmark.session import Session
+    from benchmark.tiers import Rehearsal, smoke_case
+
+    session = Session(tmp_path, rehearsal=Rehearsal(), progress=False)
+    cases = [session.scaled(smoke_case("dummy", n, n_gen=4)) for n in (32, 64)]
+    specs = [TrainSpec(c.model, replace(c.train, steps=2), c.data) for c in cases]
+    session.prefetch(specs)
+    stored = {p.parent.name for p in tmp_path.rglob("*.safetensors")}
+    assert {"models", "detectors", "features"} <= stored, stored
+    assert len(list((tmp_path / "detectors").glob("*.safetensors"))) == 4  # 2 kinds x 2 splits
+    for case in cases:
+        c_saf, c_id = session.detectors(case.data)
+        assert c_saf.metrics["reused"] and c_id.metrics["reused"]
+    assert len(list((tmp_path / "features").glob("*.safetensors"))) == 1
+    session.extractor(cases[0].data)  # loads, builds nothing
+    assert len(list((tmp_path / "features").glob("*.safetensors"))) == 1

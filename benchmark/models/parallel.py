@@ -3,8 +3,11 @@
 These models are small: on a 2-core CPU a second thread speeds one training
 step up by less than 10% (measured: 149 vs 163 ms per batch-64 step of the
 smoke UNet), so two single-threaded processes finish a session's models
-nearly twice as fast as training them one after the other. On a GPU, training
-stays in this process, one model after another.
+nearly twice as fast as training them one after the other. The same holds for
+the small classifiers every audit needs (C_SAF, C_ID, the feature classifier):
+given as ``BuildJob``s they train in the same pool, after the models, instead of
+one after the other in the audit. On a GPU, training stays in this process, one
+model after another.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import logging
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -33,6 +38,27 @@ class TrainSpec:
     data: DataConfig
 
 
+@dataclass(frozen=True)
+class BuildJob:
+    """A cache entry for the pool to build beside the models.
+
+    Attributes:
+        what: how the log names it.
+        build: a module-level function (the pool pickles it by name) that builds the
+            entry into the cache (``Cache.get_or_create``, so it is built once).
+        args: its arguments, picklable.
+    """
+
+    what: str
+    build: Callable[..., Any]
+    args: tuple
+
+
+def _run_job(job: BuildJob, threads: int) -> None:
+    torch.set_num_threads(threads)
+    job.build(*job.args)
+
+
 def _train_one(
     spec: TrainSpec, cache_root: str, threads: int, position: int, progress: bool
 ) -> tuple[str, bool]:
@@ -49,9 +75,16 @@ def _train_one(
 
 
 def train_many(
-    specs: list[TrainSpec], cache: Cache, progress: bool = True, workers: int | None = None
+    specs: list[TrainSpec],
+    cache: Cache,
+    progress: bool = True,
+    workers: int | None = None,
+    jobs: tuple[BuildJob, ...] = (),
 ) -> list[TrainSpec]:
     """Train the uncached ``specs`` on the CPU in parallel processes; returns those trained.
+
+    ``jobs`` run in the same pool after the models, when there are models to train (a
+    cold run; in a warm one their entries are stored too and the audit loads them).
 
     Raises whatever a worker raised (a ``KeyboardInterrupt`` after the workers
     wrote their checkpoints, so a rerun resumes).
@@ -74,13 +107,19 @@ def train_many(
     start = time.perf_counter()
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {
+        futures: dict[Any, TrainSpec | BuildJob] = {
             pool.submit(_train_one, spec, str(cache.root), threads, i % workers, progress): spec
             for i, spec in enumerate(todo)
         }
+        futures.update({pool.submit(_run_job, job, threads): job for job in jobs})
         for future in as_completed(futures):
-            key, reused = future.result()
             spec = futures[future]
+            if isinstance(spec, BuildJob):
+                future.result()
+                elapsed = time.perf_counter() - start
+                line(f"{spec.what}: built by a worker ({elapsed:.0f} s in)")
+                continue
+            key, reused = future.result()
             event = "reused" if reused else "trained"
             EVENTS.append((event, spec.model.family, key, str(cache.path("models", key))))
             elapsed = time.perf_counter() - start
