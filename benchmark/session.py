@@ -27,7 +27,14 @@ from benchmark.config import replace as replace_config
 from benchmark.data import ImageDataset, load_dataset
 from benchmark.device import resolve_device
 from benchmark.progress import enabled_by_default
-from benchmark.tiers import N_GEN_DEFAULT, SMOKE, AuditCounts, Rehearsal, detector_config
+from benchmark.tiers import (
+    N_GEN_DEFAULT,
+    SMOKE,
+    AuditCounts,
+    Rehearsal,
+    audit_counts,
+    detector_config,
+)
 
 
 class Session:
@@ -83,8 +90,8 @@ class Session:
     # -- counts -------------------------------------------------------------------
     @property
     def counts(self) -> AuditCounts:
-        """What each audit measures: the rehearsal's counts, or the full ones."""
-        return self.rehearsal.audit if self.rehearsal else AuditCounts()
+        """What each audit measures: the rehearsal's counts, or the tier's."""
+        return self.rehearsal.audit if self.rehearsal else audit_counts(self.tier)
 
     def scaled(self, case: CaseConfig) -> CaseConfig:
         """``case`` as this run measures it: with a rehearsal's counts, else unchanged."""
