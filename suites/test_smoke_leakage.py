@@ -89,7 +89,8 @@ MIA_MARGIN = 0.20
 # NLL in bits/dim (probability-flow ODE, score-SDE families). Measured for subvp on
 # 63 + 63 images (64-digit model) and 64 + 64 (1024-digit one): 64 digits members
 # 1.191, held-out 3.197, gap 2.006 [1.906, 2.113]; 1024 digits 1.695 vs 1.743, gap
-# 0.049 [-0.045, 0.140]. The smoke tier now computes 32 + 32 (tiers.audit_counts).
+# 0.049 [-0.045, 0.140]. The smoke tier now computes 32 + 32 (tiers.audit_counts):
+# gap 2.021 [1.889, 2.160] vs 0.071 [-0.042, 0.187].
 NLL_MARGIN = 0.50
 
 
