@@ -147,19 +147,18 @@ class Cache:
             if payload is not None:
                 return payload, True
         lock = self.lock(kind, key)
+        waited = False
         try:
             lock.acquire(timeout=0)
         except Timeout:
             line(f"{what} {key}: another process is building it; waiting for its lock")
             log.info("waiting for %s (held by another process building %s)", lock.lock_file, what)
             lock.acquire()
-            # it is stored now, unless that process died or failed: then build it here
-            payload = self._load_valid(kind, key, validate, what)
-            if payload is not None:
-                lock.release()
-                return payload, True
+            waited = True
         try:
-            if not rebuild:  # stored between the first look and the lock
+            # stored between the first look and the lock (or by the process waited for,
+            # unless it died or failed: then it is built here)
+            if not rebuild or waited:
                 payload = self._load_valid(kind, key, validate, what)
                 if payload is not None:
                     return payload, True
