@@ -31,7 +31,10 @@ from benchmark.progress import line
 from benchmark.record import (
     AUDIT,
     AUDIT_REUSED,
+    BATCH_SIZE,
     CASE_ID,
+    CHANNELS_LAST,
+    COMPILED,
     DATASET,
     FAMILY,
     FINAL_LOSS,
@@ -50,14 +53,18 @@ from benchmark.record import (
     NFE_PER_IMAGE,
     NFE_TOTAL,
     PARAM_COUNT,
+    PRECISION,
     RECORDED,
     SAMPLE_SECONDS,
     SAMPLER,
     SAMPLER_STEPS,
+    TF32,
+    TRAIN_PRECISION,
     TRAIN_SECONDS,
     TRAIN_STEPS,
     check_entries,
 )
+from benchmark.speed import Speed
 
 if TYPE_CHECKING:
     from benchmark.session import Session
@@ -96,6 +103,7 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
         return session._audits[memo]
     if model is None:
         model = session.model(case.model, case.train, case.data)
+    model = session.fast(model)  # the network as the run's speed switches call it
     data = session.dataset(case.data)
     key = audit_key(
         case,
@@ -106,6 +114,7 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
         session.counts,
         session.device.type,
         model.family,
+        (session.speed, session.batch_override),
     )
     start = time.perf_counter()
     payload, reused = session.cache.get_or_create(
@@ -139,10 +148,18 @@ def audit_case(
         progress=session.progress,
         seed=case.seed,
     )
+    batch = session.batch_size(model, SAMPLE_BATCH)
     samples = generate(
-        case, model, mitigation, context, device=session.device, progress=session.progress
+        case,
+        model,
+        mitigation,
+        context,
+        device=session.device,
+        progress=session.progress,
+        batch_size=batch,
     )
     record = measure(case, model, samples)
+    record.update(speed_record(session.speed, batch))
     # what the mitigation did while sampling (before t* and the attacks use it again)
     record.update({MITIGATION_ENTRY(entry=k): v for k, v in mitigation.metrics().items()})
     check_entries("the audit", record, AUDIT)
@@ -206,10 +223,12 @@ def audit_key(
     counts: Any,
     device_type: str,
     family: ModelFamily,
+    speed: tuple[Speed, int | None] = (Speed(), None),
 ) -> str:
     """The cache key of a case's stored audit: everything that determines its figures
     (the case, its data, the model's weights, the detectors' and feature extractor's
-    settings, the audit's counts, the device type and the measuring code)."""
+    settings, the audit's counts, the device type, the speed switches and an explicit
+    batch size, and the measuring code)."""
     plugins = [registry.mitigations.get(case.mitigation.name)]
     plugins += [registry.attacks.get(n) for n in registry.attacks.names()]
     plugins += metric_classes()
@@ -224,6 +243,7 @@ def audit_key(
         inception_weights or "classifier-features",
         counts,
         device_type,
+        speed,
         versions,
         code_fingerprint(*plugins),
     )
@@ -245,12 +265,32 @@ def generate(
     context: MitigationContext | None = None,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    batch_size: int = 256,
 ) -> SampleResult:
     """The case's samples through ``mitigation`` (prepared with ``context`` first)."""
     mitigation.prepare(model, context)
     return mitigation.generate(
-        model, case_seeds(case), case.sampler, device=device, progress=progress
+        model,
+        case_seeds(case),
+        case.sampler,
+        device=device,
+        progress=progress,
+        batch_size=batch_size,
     )
+
+
+SAMPLE_BATCH = 256  # images per sampling call on the CPU (and the least on a GPU)
+
+
+def speed_record(speed: Speed, batch: int) -> dict[str, Any]:
+    """The speed switches the case was sampled and attacked with, and its batch."""
+    return {
+        PRECISION: speed.precision,
+        TF32: speed.tf32,
+        CHANNELS_LAST: speed.channels_last,
+        COMPILED: speed.compile,
+        BATCH_SIZE: batch,
+    }
 
 
 def measure(case: CaseConfig, model: TrainedModel, samples: SampleResult) -> dict[str, Any]:
@@ -271,6 +311,7 @@ def measure(case: CaseConfig, model: TrainedModel, samples: SampleResult) -> dic
         N_GEN: int(images.shape[0]),
         TRAIN_SECONDS: stats.get("train_seconds"),
         TRAIN_STEPS: stats.get("train_steps"),
+        TRAIN_PRECISION: case.train.precision,
         FINAL_LOSS: stats.get("final_loss"),
         LOSS_HISTORY: stats.get("loss_history"),
         PARAM_COUNT: stats.get("param_count"),

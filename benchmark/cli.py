@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from benchmark import registry
+from benchmark.config import PRECISIONS
 from benchmark.errors import MemobenchError
 from benchmark.tiers import PAPER, SMOKE, TIERS
 
@@ -28,6 +29,23 @@ def _suites_dir() -> Path:
             f"memobench repository installed with `pip install -e .`"
         )
     return suites
+
+
+SPEED_FLAGS = {
+    "tf32": "TF32 matmuls and convolutions (CUDA)",
+    "channels-last": "NHWC memory layout",
+    "compile": "torch.compile the network for sampling",
+}
+
+
+def speed_options(args: argparse.Namespace) -> list[str]:
+    """``memobench run``'s speed switches as the ``--memobench-*`` options of pytest."""
+    out = [f"--memobench-{flag}" for flag in SPEED_FLAGS if getattr(args, flag.replace("-", "_"))]
+    for name in ("precision", "train_precision", "batch_size"):
+        value = getattr(args, name)
+        if value is not None:
+            out.append(f"--memobench-{name.replace('_', '-')}={value}")
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -70,6 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.tier == "all":
             raise MemobenchError("--rehearse scales one tier: use --tier smoke or --tier paper")
         pytest_args.append("--memobench-rehearse")
+    pytest_args += speed_options(args)
     pytest_args += args.pytest_args
     code = pytest.main(pytest_args)
     if not results.exists():
@@ -156,6 +175,12 @@ def parser() -> argparse.ArgumentParser:
         help="run the tier's cases on the CPU with every count scaled down (checks the whole "
         "path, e.g. the paper tier before GPU hours; its figures are not results)",
     )
+    speed = run.add_argument_group("speed (GPU runners; each switch is recorded with the results)")
+    speed.add_argument("--precision", choices=PRECISIONS, help="autocast while sampling")
+    speed.add_argument("--train-precision", choices=PRECISIONS, help="autocast while training")
+    for flag, what in SPEED_FLAGS.items():
+        speed.add_argument(f"--{flag}", action="store_true", help=what)
+    speed.add_argument("--batch-size", type=int, help="images per network call (default: fit)")
     run.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest arguments"
     )

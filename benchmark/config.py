@@ -17,6 +17,19 @@ from benchmark.errors import ConfigError
 
 # Fields tagged with this metadata locate things but do not change results.
 NOT_IDENTITY = {"identity": False}
+# part of the identity only when set to something else than its default: a switch added
+# later keys new models without changing the keys of the models cached before it
+UNLESS_DEFAULT = {"identity": "unless-default"}
+
+
+PRECISIONS = ("fp32", "bf16")  # autocast of a network's calls (benchmark.speed)
+
+
+def check_precision(precision: str, what: str = "precision") -> None:
+    _check(
+        precision in PRECISIONS,
+        f"{what} must be one of {', '.join(PRECISIONS)}, got {precision!r}",
+    )
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -102,6 +115,7 @@ class TrainConfig:
     ema_decay: float = 0.995
     checkpoint_every: int = field(default=500, metadata=NOT_IDENTITY)
     seed: int = 0
+    precision: str = field(default="fp32", metadata=UNLESS_DEFAULT)  # or bf16 autocast
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"train steps must be >= 1, got {self.steps}")
@@ -117,6 +131,7 @@ class TrainConfig:
             self.checkpoint_every >= 1,
             f"checkpoint_every must be >= 1, got {self.checkpoint_every}",
         )
+        check_precision(self.precision, "train precision")
 
 
 @dataclass(frozen=True)
@@ -228,7 +243,7 @@ def identity(obj: Any) -> Any:
         return {
             f.name: identity(getattr(obj, f.name))
             for f in dataclasses.fields(obj)
-            if f.metadata.get("identity", True)
+            if _in_identity(f, getattr(obj, f.name))
         }
     if isinstance(obj, (list, tuple)):
         return [identity(v) for v in obj]
@@ -237,6 +252,13 @@ def identity(obj: Any) -> Any:
     if isinstance(obj, float):
         return repr(obj)  # exact, platform independent
     return obj
+
+
+def _in_identity(f: dataclasses.Field, value: Any) -> bool:
+    rule = f.metadata.get("identity", True)
+    if rule == "unless-default":
+        return value != f.default
+    return bool(rule)
 
 
 def stable_hash(*parts: Any, length: int = 16) -> str:

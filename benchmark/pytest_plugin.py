@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from benchmark import progress  # noqa: F401  (keeps stderr before pytest captures it)
+from benchmark.config import PRECISIONS
 from benchmark.errors import ConfigError, MemobenchError
+from benchmark.speed import Speed
 from benchmark.tiers import PAPER, SMOKE, TIER_MARKERS, TIERS, tier_runs
 
 MARKERS = {
@@ -96,6 +98,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="K/N",
         help="run only the K-th of N round-robin shares of the benchmark cases (one CI runner "
         "of N; merge the results files with `memobench report`)",
+    )
+    g.addoption(
+        "--memobench-precision",
+        default="fp32",
+        choices=PRECISIONS,
+        help="autocast of the network while sampling, t* and the attacks (bf16 on a GPU)",
+    )
+    g.addoption(
+        "--memobench-train-precision",
+        default=None,
+        choices=PRECISIONS,
+        help="train every case's model with this autocast (default: the case's, fp32)",
+    )
+    g.addoption(
+        "--memobench-tf32", action="store_true", help="TF32 matmuls and convolutions (CUDA)"
+    )
+    g.addoption(
+        "--memobench-channels-last",
+        action="store_true",
+        help="run the network in NHWC memory layout (faster convolutions on a GPU)",
+    )
+    g.addoption(
+        "--memobench-compile",
+        action="store_true",
+        help="torch.compile the network for sampling, t* and the attacks",
+    )
+    g.addoption(
+        "--memobench-batch-size",
+        type=int,
+        default=None,
+        help="images per network call (default: as many as fit in half the free memory)",
     )
     g.addoption(
         "--memobench-model-dataset",
@@ -192,6 +225,16 @@ def check_run_options(device: str | None, model_path: str | None, rehearse: bool
         )
 
 
+def speed_from_options(config: pytest.Config) -> Speed:
+    """The run's speed switches (``benchmark.speed.Speed``) from its options."""
+    return Speed(
+        precision=config.getoption("--memobench-precision"),
+        tf32=config.getoption("--memobench-tf32"),
+        channels_last=config.getoption("--memobench-channels-last"),
+        compile=config.getoption("--memobench-compile"),
+    )
+
+
 def check_options(config: pytest.Config) -> None:
     """Every ``--memobench-*`` value that can be checked before a case runs.
 
@@ -226,6 +269,12 @@ def check_options(config: pytest.Config) -> None:
     n_gen = config.getoption("--memobench-n-gen")
     if n_gen is not None and n_gen < 1:
         raise ConfigError(f"--memobench-n-gen must be >= 1, got {n_gen}")
+    batch = config.getoption("--memobench-batch-size")
+    if batch is not None and batch < 1:
+        raise ConfigError(
+            f"--memobench-batch-size must be >= 1, got {batch} (or leave it out: the batch "
+            f"is then chosen from free memory)"
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:

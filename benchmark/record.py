@@ -179,6 +179,16 @@ NFE_TOTAL = Field("nfe_total", "int", "network evaluations for all generated ima
 SAMPLE_SECONDS = Field("sample_seconds", "float", "wall time of sampling")
 IMAGES_PER_SECOND = Field("images_per_second", "float", "sampling throughput, images/s")
 RECORDED = Field("recorded", "str", "when the case was audited (local time, ISO 8601)")
+TRAIN_PRECISION = Field("train_precision", "str", "autocast of training: fp32 or bf16")
+PRECISION = Field(
+    "precision", "str", "autocast of the network while sampling, t* and attacks: fp32 or bf16"
+)
+TF32 = Field("tf32", "bool", "TF32 matmuls and convolutions on CUDA (off: IEEE fp32)")
+CHANNELS_LAST = Field("channels_last", "bool", "the network ran in NHWC memory layout")
+COMPILED = Field("compiled", "bool", "the network was compiled with torch.compile")
+BATCH_SIZE = Field(
+    "batch_size", "int", "images per sampling call (from free memory, or --memobench-batch-size)"
+)
 AUDIT_REUSED = Field("audit_reused", "bool", "whether the audit came from the cache")
 MITIGATION_ENTRY = Fields(
     "mitigation_{entry}", "any", "what the mitigation did while sampling (its metrics())"
@@ -213,6 +223,12 @@ IDENTITY: tuple[Field, ...] = (
     SAMPLE_SECONDS,
     IMAGES_PER_SECOND,
     RECORDED,
+    TRAIN_PRECISION,
+    PRECISION,
+    TF32,
+    CHANNELS_LAST,
+    COMPILED,
+    BATCH_SIZE,
 )
 AUDIT: tuple[Declared, ...] = (
     *IDENTITY,

@@ -26,7 +26,9 @@ from benchmark.config import CaseConfig, DataConfig, DetectorConfig, ModelConfig
 from benchmark.config import replace as replace_config
 from benchmark.data import ImageDataset, load_dataset
 from benchmark.device import resolve_device
+from benchmark.errors import ConfigError
 from benchmark.progress import enabled_by_default
+from benchmark.speed import Speed, activation_bytes, check_precision, choose_batch, free_memory
 from benchmark.tiers import (
     N_GEN_DEFAULT,
     SMOKE,
@@ -51,6 +53,11 @@ class Session:
         inception_weights: Inception-v3 weights for FID, instead of the dataset's classifier.
         reaudit: measure every case again instead of reusing stored audits.
         progress: show progress bars (default: on a terminal).
+        speed: the switches of the audit's network calls (bf16, TF32, channels_last,
+            compile; ``benchmark.speed``).
+        batch_size: images per network call, instead of choosing it from free memory.
+        train_precision: train every case's model with this autocast (``bf16``) instead of
+            its ``TrainConfig.precision`` (a new model, keyed by it).
     """
 
     def __init__(
@@ -65,6 +72,9 @@ class Session:
         inception_weights: str | None = None,
         reaudit: bool = False,
         progress: bool | None = None,
+        speed: Speed | None = None,
+        batch_size: int | None = None,
+        train_precision: str | None = None,
     ) -> None:
         self.cache = cache if isinstance(cache, Cache) else Cache(cache)
         # a rehearsal runs the GPU path on the CPU, whatever the machine has
@@ -78,6 +88,15 @@ class Session:
         self.reaudit = reaudit
         self.progress = enabled_by_default() if progress is None else progress
         self.detector_config: DetectorConfig = detector_config(tier, rehearsal)
+        self.speed = speed or Speed()
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"--memobench-batch-size must be >= 1, got {batch_size}")
+        self.batch_override = batch_size
+        if train_precision is not None:
+            check_precision(train_precision, "--memobench-train-precision")
+        self.train_precision = train_precision
+        self._fast: dict = {}
+        self._batches: dict = {}
         self._datasets: dict = {}
         self._models: dict = {}
         self._trained_here: set = set()  # trained by this run's worker processes
@@ -94,7 +113,12 @@ class Session:
         return self.rehearsal.audit if self.rehearsal else audit_counts(self.tier)
 
     def scaled(self, case: CaseConfig) -> CaseConfig:
-        """``case`` as this run measures it: with a rehearsal's counts, else unchanged."""
+        """``case`` as this run measures it: with a rehearsal's counts and the run's training
+        precision, where set."""
+        if self.train_precision is not None:
+            case = replace_config(
+                case, train=replace_config(case.train, precision=self.train_precision)
+            )
         return self.rehearsal.case(case) if self.rehearsal else case
 
     # -- data ---------------------------------------------------------------------
@@ -166,6 +190,33 @@ class Session:
             self._models[key] = load_pretrained(folder, family, self.dataset(data))
         return self._models[key]
 
+    # -- how the audit calls a model's network ------------------------------------------
+    def fast(self, model):
+        """``model`` with its network wrapped in the run's ``speed`` (once per model): what
+        sampling, t* and the attacks call. Its last plain draw is shared as before."""
+        if model.key not in self._fast:
+            net = self.speed.wrap(model.net, self.device)
+            self._fast[model.key] = (
+                model if net is model.net else replace_config(model, net=net, _last_plain=None)
+            )
+        return self._fast[model.key]
+
+    def batch_size(self, model, default: int) -> int:
+        """Images per network call for ``model``: ``--memobench-batch-size`` when given, else
+        as many as fit in half the device's free memory, measured on one probe forward
+        (``benchmark.speed``). At most ``default`` on the CPU, where bigger calls gain
+        nothing, and at most ``max(default, GPU_BATCH_CAP)`` on a GPU."""
+        if self.batch_override is not None:
+            return self.batch_override
+        memo = (model.key, default)
+        if memo not in self._batches:
+            per_image = image_bytes(self.fast(model), self.device)
+            cap = default if self.device.type == "cpu" else max(default, GPU_BATCH_CAP)
+            self._batches[memo] = choose_batch(
+                per_image, free_memory(self.device), floor=BATCH_FLOOR, cap=cap
+            )
+        return self._batches[memo]
+
     # -- what the metrics measure with ----------------------------------------------
     def detectors(self, data: DataConfig) -> tuple[Any, Any]:
         """(C_SAF, C_ID) for the split ``data`` describes."""
@@ -212,6 +263,21 @@ class Session:
         if key not in self._train_features:
             self._train_features[key] = extract(self.extractor(data), self.dataset(data).train)
         return self._train_features[key]
+
+
+GPU_BATCH_CAP = 4096  # 28 px images: past this, a bigger call does not raise occupancy
+BATCH_FLOOR = 4
+PROBE_IMAGES = 2
+
+
+def image_bytes(model, device: torch.device) -> float:
+    """Bytes one image needs in a call of ``model``'s network (as the audit calls it), from
+    a probe forward of ``PROBE_IMAGES`` images at mid diffusion."""
+    net = model.net.to(device).eval()
+    x = torch.zeros(PROBE_IMAGES, *model.image_shape, device=device)
+    time = model.family.noise.time_at(0.5)
+    used = activation_bytes(lambda: model.family.predict_eps(net, x, time), net)
+    return max(used, 1) / PROBE_IMAGES
 
 
 def store_detector(kind: str, cfg: DetectorConfig, data: DataConfig, cache_root: str) -> None:

@@ -268,6 +268,7 @@ BAD_PYTEST_OPTIONS = [
      "unknown model 'gan'; known models: "),
     (["--memobench-model-path", "{root}", "--memobench-model-dataset", "cifar"],
      "unknown dataset 'cifar'"),
+    (["--memobench-batch-size", "0"], "--memobench-batch-size must be >= 1, got 0"),
 ]  # fmt: skip
 if not torch.cuda.is_available():
     BAD_PYTEST_OPTIONS.append(

@@ -174,13 +174,14 @@ def run_attack(
     guidance: Guidance | None = None,
     seed: int = 0,
     n_boot: int = 500,
+    batch_size: int = 256,
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> AttackRun:
     """Score members and non-members with ``attack`` and evaluate the separation."""
     check_member_sets(members, nonmembers)
     start = time.perf_counter()
-    kw = dict(guidance=guidance, device=device, progress=progress)
+    kw = dict(guidance=guidance, device=device, progress=progress, batch_size=batch_size)
     m = attack.scores(model, members, seed=seed, desc=f"{attack.name}: members", **kw)
     h = attack.scores(model, nonmembers, seed=seed + 1, desc=f"{attack.name}: non-members", **kw)
     seconds = time.perf_counter() - start

@@ -52,6 +52,10 @@ class AuditInputs:
     def progress(self) -> bool:
         return self.session.progress
 
+    def batch_size(self, default: int) -> int:
+        """Images per network call for this case's model (``Session.batch_size``)."""
+        return self.session.batch_size(self.model, default)
+
 
 @dataclass(frozen=True)
 class Figure:

@@ -48,6 +48,7 @@ def fingerprint_audit(
     levels: list[float] | None = None,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    batch_size: int = 2048,
 ) -> dict[str, Any]:
     """|q| on the case's samples and t* of the model (SPEC sections 3 and 4).
 
@@ -76,6 +77,7 @@ def fingerprint_audit(
         guidance=mitigation.guidance(),
         device=device,
         progress=progress,
+        max_batch=batch_size,
     )
     record = {**reproductions.as_record(), **curve.as_record()}
     record[Q_NN_CONFIRMED] = confirmed_by_nearest(
@@ -139,6 +141,7 @@ class Fingerprint(CaseMetric):
             levels=default_grid(counts.tstar_step),
             device=inputs.device,
             progress=inputs.progress,
+            batch_size=inputs.batch_size(2048),
         )
 
     @classmethod

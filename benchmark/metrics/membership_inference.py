@@ -32,6 +32,7 @@ def membership_audit(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    batch_size: int = 256,
 ) -> dict[str, Any]:
     """Every registered membership attack on the model as the mitigation leaves it.
 
@@ -52,6 +53,7 @@ def membership_audit(
             seed=seed,
             device=device,
             progress=progress,
+            batch_size=batch_size,
         )
         record[MIA_ATTACKS].append(name)
         record.update(run.as_record())
@@ -76,6 +78,7 @@ class MembershipInference(CaseMetric):
             seed=inputs.case.seed,
             device=inputs.device,
             progress=inputs.progress,
+            batch_size=inputs.batch_size(256),
         )
 
     @classmethod

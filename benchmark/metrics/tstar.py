@@ -186,12 +186,14 @@ def tstar(
     chunk: int = 4,
     coarse_stride: int = 10,
     scan_budget: float = 0.10,
+    max_batch: int = 2048,
 ) -> TStarResult:
     """Algorithm 1 with the ``exhaustive`` or ``adaptive`` strategy.
 
     Args:
         is_hit: maps images to booleans (C_SAF and C_ID both positive).
         chunk: adaptive: trajectories per batch while waiting for a level's first hit.
+        max_batch: at most this many trajectories per network call.
         coarse_stride: adaptive: levels between the points of the coarse scan.
         scan_budget: adaptive: share of the exhaustive NFE the exact top-down scan may
             spend before the search switches to bracketing and bisection.
@@ -212,7 +214,7 @@ def tstar(
         nonlocal nfe
         noises = torch.stack([start_noise(seed, i, j, shape) for i, j in pairs])
         images, spent = run_lockstep(
-            model, x0, [times[i] for i, _ in pairs], sampler, noises, guidance, device
+            model, x0, [times[i] for i, _ in pairs], sampler, noises, guidance, device, max_batch
         )
         nfe += spent
         return is_hit(images)

@@ -27,6 +27,7 @@ from benchmark.config import TrainConfig
 from benchmark.errors import CheckpointError
 from benchmark.models.base import ModelFamily
 from benchmark.progress import bar
+from benchmark.speed import autocast
 
 log = logging.getLogger("memobench.train")
 
@@ -155,7 +156,8 @@ def train(
                 idx = torch.randint(
                     0, data.shape[0], (cfg.batch_size,), generator=gen, device=device
                 )
-                loss = family.loss(net, data[idx], gen)
+                with autocast(cfg.precision, data.device.type):  # a no-op for fp32
+                    loss = family.loss(net, data[idx], gen).float()
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"training loss became {loss.item()} at step {step}; lower lr "
