@@ -17,7 +17,7 @@ import pytest
 from benchmark import progress  # noqa: F401  (keeps stderr before pytest captures it)
 from benchmark.config import PRECISIONS
 from benchmark.errors import ConfigError, MemobenchError
-from benchmark.speed import Speed
+from benchmark.speed import Speed, check_batch_size
 from benchmark.tiers import PAPER, SMOKE, TIER_MARKERS, TIERS, tier_runs
 
 MARKERS = {
@@ -269,12 +269,7 @@ def check_options(config: pytest.Config) -> None:
     n_gen = config.getoption("--memobench-n-gen")
     if n_gen is not None and n_gen < 1:
         raise ConfigError(f"--memobench-n-gen must be >= 1, got {n_gen}")
-    batch = config.getoption("--memobench-batch-size")
-    if batch is not None and batch < 1:
-        raise ConfigError(
-            f"--memobench-batch-size must be >= 1, got {batch} (or leave it out: the batch "
-            f"is then chosen from free memory)"
-        )
+    check_batch_size(config.getoption("--memobench-batch-size"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -26,9 +26,15 @@ from benchmark.config import CaseConfig, DataConfig, DetectorConfig, ModelConfig
 from benchmark.config import replace as replace_config
 from benchmark.data import ImageDataset, load_dataset
 from benchmark.device import resolve_device
-from benchmark.errors import ConfigError
 from benchmark.progress import enabled_by_default
-from benchmark.speed import Speed, activation_bytes, check_precision, choose_batch, free_memory
+from benchmark.speed import (
+    Speed,
+    activation_bytes,
+    check_batch_size,
+    check_precision,
+    choose_batch,
+    free_memory,
+)
 from benchmark.tiers import (
     N_GEN_DEFAULT,
     SMOKE,
@@ -89,8 +95,7 @@ class Session:
         self.progress = enabled_by_default() if progress is None else progress
         self.detector_config: DetectorConfig = detector_config(tier, rehearsal)
         self.speed = speed or Speed()
-        if batch_size is not None and batch_size < 1:
-            raise ConfigError(f"--memobench-batch-size must be >= 1, got {batch_size}")
+        check_batch_size(batch_size)
         self.batch_override = batch_size
         if train_precision is not None:
             check_precision(train_precision, "--memobench-train-precision")

@@ -186,6 +186,15 @@ def free_memory(device: torch.device | str) -> int:
         return 8 << 30
 
 
+def check_batch_size(batch: int | None) -> None:
+    """An explicit batch size (``--memobench-batch-size``) is >= 1; None chooses one."""
+    if batch is not None and batch < 1:
+        raise ConfigError(
+            f"--memobench-batch-size must be >= 1, got {batch} (or leave it out: the batch "
+            f"is then chosen from free memory)"
+        )
+
+
 def choose_batch(
     bytes_per_image: float,
     free_bytes: int,
@@ -203,8 +212,7 @@ def choose_batch(
         ConfigError: a bad argument.
     """
     if override is not None:
-        if override < 1:
-            raise ConfigError(f"--memobench-batch-size must be >= 1, got {override}")
+        check_batch_size(override)
         return int(override)
     if not 0 < fraction <= 1 or floor < 1 or cap < floor or bytes_per_image <= 0:
         raise ConfigError(
