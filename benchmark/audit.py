@@ -34,6 +34,7 @@ from benchmark.record import (
     BATCH_SIZE,
     CASE_ID,
     CHANNELS_LAST,
+    CIRCULAR,
     COMPILED,
     DATASET,
     FAMILY,
@@ -43,6 +44,7 @@ from benchmark.record import (
     METRIC_SECONDS,
     METRIC_SKIPPED,
     MITIGATION,
+    MITIGATION_ADDRESSES,
     MITIGATION_ENTRY,
     MITIGATION_PARAMS,
     MODEL_KEY,
@@ -160,6 +162,8 @@ def audit_case(
     )
     record = measure(case, model, samples)
     record.update(speed_record(session.speed, batch))
+    record[MITIGATION_ADDRESSES] = list(mitigation.addresses)
+    record[CIRCULAR] = [str(k) for k in mitigation.uses]
     # what the mitigation did while sampling (before t* and the attacks use it again)
     record.update({MITIGATION_ENTRY(entry=k): v for k, v in mitigation.metrics().items()})
     check_entries("the audit", record, AUDIT)

@@ -84,6 +84,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         check_dataset_option(args.dataset, args.data_root, args.cache)  # one line, before pytest
         pytest_args.append(f"--memobench-dataset={args.dataset}")
+    if args.tstar_curve:
+        pytest_args.append("--memobench-tstar-curve")
     if args.rehearse:
         if args.tier == "all":
             raise MemobenchError("--rehearse scales one tier: use --tier smoke or --tier paper")
@@ -174,6 +176,11 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the tier's cases on the CPU with every count scaled down (checks the whole "
         "path, e.g. the paper tier before GPU hours; its figures are not results)",
+    )
+    run.add_argument(
+        "--tstar-curve",
+        action="store_true",
+        help="compute q_M(t) on the whole t* grid for the case pages (the seed paper's Fig. 6)",
     )
     speed = run.add_argument_group("speed (GPU runners; each switch is recorded with the results)")
     speed.add_argument("--precision", choices=PRECISIONS, help="autocast while sampling")

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark import registry
+from benchmark.attacks.threat import DENOISER_API, threat_models_for
 from benchmark.cache import Cache
 from benchmark.config import CaseConfig, DetectorConfig, replace
 from benchmark.data.base import ImageDataset, load_dataset
@@ -103,20 +104,26 @@ def tstar_nfe_bound(family: ModelFamily, case: CaseConfig, counts: AuditCounts) 
     levels = default_grid(counts.tstar_step)
     stub = TrainedModel(family, _ZeroNet(), "plan", (1, 1, 1))
     exhaustive = expected_exhaustive_nfe(stub, case.sampler, counts.tstar_m, levels)
+    if counts.tstar_strategy == "exhaustive":  # --memobench-tstar-curve: the whole grid
+        return exhaustive
     per_level = expected_exhaustive_nfe(stub, case.sampler, counts.tstar_m, levels[:1])
     coarse = math.ceil(len(levels) / 10) + 1
     bisection = math.ceil(math.log2(10))
     return int(0.10 * exhaustive + (1 + coarse + bisection) * per_level)
 
 
-def attack_nfe(n_members: int, quick: bool = False) -> int:
+def attack_nfe(n_members: int, quick: bool = False, guided: bool = False) -> int:
     """Evaluations of every registered attack on ``n_members`` members and as many
-    non-members."""
+    non-members, under each threat model it runs under (a query attack twice where the
+    mitigation ``guided`` the deployed denoiser: raw weights, then the guided API)."""
+
     total = 0
     for name in registry.attacks.names():
         cls = registry.attacks.get(name)
         attack = cls(**(cls.quick_params if quick else {}))
-        total += attack.queries_per_image * 2 * n_members
+        runs = threat_models_for(cls.needs)
+        n_runs = len(runs) if guided or DENOISER_API not in runs else len(runs) - 1
+        total += attack.queries_per_image * 2 * n_members * n_runs
     return total
 
 
@@ -153,7 +160,11 @@ def plan_case(
         "train": case.train.steps * case.train.batch_size * TRAIN_EVALS_PER_IMAGE,
         "sample": case.n_gen * sampler_nfe(family, case, shape),
         "tstar": tstar_nfe_bound(family, case, counts),
-        "attacks": attack_nfe(n_members, counts.quick_attacks),
+        "attacks": attack_nfe(
+            n_members,
+            counts.quick_attacks,
+            DENOISER_API in registry.mitigations.get(case.mitigation.name).addresses,
+        ),
     }
     if data is None:
         plan.cached = {"model": "no data", "detectors": "no data", "audit": "no data"}

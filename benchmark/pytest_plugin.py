@@ -131,6 +131,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="images per network call (default: as many as fit in half the free memory)",
     )
     g.addoption(
+        "--memobench-tstar-curve",
+        action="store_true",
+        help="compute q_M(t) on the whole t* grid for the case pages (the seed paper's Fig. 6; "
+        "about 10x the adaptive search's network evaluations)",
+    )
+    g.addoption(
         "--memobench-model-dataset",
         default="digits",
         help="dataset the --memobench-model-path model was trained on",

@@ -190,6 +190,14 @@ BATCH_SIZE = Field(
     "batch_size", "int", "images per sampling call (from free memory, or --memobench-batch-size)"
 )
 AUDIT_REUSED = Field("audit_reused", "bool", "whether the audit came from the cache")
+MITIGATION_ADDRESSES = Field(
+    "mitigation_addresses", "list", "the threat models the mitigation claims to address"
+)
+CIRCULAR = Field(
+    "circular",
+    "list",
+    "record keys the mitigation uses internally: it scores itself on them (marked, not ranked)",
+)
 MITIGATION_ENTRY = Fields(
     "mitigation_{entry}", "any", "what the mitigation did while sampling (its metrics())"
 )
@@ -229,6 +237,8 @@ IDENTITY: tuple[Field, ...] = (
     CHANNELS_LAST,
     COMPILED,
     BATCH_SIZE,
+    MITIGATION_ADDRESSES,
+    CIRCULAR,
 )
 AUDIT: tuple[Declared, ...] = (
     *IDENTITY,

@@ -64,6 +64,8 @@ class Session:
         batch_size: images per network call, instead of choosing it from free memory.
         train_precision: train every case's model with this autocast (``bf16``) instead of
             its ``TrainConfig.precision`` (a new model, keyed by it).
+        tstar_curve: compute q_M(t) on the whole t* grid (``exhaustive``) for the case
+            pages' figure, instead of the adaptive search's few levels.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class Session:
         speed: Speed | None = None,
         batch_size: int | None = None,
         train_precision: str | None = None,
+        tstar_curve: bool = False,
     ) -> None:
         self.cache = cache if isinstance(cache, Cache) else Cache(cache)
         # a rehearsal runs the GPU path on the CPU, whatever the machine has
@@ -100,6 +103,7 @@ class Session:
         if train_precision is not None:
             check_precision(train_precision, "--memobench-train-precision")
         self.train_precision = train_precision
+        self.tstar_curve = tstar_curve
         self._fast: dict = {}
         self._batches: dict = {}
         self._datasets: dict = {}
@@ -114,8 +118,10 @@ class Session:
     # -- counts -------------------------------------------------------------------
     @property
     def counts(self) -> AuditCounts:
-        """What each audit measures: the rehearsal's counts, or the tier's."""
-        return self.rehearsal.audit if self.rehearsal else audit_counts(self.tier)
+        """What each audit measures: the rehearsal's counts, or the tier's (with the whole
+        q_M(t) curve where ``tstar_curve``)."""
+        counts = self.rehearsal.audit if self.rehearsal else audit_counts(self.tier)
+        return replace_config(counts, tstar_strategy="exhaustive") if self.tstar_curve else counts
 
     def scaled(self, case: CaseConfig) -> CaseConfig:
         """``case`` as this run measures it: with a rehearsal's counts and the run's training

@@ -147,6 +147,8 @@ class AuditCounts:
         nll_tol: tolerance of the likelihood's adaptive ODE solve.
         quick_attacks: run each attack with its ``quick_params`` (fewer queries per image).
         feature_steps: training steps of the dataset's feature classifier (FID, replication).
+        tstar_strategy: ``adaptive`` (t* in a few levels) or ``exhaustive`` (q_M(t) on the
+            whole grid, all M trajectories per level: the seed paper's Fig. 6 curve).
     """
 
     tstar_m: int = 16
@@ -156,6 +158,7 @@ class AuditCounts:
     nll_tol: float = 1e-5
     quick_attacks: bool = False
     feature_steps: int = 800
+    tstar_strategy: str = "adaptive"
 
 
 def audit_counts(tier: str) -> AuditCounts:

@@ -24,7 +24,9 @@ from benchmark.record import AUDIT_REUSED, IMAGES_PER_SECOND, N_GEN, SAMPLE_SECO
 from benchmark.session import Session
 from benchmark.tiers import SMOKE_N_GEN, smoke_case
 
-LOSS_AUC = MIA_AUC(attack="loss")
+LOSS_AUC = MIA_AUC(attack="loss_weights")  # white box: the released weights
+LOSS_AUC_API = MIA_AUC(attack="loss_api")  # queries of the deployed (guided) denoiser
+NEAREST_AUC = MIA_AUC(attack="nearest_samples")  # the released samples only
 
 SETTINGS = [
     ("none", {}),
@@ -57,12 +59,14 @@ def main() -> None:
     print(f"{args.family} x digits N_train={args.n_train}, {args.n_gen} samples, same seeds")
     print(
         f"{'mitigation':36s} {'|q|':>4s} {'E|q|':>5s} {'Carlini':>7s} {'FIDtr':>6s} "
-        f"{'FIDte':>6s} {'lossAUC':>7s} {'img/s':>6s} {'cost':>5s} {'reused':>6s}"
+        f"{'FIDte':>6s} {'loss:w':>7s} {'loss:api':>8s} {'near:s':>7s} {'img/s':>6s} "
+        f"{'cost':>5s} {'reused':>6s}"
     )
     for label, m, ratio, _ in rows:
         print(
             f"{label:36s} {m[Q]:4d} {m[Q_EXPECTED]:5.1f} {m[CARLINI_L2]:7.3f} "
             f"{m[FID_TRAIN]:6.2f} {m[FID_TEST]:6.2f} {m[LOSS_AUC]:7.3f} "
+            f"{m[LOSS_AUC_API]:8.3f} {m[NEAREST_AUC]:7.3f} "
             f"{m[IMAGES_PER_SECOND]:6.1f} {ratio:5.2f} {str(m[AUDIT_REUSED]):>6s}"
         )
     for label, *_, extra in rows:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from benchmark import registry
+from benchmark.attacks.threat import SAMPLES_ONLY, THREAT_MODELS
 from benchmark.config import DataConfig, SamplerConfig, replace
 from benchmark.mitigations.base import MitigationContext
 from benchmark.models.base import ModelFamily, TrainedModel, seeded_latents
@@ -89,15 +90,19 @@ def test_attack_contract(attack_name, memobench_session):
     cls = registry.attacks.get(attack_name)
     assert issubclass(cls, MembershipAttack) and cls.name == attack_name
     attack = cls()
-    assert isinstance(attack.queries_per_image, int) and attack.queries_per_image >= 1
+    assert cls.needs in THREAT_MODELS, f"{attack_name} needs an unknown threat model"
+    least = 0 if cls.needs == SAMPLES_ONLY else 1  # a samples-only attack queries nothing
+    assert isinstance(attack.queries_per_image, int) and attack.queries_per_image >= least
     family = DummyFamily(DummyFamily.smoke_configs()[0])
     data = memobench_session.dataset(DataConfig(n_train=8))
     model = TrainedModel(
         family, build_network(family, data.image_shape, 0).eval(), "contract", data.image_shape
     )
-    scores = attack.scores(model, data.train[:5], seed=0)
-    assert scores.shape == (5,) and torch.isfinite(scores).all()
-    torch.testing.assert_close(scores, attack.scores(model, data.train[:5], seed=0))
+    members, nonmembers, samples = data.train[:4], data.heldout[:4], data.train[4:8]
+    m, h = attack.score_sets(model, members, nonmembers, samples=samples, seed=0)
+    assert m.shape == (4,) and h.shape == (4,) and torch.isfinite(torch.cat([m, h])).all()
+    again = attack.score_sets(model, members, nonmembers, samples=samples, seed=0)
+    torch.testing.assert_close(torch.cat([m, h]), torch.cat(again), check_dtype=False)
 
 
 @pytest.mark.smoke
@@ -123,8 +128,8 @@ def test_family_runs_tstar_every_attack_and_every_mitigation(family_name, memobe
 
     for name in ATTACKS:
         attack = get_attack(name, **registry.attacks.get(name).quick_params)
-        scores = attack.scores(model, data.train[:3], seed=0)
-        assert scores.shape == (3,) and torch.isfinite(scores).all(), name
+        m, h = attack.score_sets(model, data.train[:3], data.heldout[:3], samples=data.train[3:6])
+        assert m.shape == h.shape == (3,) and torch.isfinite(torch.cat([m, h])).all(), name
 
     features = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(data.train[0].numel(), 8))
     for name in MITIGATIONS:

@@ -14,7 +14,7 @@ from benchmark.audit import run_case
 from benchmark.config import CaseConfig, DataConfig, MitigationConfig
 from benchmark.metrics.carlini import CARLINI_L2
 from benchmark.metrics.membership import MIA_AUC
-from benchmark.metrics.membership_inference import MIA_ATTACKS
+from benchmark.metrics.membership_inference import MIA_RUNS
 from benchmark.record import CASE_ID
 from benchmark.report.thumbnails import case_record
 from benchmark.tiers import suite_names
@@ -48,5 +48,5 @@ def test_audit_pretrained(mitigation, request, memobench_session, benchmark):
     benchmark.extra_info.update(metrics)
     assert result.samples.images.shape == (case.n_gen, *model.image_shape)
     assert 0.0 <= metrics[CARLINI_L2] <= 1.0
-    for attack in metrics[MIA_ATTACKS]:
+    for attack in metrics[MIA_RUNS]:
         assert 0.0 <= metrics[MIA_AUC(attack=attack)] <= 1.0, attack

@@ -11,11 +11,15 @@ from __future__ import annotations
 import pytest
 
 from benchmark import registry
+from benchmark.attacks.threat import run_name, threat_models_for
 from benchmark.audit import run_case
+from benchmark.metrics.blind import BLIND_AUC, BLIND_AUC_CI, BLIND_SHIFT
 from benchmark.metrics.carlini import CARLINI_L2
 from benchmark.metrics.fid import FID_GAP, FID_N, FID_TEST, FID_TRAIN
+from benchmark.metrics.independent_replication import REPLICATION_INDEPENDENT
 from benchmark.metrics.likelihood import NLL_GAP, NLL_GAP_CI
-from benchmark.metrics.membership import MIA_AUC, MIA_AUC_CI, MIA_TPR
+from benchmark.metrics.membership import MIA_AUC, MIA_AUC_CI, MIA_FPR_ACHIEVED, MIA_TPR
+from benchmark.metrics.membership_inference import MIA_RUNS
 from benchmark.metrics.replication import (
     REPLICATION_FRACTION,
     REPLICATION_FRACTION_HELDOUT,
@@ -25,17 +29,22 @@ from benchmark.metrics.reproduction import (
     Q_EXPECTED,
     Q_ID_ONLY,
     Q_P_VALUE,
+    Q_POWER,
+    Q_POWER_N_GEN,
     Q,
     fewer_reproductions_p,
 )
 from benchmark.metrics.tstar import TSTAR
 from benchmark.models.parallel import TrainSpec
-from benchmark.record import MITIGATION_ENTRY, N_GEN, NFE_PER_IMAGE, PICTURES
+from benchmark.record import CIRCULAR, MITIGATION_ENTRY, N_GEN, NFE_PER_IMAGE, PICTURES
 from benchmark.report.thumbnails import case_record
 from benchmark.tiers import SMOKE, SMOKE_N_TRAIN, smoke_case, suite_names
 
-LOSS_AUC = MIA_AUC(attack="loss")
-LOSS_AUC_CI = MIA_AUC_CI(attack="loss")
+LOSS_AUC = MIA_AUC(attack="loss_weights")  # white box: the released weights
+LOSS_AUC_CI = MIA_AUC_CI(attack="loss_weights")
+LOSS_AUC_API = MIA_AUC(attack="loss_api")  # queries of the deployed (guided) denoiser
+NEAREST_AUC = MIA_AUC(attack="nearest_samples")  # the released samples only
+GSA_AUC = MIA_AUC(attack="gsa_weights")
 
 FAMILIES = suite_names(registry.models)
 MITIGATIONS = suite_names(registry.mitigations)
@@ -156,10 +165,18 @@ def test_leakage(family, n_train, mitigation, params, memobench_session, benchma
     assert 0.0 <= metrics[REPLICATION_FRACTION] <= 1.0
     assert sum(metrics[SIMILARITY_HIST]) == case.n_gen
     assert metrics[PICTURES]["samples"].startswith("data:image/png;base64,")
-    for attack in registry.attacks.names():
-        lo, hi = metrics[MIA_AUC_CI(attack=attack)]
-        assert 0.0 <= lo <= metrics[MIA_AUC(attack=attack)] <= hi <= 1.0, attack
-        assert 0.0 <= metrics[MIA_TPR(attack=attack, fpr="1pct")] <= 1.0, attack
+    # every attack under every threat model it can run under (samples-only on the samples)
+    expected = {
+        run_name(a, t)
+        for a in registry.attacks.names()
+        for t in threat_models_for(registry.attacks.get(a).needs)
+    }
+    assert set(metrics[MIA_RUNS]) == expected
+    for run in metrics[MIA_RUNS]:
+        lo, hi = metrics[MIA_AUC_CI(attack=run)]
+        assert 0.0 <= lo <= metrics[MIA_AUC(attack=run)] <= hi <= 1.0, run
+        assert 0.0 <= metrics[MIA_TPR(attack=run, fpr="1pct")] <= 1.0, run
+        assert 0.0 <= metrics[MIA_FPR_ACHIEVED(attack=run, fpr="1pct")] <= 1.0, run
 
 
 def metrics_of(ctx, family: str, n_train: int, mitigation: str = "none", params=()) -> dict:
@@ -270,8 +287,9 @@ def test_memorizing_model_replicates_in_feature_space(family, memobench_session)
     "cpsample" not in MITIGATIONS, reason="the cpsample mitigation is not registered"
 )
 def test_cpsample_lowers_leakage_of_the_memorizing_model(family, memobench_session):
-    """CPSample's strongest suite setting against `none`, same seeds: fewer copies, weaker
-    membership signal, a fingerprint that survives less noise."""
+    """CPSample's strongest suite setting against `none`, same seeds: fewer copies, a
+    weaker membership signal through the deployed denoiser, a fingerprint that survives
+    less noise; and through the released weights, the very same leak as without it."""
     strong = registry.mitigations.get("cpsample").suite_settings[-1]
     plain = metrics_of(memobench_session, family, SMALL_N)
     guided = metrics_of(memobench_session, family, SMALL_N, "cpsample", strong)
@@ -281,8 +299,14 @@ def test_cpsample_lowers_leakage_of_the_memorizing_model(family, memobench_sessi
         f"without it (required drop {CPSAMPLE_MARGIN}); guidance acted on "
         f"{guided[MITIGATION_ENTRY(entry='guided_step_fraction')]:.1%} of the steps"
     )
-    assert guided[LOSS_AUC] < plain[LOSS_AUC] - CPSAMPLE_MARGIN, (
-        f"{what}: loss-attack AUC {guided[LOSS_AUC]:.3f} vs {plain[LOSS_AUC]:.3f}"
+    assert guided[LOSS_AUC_API] < plain[LOSS_AUC_API] - CPSAMPLE_MARGIN, (
+        f"{what}: loss-attack AUC through the deployed denoiser {guided[LOSS_AUC_API]:.3f} "
+        f"vs {plain[LOSS_AUC_API]:.3f}"
+    )
+    # CPSample leaves the weights as they are: a white-box attacker sees `none`'s model
+    assert guided[LOSS_AUC] == pytest.approx(plain[LOSS_AUC], abs=1e-9), (
+        f"{what}: loss-attack AUC under `weights` {guided[LOSS_AUC]:.3f} vs "
+        f"{plain[LOSS_AUC]:.3f}; the raw eps_theta is the same network"
     )
     assert guided[TSTAR] < plain[TSTAR], f"{what}: t* {guided[TSTAR]} vs {plain[TSTAR]} without it"
     p = fewer_reproductions_p(guided[Q], guided[N_GEN], plain[Q], plain[N_GEN])
@@ -310,3 +334,86 @@ def test_likelihood_favours_the_memorized_members(family, memobench_session):
         f"{family}: NLL gap {SMALL_N} images {small[NLL_GAP]:.3f} vs {LARGE_N} images "
         f"{large[NLL_GAP]:.3f} bits/dim (required margin {NLL_MARGIN})"
     )
+
+
+# Issue 15's measurements on the smoke models (1024 samples; members 63 + 63 on the
+# 64-digit model, 512 + 512 on the 1024-digit one). Nearest-sample attack (samples
+# only): 64 digits AUC 1.000 for ddim, subvp and flow; 1024 digits 0.548, 0.552, 0.571.
+# Blind baseline on the digits split: 0.509 [0.41, 0.61] (64) and 0.470 [0.44, 0.51]
+# (1024): no shift. Rejection, circular vs independent replication: ddim 0.000 vs 0.879
+# (`none`: 0.734 vs 0.968), subvp 0.000 vs 0.896, flow 0.429 vs 0.944.
+CIRCULAR_MARGIN = 0.40
+
+
+@pytest.mark.smoke
+@pytest.mark.science
+@pytest.mark.parametrize("family", FAMILIES)
+def test_samples_alone_give_the_memorized_members_away(family, memobench_session):
+    """The samples-only attack (nearest generated sample) finds the 64-image model's
+    members, not the 1024-image model's."""
+    small, large = small_and_large(family, memobench_session)
+    assert small[NEAREST_AUC] > MIA_MIN_AUC, (
+        f"{family} on {SMALL_N} images: nearest-sample AUC {small[NEAREST_AUC]:.3f}"
+    )
+    assert small[NEAREST_AUC] > large[NEAREST_AUC] + MIA_MARGIN, (
+        f"nearest-sample AUC of {family}: {small[NEAREST_AUC]:.3f} vs {large[NEAREST_AUC]:.3f}"
+    )
+    assert small[GSA_AUC] > MIA_MIN_AUC, f"{family}: GSA AUC {small[GSA_AUC]:.3f} on {SMALL_N}"
+
+
+@pytest.mark.smoke
+@pytest.mark.science
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_digits_split_needs_no_blind_warning_and_q_says_when_it_cannot_tell(
+    family, memobench_session
+):
+    """Members and held-out digits are one distribution (the blind baseline's interval
+    reaches 0.5), and |q|'s test has power at 64 digits, none at 1024 with 1024 samples."""
+    small, large = small_and_large(family, memobench_session)
+    for rec in (small, large):
+        lo, hi = rec[BLIND_AUC_CI]
+        assert not rec[BLIND_SHIFT] and lo <= 0.5, (
+            f"{family}: blind AUC {rec[BLIND_AUC]:.3f} [{lo:.3f}, {hi:.3f}] flags the digits split"
+        )
+    assert small[Q_POWER] >= 0.8, f"{family}: power {small[Q_POWER]:.2f} at {SMALL_N} digits"
+    assert large[Q_POWER] < 0.8 and large[Q_POWER_N_GEN] > large[N_GEN], (
+        f"{family}: at {LARGE_N} digits and {large[N_GEN]} samples the test should be too weak "
+        f"(power {large[Q_POWER]:.2f}, N_gen for 0.8: {large[Q_POWER_N_GEN]})"
+    )
+
+
+@pytest.mark.smoke
+@pytest.mark.science
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.skipif(
+    "rejection" not in MITIGATIONS, reason="the rejection mitigation is not registered"
+)
+def test_rejection_scores_itself_and_an_independent_space_says_otherwise(family, memobench_session):
+    """Rejection filters by the replication metric's own threshold: that cell is marked
+    circular, and replication in an independent feature space stays high."""
+    settings = registry.mitigations.get("rejection").suite_settings[-1]
+    rej = metrics_of(memobench_session, family, SMALL_N, "rejection", settings)
+    assert REPLICATION_FRACTION_HELDOUT in rej[CIRCULAR]
+    gap = rej[REPLICATION_INDEPENDENT] - rej[REPLICATION_FRACTION_HELDOUT]
+    assert gap > CIRCULAR_MARGIN, (
+        f"{family}: rejection's replication {rej[REPLICATION_FRACTION_HELDOUT]:.3f} (its own "
+        f"criterion) vs {rej[REPLICATION_INDEPENDENT]:.3f} in independent features"
+    )
+
+
+# GSA (white box, 3 levels, 8 folds, C = 0.001) against the loss attack on the 1024-digit
+# model, TPR at 1% FPR (oracle threshold, 512 + 512 images): ddim 0.037 vs 0.018, subvp
+# 0.021 vs 0.014 (AUC 0.577 vs 0.593 and 0.555 vs 0.587). Measured for these families.
+GSA_FAMILIES = [f for f in FAMILIES if f in ("ddim", "subvp")]
+
+
+@pytest.mark.smoke
+@pytest.mark.science
+@pytest.mark.parametrize("family", GSA_FAMILIES)
+def test_gsa_finds_more_members_at_low_fpr_than_the_loss_attack(family, memobench_session):
+    """On the model that barely leaks, the white-box gradient attack finds more members at
+    1% false positives than the loss attack (the regime Carlini et al. ask for)."""
+    large = metrics_of(memobench_session, family, LARGE_N)
+    gsa = large[MIA_TPR(attack="gsa_weights", fpr="1pct")]
+    loss = large[MIA_TPR(attack="loss_weights", fpr="1pct")]
+    assert gsa > loss, f"{family} on {LARGE_N} digits: GSA TPR@1%FPR {gsa:.3f} vs loss {loss:.3f}"

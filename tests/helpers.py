@@ -39,8 +39,9 @@ class MixtureDenoiser(torch.nn.Module):
 
     def __init__(self, points: torch.Tensor, weights: torch.Tensor, alphas_cumprod: torch.Tensor):
         super().__init__()
-        self.register_buffer("points", points.flatten(1))
-        self.register_buffer("logw", weights.log())
+        # parameters (frozen), so a white-box attack (GSA) has gradients to read
+        self.points = torch.nn.Parameter(points.flatten(1).clone(), requires_grad=False)
+        self.logw = torch.nn.Parameter(weights.log(), requires_grad=False)
         self.register_buffer("abar", alphas_cumprod)
         self.shape = points.shape[1:]
 

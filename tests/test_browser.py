@@ -29,8 +29,8 @@ def chrome():
 
 def _page(tmp_path):
     recs = [
-        record("ddim-digits64-none", 0.645, fid_test=11.5, mia_loss_auc=1.0),
-        record("ddim-digits1024-none", 0.0, fid_test=3.6, mia_loss_auc=0.6),
+        record("ddim-digits64-none", 0.645, fid_test=11.5, mia_loss_weights_auc=1.0),
+        record("ddim-digits1024-none", 0.0, fid_test=3.6, mia_loss_weights_auc=0.6),
         dict(record("evil-digits64-none", 0.3), family=HOSTILE, mitigation_params={"x": HOSTILE}),
     ]
     return render([results_file(tmp_path / "r.json", recs)], tmp_path / "board.html")

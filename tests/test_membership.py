@@ -111,7 +111,7 @@ class GaussianDenoiser(torch.nn.Module):
 
     def __init__(self, std: float, alphas_cumprod: torch.Tensor) -> None:
         super().__init__()
-        self.std = std
+        self.std = torch.nn.Parameter(torch.tensor(std), requires_grad=False)  # for GSA
         self.register_buffer("abar", alphas_cumprod)
 
     def forward(self, x, t):
@@ -132,13 +132,21 @@ def gaussian_sets():
     ) * 0.5
 
 
+def copies_of(images: torch.Tensor, noise: float = 0.05) -> torch.Tensor:
+    """What a memorizer samples: its training images, slightly perturbed, twice each."""
+    g = torch.Generator().manual_seed(5)
+    twice = images.repeat(2, 1, 1, 1)
+    return twice + noise * torch.randn(twice.shape, generator=g)
+
+
 @pytest.mark.parametrize("name", ATTACKS)
 def test_attack_finds_members_of_a_model_that_memorized_them(name, gaussian_sets):
     members, nonmembers = gaussian_sets
     family = DDIMFamily(ModelConfig())
     weights = torch.full((members.shape[0],), 1 / members.shape[0])
     memorizer = _model(MixtureDenoiser(members, weights, family.alphas_cumprod), family)
-    run = run_attack(get_attack(name), memorizer, members, nonmembers, n_boot=50)
+    samples = copies_of(members)  # read by the samples-only attack
+    run = run_attack(get_attack(name), memorizer, members, nonmembers, n_boot=50, samples=samples)
     assert run.score.auc > 0.95, f"{name}: AUC {run.score.auc:.3f} on a perfect memorizer"
     assert run.score.t_stat > 0 and run.score.p_value < 1e-6
     rec = run.as_record()
@@ -150,7 +158,8 @@ def test_attack_is_at_chance_on_a_model_that_knows_only_the_distribution(name, g
     members, nonmembers = gaussian_sets
     family = DDIMFamily(ModelConfig())
     model = _model(GaussianDenoiser(0.5, family.alphas_cumprod), family)
-    run = run_attack(get_attack(name), model, members, nonmembers, n_boot=50)
+    samples = torch.randn(200, 1, 8, 8, generator=torch.Generator().manual_seed(6)) * 0.5
+    run = run_attack(get_attack(name), model, members, nonmembers, n_boot=50, samples=samples)
     assert 0.35 < run.score.auc < 0.65, f"{name}: AUC {run.score.auc:.3f} without memorization"
     lo, hi = run.score.auc_ci
     assert lo < 0.5 + 0.02 and hi > 0.5 - 0.02, "the interval should reach chance"

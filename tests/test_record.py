@@ -14,7 +14,14 @@ from benchmark import registry
 from benchmark.config import SamplerConfig
 from benchmark.metrics.base import CaseMetric
 from benchmark.metrics.carlini import CARLINI_L2
-from benchmark.metrics.membership import ATTACK_FIELDS, MIA_AUC, MIA_TPR, MIA_TPR_CI, fpr_tag
+from benchmark.metrics.membership import (
+    ATTACK_FIELDS,
+    MIA_AUC,
+    MIA_TPR,
+    MIA_TPR_CI,
+    MIA_TPR_TRANSFER,
+    fpr_tag,
+)
 from benchmark.record import (
     CASE_ID,
     Field,
@@ -66,6 +73,9 @@ def test_a_pattern_names_its_fields_and_the_most_specific_one_wins():
     assert MIA_AUC(attack="loss") == "mia_loss_auc"
     tag = fpr_tag(0.01)
     assert MIA_TPR(attack="loss", fpr=tag) == "mia_loss_tpr_1pct"
+    transfer = resolve("mia_loss_weights_tpr_1pct_transfer", ATTACK_FIELDS)
+    assert transfer == MIA_TPR_TRANSFER(attack="loss_weights", fpr="1pct")
+    assert resolve("mia_gsa_weights_fpr_1pct_achieved_ci", ATTACK_FIELDS).kind == "list"
     ci = resolve("mia_secmi_stat_tpr_0.1pct_ci", ATTACK_FIELDS)
     assert ci == MIA_TPR_CI(attack="secmi_stat", fpr="0.1pct") and ci.kind == "list"
     tpr = resolve("mia_secmi_stat_tpr_0.1pct", ATTACK_FIELDS)

@@ -154,9 +154,9 @@ def test_every_case_gets_a_linked_page_with_its_pictures(tmp_path):
         tstar=0.1,
         tstar_m=16,
         tstar_curve=curve,
-        mia_attacks=["loss"],
-        mia_loss_roc=[[0, 0.5, 1], [0, 0.9, 1]],
-        mia_loss_auc=0.9,
+        mia_runs=["loss_weights"],
+        mia_loss_weights_roc=[[0, 0.5, 1], [0, 0.9, 1]],
+        mia_loss_weights_auc=0.9,
         similarity_hist=[0] * 90 + [5] * 10,
         heldout_similarity_hist=[0] * 80 + [5] * 20,
         replication_tau=0.95,
@@ -230,9 +230,9 @@ def test_pareto_front_matches_brute_force():
 
 def test_privacy_utility_view_names_the_front(tmp_path):
     recs = [
-        record("ddim-digits64-none", 0.7, fid_test=11.0, mia_loss_auc=1.0),
-        record("ddim-digits64-cpsample", 0.0, fid_test=27.0, mia_loss_auc=0.56),
-        record("ddim-digits64-rejection", 0.4, fid_test=12.0, mia_loss_auc=1.0),
+        record("ddim-digits64-none", 0.7, fid_test=11.0, mia_loss_weights_auc=1.0),
+        record("ddim-digits64-cpsample", 0.0, fid_test=27.0, mia_loss_weights_auc=0.56),
+        record("ddim-digits64-rejection", 0.4, fid_test=12.0, mia_loss_weights_auc=1.0),
     ]
     html = render([results_file(tmp_path / "r.json", recs)], tmp_path / "b.html").read_text()
     assert "privacy-utility scatter" in html
@@ -251,3 +251,45 @@ def test_a_rehearsals_rows_are_marked(tmp_path):
     path.write_text(json.dumps(doc))
     page = render([path], tmp_path / "reh.html").read_text()
     assert 'id="rehearsal"' in page and "<td>yes</td>" in page
+
+
+def test_threat_model_groups_circular_cells_and_shift_warnings(tmp_path):
+    """One header group per threat model; a mitigation's own measurement is marked and not
+    ranked; a case whose blind baseline separates the sets is flagged."""
+    from benchmark.metrics.replication import REPLICATION_FRACTION_HELDOUT
+
+    rows = [
+        record(
+            "ddim-digits64-rejection",
+            0.4,
+            replication_fraction_heldout=0.0,
+            circular=[REPLICATION_FRACTION_HELDOUT],
+            blind_auc=0.51,
+            blind_auc_ci=[0.40, 0.62],
+            blind_shift=False,
+        ),
+        record(
+            "ddim-digits64-none",
+            0.7,
+            replication_fraction_heldout=0.8,
+            circular=[],
+            blind_auc=0.93,
+            blind_auc_ci=[0.88, 0.97],
+            blind_shift=True,
+            mia_loss_weights_auc=1.0,
+            mia_loss_weights_tpr_1pct_transfer=0.9,
+            mia_loss_weights_fpr_1pct_achieved=0.02,
+            mia_loss_weights_tpr_1pct=0.95,
+        ),
+    ]
+    out = render([results_file(tmp_path / "r.json", rows)], tmp_path / "board.html")
+    html = out.read_text()
+    for threat in ("weights", "denoiser-api", "samples-only"):
+        assert f"threat model: {threat}" in html
+    assert "0.900 at FPR 0.020 (oracle 0.950)" in html
+    # the circular cell: marked, without a sort key; the independent one keeps its key
+    circular = re.search(r'<td class="[^"]*circular"[^>]*>\s*([^<]*)</td>', html)
+    assert circular and "⟲" in circular.group(1) and "data-sort" not in circular.group(0)
+    assert 'id="circular-note"' in html
+    assert 'id="shift-warning"' in html and "ddim-digits64-none" in html.split("shift-warning")[1]
+    assert html.count('class="shift"') == 1

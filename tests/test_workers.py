@@ -79,7 +79,7 @@ def test_two_workers_give_the_serial_results_and_train_each_model_once(tmp_path)
         b = two[case_id]
         assert a[MODEL_KEY] == b[MODEL_KEY], case_id
         assert a[Q] == b[Q], case_id
-        for field in (CARLINI_L2, FID_TEST, MIA_AUC(attack="loss")):
+        for field in (CARLINI_L2, FID_TEST, MIA_AUC(attack="loss_weights")):
             assert b[field] == pytest.approx(a[field], abs=1e-3), (case_id, field)
 
     # each of the two models trained once over both workers (and their training pools)

@@ -1,12 +1,15 @@
 """The membership-attack interface and how an attack is run on a case.
 
 An attack gives every image a score, higher meaning "more likely a member".
-It talks to the model only through the family's noise interface
-(``predict_eps`` and its ``noise`` process), so it works on
-every family, and it takes the mitigation's guidance hook, so a mitigated model
-is attacked as it samples (eps-hat in place of eps_theta). A third-party attack
-subclasses ``MembershipAttack`` in one file and registers it under the
-``memobench.attacks`` entry-point group.
+It declares what it needs (``needs``, a threat model of ``benchmark.attacks.threat``).
+A query attack talks to the model only through the family's noise interface
+(``predict_eps`` and its ``noise`` process), so it works on every family, and it
+takes a guidance hook, so a mitigated model can be attacked as it is deployed
+(eps-hat in place of eps_theta) as well as through its raw weights. A samples-only
+attack reads the case's generated images instead (``score_sets``' ``samples``); an
+attack that learns from part of the membership (GSA) overrides ``score_sets``. A
+third-party attack subclasses ``MembershipAttack`` in one file and registers it
+under the ``memobench.attacks`` entry-point group.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, ClassVar
 import torch
 
 from benchmark import registry
+from benchmark.attacks.threat import DENOISER_API, check_threat_model
 from benchmark.data.base import ImageDataset
 from benchmark.errors import ConfigError
 from benchmark.metrics.membership import (
@@ -40,9 +44,12 @@ class MembershipAttack:
         name: registry name; results are recorded as ``mia_<name>_*``.
         defaults: the parameters and their default values; ``__init__`` refuses others.
         quick_params: parameters that cut the attack's queries (a rehearsal uses them).
+        needs: the least an attacker must hold: ``weights``, ``denoiser-api`` (queries of
+            eps_theta or the deployed eps-hat) or ``samples-only``.
     """
 
     name: ClassVar[str] = "base"
+    needs: ClassVar[str] = DENOISER_API
     version: ClassVar[str] = "1"
     label: ClassVar[str] = "attack"
     description: ClassVar[str] = ""
@@ -57,6 +64,7 @@ class MembershipAttack:
                 f"{sorted(self.defaults)}"
             )
         self.params = {**self.defaults, **params}
+        check_threat_model(self.needs, f"attack {self.name!r}'s needs")
         self.check_params()
 
     def check_params(self) -> None:
@@ -110,6 +118,26 @@ class MembershipAttack:
             )
         return scores
 
+    def score_sets(
+        self,
+        model: TrainedModel,
+        members: torch.Tensor,
+        nonmembers: torch.Tensor,
+        guidance: Guidance | None = None,
+        samples: torch.Tensor | None = None,
+        seed: int = 0,
+        batch_size: int = 256,
+        device: torch.device | str = "cpu",
+        progress: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(member scores, non-member scores). A query attack scores each image on its
+        own (``scores``); ``samples`` are the case's generated images, for attacks that
+        need only them."""
+        kw = dict(guidance=guidance, device=device, progress=progress, batch_size=batch_size)
+        m = self.scores(model, members, seed=seed, desc=f"{self.name}: members", **kw)
+        h = self.scores(model, nonmembers, seed=seed + 1, desc=f"{self.name}: non-members", **kw)
+        return m, h
+
 
 def per_image_error(a: torch.Tensor, b: torch.Tensor, p: float = 2.0) -> torch.Tensor:
     """(B,) mean |a - b|^p over each image's pixels."""
@@ -126,9 +154,10 @@ class AttackRun:
     n_images: int
     member_scores: torch.Tensor
     nonmember_scores: torch.Tensor
+    name: str = ""  # the record name (attack and threat model); default: the attack's
 
     def as_record(self) -> dict[str, Any]:
-        name = self.attack.name
+        name = self.name or self.attack.name
         return {
             **self.score.as_record(name),
             MIA_QUERIES(attack=name): self.attack.queries_per_image,
@@ -177,16 +206,30 @@ def run_attack(
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    samples: torch.Tensor | None = None,
+    name: str = "",
 ) -> AttackRun:
-    """Score members and non-members with ``attack`` and evaluate the separation."""
+    """Score members and non-members with ``attack`` and evaluate the separation.
+
+    ``samples``: the generated images (a samples-only attack's input); ``name``: the
+    record name of the run (``threat.run_name``), the attack's own by default.
+    """
     check_member_sets(members, nonmembers)
     start = time.perf_counter()
-    kw = dict(guidance=guidance, device=device, progress=progress, batch_size=batch_size)
-    m = attack.scores(model, members, seed=seed, desc=f"{attack.name}: members", **kw)
-    h = attack.scores(model, nonmembers, seed=seed + 1, desc=f"{attack.name}: non-members", **kw)
+    m, h = attack.score_sets(
+        model,
+        members,
+        nonmembers,
+        guidance=guidance,
+        samples=samples,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+    )
     seconds = time.perf_counter() - start
     score = score_attack(m, h, n_boot=n_boot, seed=seed)
-    return AttackRun(attack, score, seconds, 2 * members.shape[0], m, h)
+    return AttackRun(attack, score, seconds, 2 * members.shape[0], m, h, name)
 
 
 def get_attack(name: str, **params: Any) -> MembershipAttack:

@@ -12,11 +12,14 @@ import torch
 
 from benchmark.config import CaseConfig
 from benchmark.data.base import ImageDataset
+from benchmark.detectors.augment import sampler_artefacts
 from benchmark.detectors.detector import Detector
 from benchmark.metrics.base import AuditInputs, CaseMetric, Figure
 from benchmark.metrics.reproduction import (
     Q_EXPECTED,
     Q_P_VALUE,
+    Q_POWER,
+    Q_POWER_N_GEN,
     REPRODUCTION_FIELDS,
     Q,
     confirmed_by_nearest,
@@ -61,6 +64,7 @@ def fingerprint_audit(
         det.require_accuracy(min_accuracy)
     saf_pos, id_pos = c_saf.predict(samples.images), c_id.predict(samples.images)
     reproductions = count_reproductions(saf_pos, id_pos, data.n_train)
+    reproductions.false_positive_rate = joint_false_positive_rate(c_saf, c_id, data)
 
     def is_hit(images: torch.Tensor) -> torch.Tensor:
         return c_saf.predict(images) & c_id.predict(images)
@@ -89,6 +93,15 @@ def fingerprint_audit(
     return record
 
 
+def joint_false_positive_rate(c_saf: Detector, c_id: Detector, data: ImageDataset) -> float:
+    """Share of held-out images, plain and with every sampler artefact, that both
+    detectors flag: what |q| counts on a model that never copies x_p."""
+    held = data.heldout
+    rough = sampler_artefacts(held, torch.Generator().manual_seed(7), p=1.0)
+    both = torch.cat([c_saf.predict(x) & c_id.predict(x) for x in (held, rough)])
+    return float(both.float().mean())
+
+
 def _show_q(record: dict) -> str | None:
     if record.get(Q) is None:
         return None
@@ -96,6 +109,12 @@ def _show_q(record: dict) -> str | None:
     confirmed = record.get(Q_NN_CONFIRMED)
     if record[Q] > 0 and confirmed is not None:
         text += f", {confirmed} by nearest"
+    power = record.get(Q_POWER)
+    if power is not None and power < 0.8:
+        need = record.get(Q_POWER_N_GEN)
+        text += f"; too few samples to conclude (power {power:.2f}" + (
+            f", N_gen {need} reaches 0.8)" if need else ", no N_gen reaches 0.8)"
+        )
     return text
 
 
@@ -137,6 +156,7 @@ class Fingerprint(CaseMetric):
             c_id,
             inputs.mitigation,
             min_accuracy=session.detector_config.min_accuracy,
+            strategy=counts.tstar_strategy,
             m=counts.tstar_m,
             levels=default_grid(counts.tstar_step),
             device=inputs.device,
@@ -155,7 +175,8 @@ class Fingerprint(CaseMetric):
                 "samples flagged by both C_SAF and C_ID as the fingerprinted image "
                 "(E|q| = N_gen/N_train for a model that copies each image equally); "
                 "'k by nearest': how many of them have SAF(x_p) as nearest training image "
-                "in pixels",
+                "in pixels; 'too few samples to conclude': the test's power against a model "
+                "that never copies x_p is below 0.8 at this N_gen",
                 False,
                 "{:d}",
                 _show_q,

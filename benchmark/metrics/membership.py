@@ -25,6 +25,17 @@ MIA_AUC = Fields("mia_{attack}_auc", "float", "membership-inference ROC AUC (0.5
 MIA_AUC_CI = Fields("mia_{attack}_auc_ci", "list", "bootstrap 95% interval of the AUC")
 MIA_TPR = Fields("mia_{attack}_tpr_{fpr}", "float", "share of members found at FPR fpr")
 MIA_TPR_CI = Fields("mia_{attack}_tpr_{fpr}_ci", "list", "bootstrap 95% interval of the TPR")
+MIA_TPR_TRANSFER = Fields(
+    "mia_{attack}_tpr_{fpr}_transfer",
+    "float",
+    "TPR on the evaluation half at the threshold fixed on the calibration half for FPR fpr",
+)
+MIA_FPR_ACHIEVED = Fields(
+    "mia_{attack}_fpr_{fpr}_achieved", "float", "the FPR that transferred threshold gave"
+)
+MIA_FPR_ACHIEVED_CI = Fields(
+    "mia_{attack}_fpr_{fpr}_achieved_ci", "list", "Clopper-Pearson 95% interval of that FPR"
+)
 MIA_T_STAT = Fields("mia_{attack}_t_stat", "float", "Welch's t of member vs. non-member scores")
 MIA_P_VALUE = Fields("mia_{attack}_p_value", "float", "Welch's test p-value")
 MIA_N = Fields("mia_{attack}_n", "int", "members (and as many non-members) scored")
@@ -38,6 +49,9 @@ ATTACK_FIELDS = (
     MIA_AUC_CI,
     MIA_TPR,
     MIA_TPR_CI,
+    MIA_TPR_TRANSFER,
+    MIA_FPR_ACHIEVED,
+    MIA_FPR_ACHIEVED_CI,
     MIA_T_STAT,
     MIA_P_VALUE,
     MIA_N,
@@ -132,6 +146,60 @@ def tpr_at_fpr(labels, scores, fpr_max: float) -> float:
     return float(tpr[fpr <= fpr_max + 1e-12].max())
 
 
+@dataclass(frozen=True)
+class TransferredThreshold:
+    """A threshold fixed on one split and judged on another (the attacker's real position).
+
+    Attributes:
+        fpr_target: the FPR the threshold was fixed for on the calibration non-members.
+        threshold: the score above which an image is called a member.
+        tpr: share of the evaluation members above it.
+        fpr: share of the evaluation non-members above it (the achieved FPR).
+        fpr_ci: Clopper-Pearson 95% interval of the achieved FPR.
+    """
+
+    fpr_target: float
+    threshold: float
+    tpr: float
+    fpr: float
+    fpr_ci: tuple[float, float]
+
+
+def threshold_for_fpr(nonmember_scores, fpr_target: float) -> float:
+    """The lowest threshold ``thr`` with share(score > thr) <= ``fpr_target`` on these scores.
+
+    With n scores, it is the (floor(fpr_target * n) + 1)-th largest: below 1/n that is
+    the largest score, so no calibration non-member is called a member.
+    """
+    h = np.sort(_as_numpy(nonmember_scores))[::-1]
+    if h.size == 0:
+        raise ValueError("a threshold needs at least one calibration non-member score")
+    return float(h[min(int(np.floor(fpr_target * h.size + 1e-9)), h.size - 1)])
+
+
+def transfer_threshold(
+    calibration_nonmembers, eval_members, eval_nonmembers, fpr_target: float
+) -> TransferredThreshold:
+    """Fix the threshold for ``fpr_target`` on calibration non-members; apply it to a
+    disjoint evaluation split (members and non-members) and measure TPR and the FPR
+    it actually gives."""
+    thr = threshold_for_fpr(calibration_nonmembers, fpr_target)
+    m, h = _as_numpy(eval_members), _as_numpy(eval_nonmembers)
+    if m.size == 0 or h.size == 0:
+        raise ValueError("the evaluation split needs members and non-members")
+    false_pos = int((h > thr).sum())
+    ci = stats.binomtest(false_pos, h.size).proportion_ci(0.95, method="exact")
+    return TransferredThreshold(
+        fpr_target, thr, float((m > thr).mean()), false_pos / h.size, (ci.low, ci.high)
+    )
+
+
+def split_calibration(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint calibration and evaluation indices of n images (halves; seeded)."""
+    order = np.random.default_rng(seed).permutation(n)
+    return order[: n // 2], order[n // 2 :]
+
+
 @dataclass
 class AttackScore:
     """What an attack achieved on one member/non-member pair of sets."""
@@ -144,6 +212,7 @@ class AttackScore:
     p_value: float
     n: int
     roc: tuple[list[float], list[float]] = field(default=((), ()))
+    transferred: dict[float, TransferredThreshold] = field(default_factory=dict)
 
     def as_record(self, attack: str) -> dict:
         """The record entries of attack ``attack`` (its registry name)."""
@@ -158,6 +227,11 @@ class AttackScore:
         for point, value in self.tpr.items():
             rec[MIA_TPR(attack=attack, fpr=fpr_tag(point))] = value
             rec[MIA_TPR_CI(attack=attack, fpr=fpr_tag(point))] = list(self.tpr_ci[point])
+        for point, t in self.transferred.items():
+            tag = fpr_tag(point)
+            rec[MIA_TPR_TRANSFER(attack=attack, fpr=tag)] = t.tpr
+            rec[MIA_FPR_ACHIEVED(attack=attack, fpr=tag)] = t.fpr
+            rec[MIA_FPR_ACHIEVED_CI(attack=attack, fpr=tag)] = list(t.fpr_ci)
         return rec
 
 
@@ -181,6 +255,11 @@ def score_attack(
     seed: int = 0,
 ) -> AttackScore:
     """AUC, TPR at ``fpr_points``, bootstrap 95% intervals and Welch's t-test.
+
+    The TPRs at ``fpr_points`` are the oracle's: the threshold is picked on the scores
+    it is judged on. ``transferred`` holds the honest ones: the threshold fixed on a
+    random half of the non-members (calibration), the TPR and the achieved FPR measured
+    on the other half of both sets (evaluation).
 
     Args:
         member_scores, nonmember_scores: (n,) per-image scores, higher = member.
@@ -209,6 +288,12 @@ def score_attack(
     if not np.isfinite(t_stat):  # identical constant scores: no evidence either way
         t_stat, p_value = 0.0, 1.0
     fpr, tpr_curve, _ = roc_curve(labels, scores)
+    cal, ev = split_calibration(m.size, seed)
+    transferred = (
+        {p: transfer_threshold(h[cal], m[ev], h[ev], p) for p in fpr_points}
+        if cal.size and ev.size
+        else {}
+    )
     return AttackScore(
         auc=auc,
         auc_ci=intervals[0],
@@ -218,4 +303,5 @@ def score_attack(
         p_value=p_value,
         n=int(m.size),
         roc=_thin_roc(fpr, tpr_curve),
+        transferred=transferred,
     )

@@ -1,25 +1,50 @@
 """Membership inference as a case metric: every registered attack on every case (SPEC 7).
 
 Members are the training images minus x_p, non-members as many held-out
-images. A mitigated model is attacked through its guided noise prediction.
+images. Each attack runs under every threat model its needs allow
+(``benchmark.attacks.threat``): a query attack on the raw eps_theta (``weights``) and
+through the mitigation's guided eps-hat (``denoiser-api``), a samples-only attack on
+the case's samples, GSA on the weights. The leaderboard shows a column group per
+threat model.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from benchmark import registry
-from benchmark.attacks.base import get_attack, membership_sets, run_attack
+from benchmark.attacks.base import AttackRun, get_attack, membership_sets, run_attack
+from benchmark.attacks.threat import (
+    DENOISER_API,
+    SAMPLES_ONLY,
+    THREAT_LABELS,
+    THREAT_MODELS,
+    WEIGHTS,
+    run_name,
+    threat_models_for,
+)
 from benchmark.data.base import ImageDataset
 from benchmark.metrics.base import AuditInputs, CaseMetric, Figure
-from benchmark.metrics.membership import ATTACK_FIELDS, MIA_AUC, MIA_AUC_CI, MIA_TPR, fpr_tag
+from benchmark.metrics.membership import (
+    ATTACK_FIELDS,
+    MIA_AUC,
+    MIA_AUC_CI,
+    MIA_FPR_ACHIEVED,
+    MIA_TPR,
+    MIA_TPR_TRANSFER,
+    fpr_tag,
+)
 from benchmark.mitigations.base import Mitigation
 from benchmark.models.base import TrainedModel
 from benchmark.record import Field
 
 MIA_ATTACKS = Field("mia_attacks", "list", "the attacks run on the case, by registry name")
+MIA_RUNS = Field(
+    "mia_runs", "list", "each attack under each threat model it ran under: <attack>_<threat tag>"
+)
 
 
 def membership_audit(
@@ -33,39 +58,74 @@ def membership_audit(
     device: torch.device | str = "cpu",
     progress: bool = False,
     batch_size: int = 256,
+    samples: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Every registered membership attack on the model as the mitigation leaves it.
+    """Every registered membership attack under every threat model it can run under.
 
     Members are the training images minus x_p, non-members the held-out images,
-    equally many (at most ``max_per_set`` each). ``quick``: each attack with its
+    equally many (at most ``max_per_set`` each). Under ``weights`` a query attack sees
+    the raw eps_theta; under ``denoiser-api`` the mitigation's guided eps-hat (where the
+    mitigation does not guide, the deployed denoiser is eps_theta and the figures are
+    the ``weights`` run's); under ``samples-only`` an attack reads ``samples``, the
+    case's generated images (skipped without them). ``quick``: each attack with its
     ``quick_params`` (fewer queries; a rehearsal's counts).
     """
     members, nonmembers = membership_sets(data, max_per_set=max_per_set, seed=seed)
-    record: dict[str, Any] = {MIA_ATTACKS: []}
+    guidance = mitigation.guidance()
+    record: dict[str, Any] = {MIA_ATTACKS: [], MIA_RUNS: []}
     for name in attacks if attacks is not None else registry.attacks.names():
-        params = registry.attacks.get(name).quick_params if quick else {}
-        run = run_attack(
-            get_attack(name, **params),
-            model,
-            members,
-            nonmembers,
-            guidance=mitigation.guidance(),
-            seed=seed,
-            device=device,
-            progress=progress,
-            batch_size=batch_size,
-        )
+        cls = registry.attacks.get(name)
+        attack = get_attack(name, **(cls.quick_params if quick else {}))
         record[MIA_ATTACKS].append(name)
-        record.update(run.as_record())
+        runs: dict[str, AttackRun] = {}
+        for threat in threat_models_for(attack.needs):
+            as_name = run_name(name, threat)
+            if threat == SAMPLES_ONLY and samples is None:
+                continue
+            if threat == DENOISER_API and guidance is None and WEIGHTS in runs:
+                run = replace(runs[WEIGHTS], name=as_name)  # the deployed denoiser is eps_theta
+            else:
+                run = run_attack(
+                    attack,
+                    model,
+                    members,
+                    nonmembers,
+                    guidance=guidance if threat == DENOISER_API else None,
+                    samples=samples,
+                    seed=seed,
+                    device=device,
+                    progress=progress,
+                    batch_size=batch_size,
+                    name=as_name,
+                )
+            runs[threat] = run
+            record[MIA_RUNS].append(as_name)
+            record.update(run.as_record())
     return record
 
 
+def _show_transferred(run: str, point: float):
+    tag = fpr_tag(point)
+
+    def display(record: dict) -> str | None:
+        tpr = record.get(MIA_TPR_TRANSFER(attack=run, fpr=tag))
+        fpr = record.get(MIA_FPR_ACHIEVED(attack=run, fpr=tag))
+        oracle = record.get(MIA_TPR(attack=run, fpr=tag))
+        if tpr is None or fpr is None:
+            return None
+        text = f"{tpr:.3f} at FPR {fpr:.3f}"
+        return text if oracle is None else f"{text} (oracle {oracle:.3f})"
+
+    return display
+
+
 class MembershipInference(CaseMetric):
-    """ROC AUC, TPR at low FPR and intervals of each registered attack."""
+    """ROC AUC, TPR at low FPR (oracle and transferred) and intervals of each registered
+    attack under each threat model."""
 
     name = "membership"
     order = 40
-    fields = (MIA_ATTACKS, *ATTACK_FIELDS)
+    fields = (MIA_ATTACKS, MIA_RUNS, *ATTACK_FIELDS)
 
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
         counts = inputs.session.counts
@@ -79,6 +139,7 @@ class MembershipInference(CaseMetric):
             device=inputs.device,
             progress=inputs.progress,
             batch_size=inputs.batch_size(256),
+            samples=inputs.samples.images,
         )
 
     @classmethod
@@ -86,29 +147,41 @@ class MembershipInference(CaseMetric):
         from benchmark.report.columns import Column, with_interval
 
         cols = []
-        for name in registry.attacks.names():
-            attack = registry.attacks.get(name)
-            label = getattr(attack, "label", name)
-            auc, auc_ci = MIA_AUC(attack=name), MIA_AUC_CI(attack=name)
-            cols.append(
-                Column(
-                    auc,
-                    f"{label} AUC",
-                    f"membership-inference ROC AUC with a bootstrap 95% interval (0.5 = "
-                    f"chance): {getattr(attack, 'description', '')}",
-                    False,
-                    "{:.3f}",
-                    with_interval(auc, auc_ci),
+        for threat in THREAT_MODELS:
+            for name in registry.attacks.names():
+                attack = registry.attacks.get(name)
+                if threat not in threat_models_for(attack.needs):
+                    continue
+                label = getattr(attack, "label", name)
+                run = run_name(name, threat)
+                auc, auc_ci = MIA_AUC(attack=run), MIA_AUC_CI(attack=run)
+                cols.append(
+                    Column(
+                        auc,
+                        f"{label} AUC",
+                        f"{THREAT_LABELS[threat]}: membership-inference ROC AUC with a "
+                        f"bootstrap 95% interval (0.5 = chance): "
+                        f"{getattr(attack, 'description', '')}",
+                        False,
+                        "{:.3f}",
+                        with_interval(auc, auc_ci),
+                        group=threat,
+                    )
                 )
-            )
-            cols.append(
-                Column(
-                    MIA_TPR(attack=name, fpr=fpr_tag(0.01)),
-                    f"{label} TPR@1%",
-                    "share of members the attack finds at 1% false positives",
-                    False,
+                cols.append(
+                    Column(
+                        MIA_TPR_TRANSFER(attack=run, fpr=fpr_tag(0.01)),
+                        f"{label} TPR@1%",
+                        f"{THREAT_LABELS[threat]}: share of members found with the threshold "
+                        f"fixed for 1% FPR on a calibration half of the non-members and applied "
+                        f"to the other half; 'FPR' is the false-positive rate it achieved there, "
+                        f"'oracle' the TPR at a threshold picked on the scores it is judged on",
+                        False,
+                        "{:.3f}",
+                        _show_transferred(run, 0.01),
+                        group=threat,
+                    )
                 )
-            )
         return cols
 
     @classmethod

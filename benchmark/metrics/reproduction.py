@@ -26,6 +26,23 @@ Q_RATE_CI = Field("q_rate_ci", "list", "Clopper-Pearson 95% interval of q_rate [
 Q_P_VALUE = Field("q_p_value", "float", "exact binomial p of H0 rate = 1/N_train vs. less")
 Q_CONCLUSIVE = Field("q_conclusive", "bool", "whether N_gen can reject H0 at 5% at all")
 Q_MIN_N_GEN = Field("q_min_n_gen", "int", "the smallest N_gen that can reject H0 at 5%")
+Q_POWER = Field(
+    "q_power",
+    "float",
+    "power of the binomial test at this N_gen: P(reject H0 at 5%) if x_p were never copied "
+    "(|q| then counts the detectors' joint false positives)",
+)
+Q_POWER_N_GEN = Field(
+    "q_power_n_gen",
+    "int",
+    "the N_gen at which that power reaches 0.8 (None: never, the detectors fire too often)",
+    nullable=True,
+)
+Q_FALSE_POSITIVE_RATE = Field(
+    "q_false_positive_rate",
+    "float",
+    "share of held-out images (plain and with sampler artefacts) both detectors flag",
+)
 Q_SAF_ONLY = Field("q_saf_only", "int", "samples only C_SAF flags")
 Q_ID_ONLY = Field("q_id_only", "int", "samples only C_ID flags")
 Q_FLAGGED = Field("q_flagged", "list", "indices of the |q| flagged samples")
@@ -37,6 +54,9 @@ REPRODUCTION_FIELDS = (
     Q_P_VALUE,
     Q_CONCLUSIVE,
     Q_MIN_N_GEN,
+    Q_POWER,
+    Q_POWER_N_GEN,
+    Q_FALSE_POSITIVE_RATE,
     Q_SAF_ONLY,
     Q_ID_ONLY,
     Q_FLAGGED,
@@ -91,6 +111,51 @@ def can_reject(n_gen: int, n_train: int, alpha: float = 0.05) -> bool:
     return binomial_p_less(0, n_gen, 1 / n_train) < alpha
 
 
+def critical_count(n_gen: int, n_train: int, alpha: float = 0.05) -> int:
+    """The largest |q| that rejects H0 (rate = 1/N_train) at ``alpha``; -1 when none can."""
+    k = int(stats.binom.ppf(alpha, n_gen, 1 / n_train))  # smallest k with cdf(k) >= alpha
+    while k >= 0 and binomial_p_less(k, n_gen, 1 / n_train) >= alpha:
+        k -= 1
+    return k
+
+
+def q_power(n_gen: int, n_train: int, false_positive_rate: float = 0.0, alpha: float = 0.05):
+    """P(the test rejects H0 at ``alpha``) when x_p is never copied: |q| is then
+    Binomial(N_gen, false_positive_rate), the detectors' joint false positives."""
+    if not 0 <= false_positive_rate <= 1:
+        raise ValueError(f"a false-positive rate is in [0, 1], got {false_positive_rate}")
+    k = critical_count(n_gen, n_train, alpha)
+    return 0.0 if k < 0 else float(stats.binom.cdf(k, n_gen, false_positive_rate))
+
+
+def n_gen_for_power(
+    n_train: int,
+    false_positive_rate: float = 0.0,
+    target: float = 0.8,
+    alpha: float = 0.05,
+    limit: int = 10**9,
+) -> int | None:
+    """The smallest N_gen (to within the search's bracketing) whose power reaches
+    ``target``; None when no N_gen up to ``limit`` does."""
+    if false_positive_rate >= 1 / n_train:
+        return None  # the detectors alone fire at the rate a copying model would
+    lo, hi = max(1, min_n_gen_to_reject(n_train, alpha)), 0
+    if q_power(lo, n_train, false_positive_rate, alpha) >= target:
+        return lo
+    hi = lo
+    while q_power(hi, n_train, false_positive_rate, alpha) < target:
+        lo, hi = hi, hi * 2
+        if hi > limit:
+            return None
+    while hi - lo > max(1, lo // 1000):
+        mid = (lo + hi) // 2
+        if q_power(mid, n_train, false_positive_rate, alpha) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 @dataclass
 class ReproductionCount:
     n_gen: int
@@ -99,6 +164,7 @@ class ReproductionCount:
     saf_only: int
     id_only: int
     flagged: list[int] = field(default_factory=list)
+    false_positive_rate: float = 0.0  # both detectors on images that are not x_p
 
     @property
     def expected(self) -> float:
@@ -127,6 +193,9 @@ class ReproductionCount:
             # whether this N_gen could tell "never copies x_p" at 5%, and the N_gen that can
             Q_CONCLUSIVE: can_reject(self.n_gen, self.n_train),
             Q_MIN_N_GEN: min_n_gen_to_reject(self.n_train),
+            Q_POWER: q_power(self.n_gen, self.n_train, self.false_positive_rate),
+            Q_POWER_N_GEN: n_gen_for_power(self.n_train, self.false_positive_rate),
+            Q_FALSE_POSITIVE_RATE: self.false_positive_rate,
             Q_SAF_ONLY: self.saf_only,
             Q_ID_ONLY: self.id_only,
             Q_FLAGGED: self.flagged,

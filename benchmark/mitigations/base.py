@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from benchmark.attacks.threat import check_threat_model
 from benchmark.cache import Cache
 from benchmark.config import SamplerConfig
 from benchmark.data.base import ImageDataset
@@ -58,6 +59,11 @@ class Mitigation:
         defaults: parameters and their default values; others are refused.
         suite_settings: the parameter sets the smoke suite runs this mitigation with.
         quick_params: parameters that make ``prepare`` fast (the contract case uses them).
+        addresses: the threat models (``benchmark.attacks.threat``) the mitigation claims
+            to address; every case is attacked under ``weights`` whatever it claims.
+        uses: the record keys of the measurements the mitigation uses internally (a
+            rejection threshold is the replication metric's): the leaderboard marks those
+            cells as circular and does not rank by them.
     """
 
     name: ClassVar[str] = "base"
@@ -66,6 +72,8 @@ class Mitigation:
     defaults: ClassVar[dict[str, Any]] = {}
     suite_settings: ClassVar[list[dict[str, Any]]] = [{}]
     quick_params: ClassVar[dict[str, Any]] = {}
+    addresses: ClassVar[tuple[str, ...]] = ()
+    uses: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -73,6 +81,8 @@ class Mitigation:
             takes = f"takes {sorted(self.defaults)}" if self.defaults else "takes no parameters"
             raise ConfigError(f"mitigation {self.name!r} has no parameter(s) {unknown}; it {takes}")
         self.params = {**self.defaults, **params}
+        for threat in self.addresses:
+            check_threat_model(threat, f"mitigation {self.name!r}'s addresses")
         self.check_params()
 
     def check_params(self) -> None:

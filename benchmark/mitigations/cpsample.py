@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY
 from benchmark.config import stable_hash
 from benchmark.data.base import ImageDataset
 from benchmark.errors import ConfigError
@@ -51,6 +52,9 @@ class CPSample(Mitigation):
     # than twice `none`'s), so the suite leaves it to `benchmarks/mitigation_table.py`
     # (or run_case(smoke_case(family, 64, "cpsample", {"alpha": 0.001}), Session())).
     suite_settings = [{"alpha": 0.1, "scale": 1000.0}]
+    # It changes the deployed denoiser and the samples, not the weights: under
+    # `weights` its model is `none`'s, and the leaderboard says so.
+    addresses = (DENOISER_API, SAMPLES_ONLY)
 
     def check_params(self) -> None:
         alpha, scale = self.params["alpha"], self.params["scale"]

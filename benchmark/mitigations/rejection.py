@@ -17,9 +17,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from benchmark.attacks.threat import SAMPLES_ONLY
 from benchmark.errors import ConfigError
 from benchmark.metrics.features import extract
-from benchmark.metrics.replication import heldout_threshold, nearest_cosine
+from benchmark.metrics.replication import (
+    CARLINI_L2_FEATURES,
+    REPLICATION_FRACTION,
+    REPLICATION_FRACTION_HELDOUT,
+    SIMILARITY_MEAN,
+    heldout_threshold,
+    nearest_cosine,
+)
 from benchmark.mitigations.base import Mitigation, MitigationContext
 from benchmark.models.base import SampleResult, TrainedModel
 
@@ -37,6 +45,15 @@ class RejectionSampling(Mitigation):
     # (mitigation_budget_exhausted, mitigation_accepted_fraction): the cost of the
     # baseline stays in its row.
     suite_settings = [{"budget": 4}]
+    # It filters the released samples only, and by the replication metric's own feature
+    # space and held-out-calibrated threshold: that metric scores it as 0 by construction.
+    addresses = (SAMPLES_ONLY,)
+    uses = (
+        REPLICATION_FRACTION,
+        REPLICATION_FRACTION_HELDOUT,
+        SIMILARITY_MEAN,
+        CARLINI_L2_FEATURES,
+    )
 
     def check_params(self) -> None:
         tau, q, budget = self.params["tau"], self.params["quantile"], self.params["budget"]

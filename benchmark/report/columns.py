@@ -32,6 +32,7 @@ class Column:
     higher_is_better: bool | None = None  # None: not a ranking column
     fmt: str = "{:.3g}"
     display: Callable[[dict], str | None] | None = None  # whole-record rendering
+    group: str = ""  # a header over consecutive columns of one group (a threat model)
 
     def text(self, record: dict) -> str:
         if self.display is not None:

@@ -15,11 +15,14 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from benchmark.attacks.threat import THREAT_LABELS
 from benchmark.cache import atomic_write
 from benchmark.metrics.base import metric_classes
+from benchmark.metrics.blind import BLIND_SHIFT
 from benchmark.metrics.reproduction import Q_FLAGGED
 from benchmark.record import (
     CASE_ID,
+    CIRCULAR,
     METRIC_SKIPPED,
     MITIGATION,
     MITIGATION_PARAMS,
@@ -103,6 +106,8 @@ def table_rows(
     rows = []
     for record in df.to_dict("records"):
         before = previous.get(str(record[CASE_ID]), {})
+        circular = record.get(CIRCULAR)
+        circular = set(circular) if isinstance(circular, (list, tuple)) else set()
         cells = []
         for col in cols:
             value = record.get(col.key)
@@ -112,11 +117,14 @@ def table_rows(
                 value = _mitigation_label(record)
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
             text = col.text(dict(record, **{col.key: value})) if value is not None else "—"
+            is_circular = col.key in circular and value is not None
             cells.append(
                 {
-                    "text": text,
-                    "sort": value if numeric else None,
+                    "text": f"{text} ⟲" if is_circular else text,
+                    # a circular cell is shown, never ranked: it sorts with the unmeasured
+                    "sort": value if numeric and not is_circular else None,
                     "measured": value is not None,
+                    "circular": is_circular,
                     "change": change(col, value, before.get(col.key)) if before else None,
                 }
             )
@@ -126,9 +134,24 @@ def table_rows(
                 "cells": cells,
                 "reused": record.get(MODEL_REUSED),
                 "page": page_name(str(record[CASE_ID])),
+                "shift": bool(record.get(BLIND_SHIFT)),
             }
         )
     return rows
+
+
+def header_groups(cols: list[Column]) -> list[dict[str, Any]]:
+    """Runs of consecutive columns of one group (a threat model), for the header's top row;
+    an empty ``name`` spans ungrouped columns. Empty when no column has a group."""
+    if not any(c.group for c in cols):
+        return []
+    groups: list[dict[str, Any]] = []
+    for col in cols:
+        if groups and groups[-1]["name"] == col.group:
+            groups[-1]["span"] += 1
+        else:
+            groups.append({"name": col.group, "span": 1})
+    return groups
 
 
 def _clean(record: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +248,8 @@ def render(
     out = Path(output) if output else DEFAULT_OUTPUT
     case_dir = out.parent / f"{out.stem}-cases"
     records = [_clean(r) for r in latest.to_dict("records")] if not latest.empty else []
+    groups = header_groups(cols)
+    rows = table_rows(latest, cols, previous_records(df)) if not latest.empty else []
     pareto, front = plots.privacy_utility(records)
     page = (
         environment()
@@ -232,13 +257,16 @@ def render(
         .render(
             title=title,
             columns=cols,
-            rows=table_rows(latest, cols, previous_records(df)) if not latest.empty else [],
+            rows=rows,
+            any_circular=any(c["circular"] for r in rows for c in r["cells"]),
             runs=runs,
             generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
             unmeasured_note="— means the case did not measure this column",
             case_dir=case_dir.name,
             pareto=pareto,
             front=front,
+            groups=groups,
+            threat_labels=THREAT_LABELS,
         )
     )
     case_dir.mkdir(parents=True, exist_ok=True)

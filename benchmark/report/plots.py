@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmark.metrics.fid import FID_TEST  # noqa: E402
 from benchmark.metrics.membership import MIA_AUC, MIA_ROC  # noqa: E402
-from benchmark.metrics.membership_inference import MIA_ATTACKS  # noqa: E402
+from benchmark.metrics.membership_inference import MIA_RUNS  # noqa: E402
 from benchmark.metrics.replication import (  # noqa: E402
     HELDOUT_SIMILARITY_HIST,
     REPLICATION_TAU,
@@ -72,18 +72,23 @@ def tstar_curve(record: dict[str, Any]) -> str | None:
 
 
 def roc_curves(record: dict[str, Any]) -> str | None:
-    """The membership attacks' ROC curves, with AUC in the legend."""
-    attacks = [a for a in record.get(MIA_ATTACKS) or [] if record.get(MIA_ROC(attack=a))]
-    if not attacks:
+    """The membership attacks' ROC curves under each threat model, AUC in the legend (a
+    run identical to one drawn, e.g. ``api`` where the mitigation does not guide, once)."""
+    runs = [a for a in record.get(MIA_RUNS) or [] if record.get(MIA_ROC(attack=a))]
+    if not runs:
         return None
-    fig, ax = _figure(3.6, 3.2)
-    for name in attacks:
+    fig, ax = _figure(4.2, 3.6)
+    drawn = []
+    for name in runs:
         fpr, tpr = record[MIA_ROC(attack=name)]
+        if (fpr, tpr) in drawn:
+            continue
+        drawn.append((fpr, tpr))
         auc = record.get(MIA_AUC(attack=name), float("nan"))
         ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1))
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=6)
     ax.set_title("membership inference")
     return to_data_uri(fig)
 
@@ -144,7 +149,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 def privacy_utility(
     records: list[dict[str, Any]],
-    leak_key: str = MIA_AUC(attack="loss"),
+    leak_key: str = MIA_AUC(attack="loss_weights"),
     quality_key: str = FID_TEST,
 ) -> tuple[str | None, list[str]]:
     """Scatter of quality (lower = better) against leakage (lower = better) per case, the
