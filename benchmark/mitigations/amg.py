@@ -1,0 +1,138 @@
+"""Anti-memorization guidance, AMG (Chen et al., CVPR 2024; SPEC section 6): while
+sampling, check how close the predicted clean image is to its nearest training image
+and, where it is a near copy, guide away from it.
+
+At each step the model's eps gives x0_hat = predict_x0(x_t, t, eps). Its two nearest
+training images (pixel l2, searched in chunks like the replication metric) give
+d1 <= d2; the step is flagged as heading for a copy where d1 < ``ratio`` * d2 (the
+normalised distance of Carlini et al., which AMG uses for unconditional models).
+Where flagged, dissimilarity guidance replaces eps by the eps that moves x0_hat away
+from that training image x_nn by ``scale`` times the margin of the trigger:
+
+    u = unit(x_t / a_t - x_nn)          (where the trajectory sits, seen from x_nn)
+    x0_hat' = x0_hat + scale * ratio * d2 * u
+    eps_hat = eps - (a_t / s_t) * (x0_hat' - x0_hat)
+
+(a_t, s_t: the family's signal and noise coefficients). The direction comes from x_t,
+not from x0_hat - x_nn: a model that has memorized x_nn predicts it exactly, and then
+that difference, and a push proportional to it, is zero. Despecification guidance,
+AMG's other half, acts on a text prompt and has no counterpart in unconditional
+models. Its reported iDDPM CIFAR-10 figures: memorized share 0.93% -> 0.00% at FID
+7.44 -> 7.25.
+
+AMG decides with the pixel-space nearest-neighbour ratio, the Carlini criterion: that
+metric scores it by its own rule (``uses``), and the leaderboard ranks it by |q| and
+the independent replication instead.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from typing import Any
+
+import torch
+
+from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY
+from benchmark.errors import ConfigError
+from benchmark.metrics.carlini import CARLINI_L2, nearest_two
+from benchmark.mitigations.base import Mitigation, MitigationContext
+from benchmark.models.base import Guidance, ModelFamily, SampleResult, TrainedModel
+
+
+class AntiMemorizationGuidance(Mitigation):
+    """Dissimilarity guidance away from the nearest training image of x0_hat."""
+
+    name = "amg"
+    version = "1"
+    defaults = {"ratio": 0.5, "scale": 1.0, "chunk": 4096}
+    # Not in the smoke suite yet: its setting and its assertions (fewer copies, |q|)
+    # are to be measured on the smoke models first (issue 16).
+    in_suites = False
+    addresses = (DENOISER_API, SAMPLES_ONLY)
+    uses = (CARLINI_L2,)
+
+    def check_params(self) -> None:
+        ratio, scale, chunk = self.params["ratio"], self.params["scale"], self.params["chunk"]
+        if not 0 < ratio <= 1:
+            raise ConfigError(
+                f"AMG: ratio (act where d1 < ratio * d2 of x0_hat's two nearest training "
+                f"images) must be in (0, 1], got {ratio}"
+            )
+        if scale < 0:
+            raise ConfigError(f"AMG: the guidance scale must be >= 0, got {scale}")
+        if int(chunk) != chunk or chunk < 1:
+            raise ConfigError(f"AMG: chunk (images per distance block) must be >= 1, got {chunk}")
+        self.train: torch.Tensor | None = None
+        self.family: ModelFamily | None = None
+        self._reset_counts()
+
+    def _reset_counts(self) -> None:
+        self.counts = {"evaluations": 0, "fired": 0, "seconds": 0.0}
+        self._fired_any: torch.Tensor | None = None
+
+    def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> None:
+        if context is None or context.data.train.shape[0] < 2:
+            raise ConfigError(
+                "AMG searches the training images for the nearest one: call "
+                "prepare(model, MitigationContext(data=...)) with at least 2 training images"
+            )
+        self.train = context.data.train.flatten(1).to(context.device)
+        self.family = model.family
+
+    def guidance(self) -> Guidance:
+        if self.train is None or self.family is None:
+            raise ConfigError("AMG.guidance() before prepare(): no training images to search")
+        train, noise = self.train, self.family.noise
+        ratio, scale, chunk = self.params["ratio"], self.params["scale"], self.params["chunk"]
+
+        def guide(x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+            start = _time.perf_counter()
+            x0 = noise.predict_x0(x, t, eps).float()
+            d1, d2, idx = nearest_two(x0, train.to(x0.device), chunk=int(chunk))
+            fire = d1 < ratio * d2
+            self.counts["evaluations"] += fire.numel()
+            self.counts["fired"] += int(fire.sum())
+            if self._fired_any is not None and self._fired_any.shape == fire.shape:
+                self._fired_any |= fire.cpu()
+            if not fire.any():
+                self.counts["seconds"] += _time.perf_counter() - start
+                return eps
+            a, s = (float(c) for c in noise.coefficients(t))
+            nearest = train[idx.to(train.device)].view_as(x0).to(x0)
+            away = (x.float() / a - nearest).flatten(1)
+            unit = (away / away.norm(dim=1, keepdim=True).clamp_min(1e-12)).view_as(x0)
+            size = (scale * ratio * d2 * fire).to(x0).view(-1, *[1] * (x.ndim - 1))
+            out = eps - (a / s) * (size * unit).to(eps.dtype)
+            self.counts["seconds"] += _time.perf_counter() - start
+            return out
+
+        return guide
+
+    def generate(self, model: TrainedModel, seeds, sampler, **kwargs: Any) -> SampleResult:
+        """Sample batch by batch, tracking which samples the guidance acted on."""
+        self._reset_counts()
+        guide = self.guidance()
+        seeds = torch.as_tensor(seeds, dtype=torch.long)
+        batch = int(kwargs.pop("batch_size", 256))
+        fired, parts = [], []
+        start = _time.perf_counter()
+        for part in seeds.split(batch):
+            self._fired_any = torch.zeros(part.shape[0], dtype=torch.bool)
+            parts.append(model.generate(part, sampler, guidance=guide, batch_size=batch, **kwargs))
+            fired.append(self._fired_any)
+        self._fired_any = None
+        self._sample_fired = torch.cat(fired)
+        seconds = _time.perf_counter() - start
+        return SampleResult(torch.cat([p.images for p in parts]), seeds, parts[0].nfe, seconds)
+
+    def metrics(self) -> dict[str, Any]:
+        c = self.counts
+        steps = max(c["evaluations"], 1)
+        return {
+            "guided_step_fraction": c["fired"] / steps,
+            "guided_sample_fraction": float(self._sample_fired.float().mean())
+            if hasattr(self, "_sample_fired")
+            else None,
+            "guidance_seconds": c["seconds"],
+            "guidance_seconds_per_image_step": c["seconds"] / steps,
+        }

@@ -1,0 +1,81 @@
+"""Anti-memorization guidance: its rule on a known x0_hat, and its effect on a model
+that can only reproduce its training images (the analytic memorizer)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmark.config import DataConfig, ModelConfig, SamplerConfig
+from benchmark.data import load_dataset
+from benchmark.errors import ConfigError
+from benchmark.metrics.carlini import nearest_two
+from benchmark.mitigations.amg import AntiMemorizationGuidance
+from benchmark.mitigations.base import MitigationContext
+from benchmark.models.base import TrainedModel
+from benchmark.models.ddpm import DDIMFamily
+from tests.helpers import MixtureDenoiser
+
+
+@pytest.fixture(scope="module")
+def memorizer():
+    data = load_dataset(DataConfig(n_train=16))
+    family = DDIMFamily(ModelConfig())
+    weights = torch.full((data.n_train,), 1 / data.n_train)
+    net = MixtureDenoiser(data.train, weights, family.alphas_cumprod)
+    return TrainedModel(family, net, "memorizer", tuple(data.image_shape)), data
+
+
+def test_amg_parameters_are_checked(memorizer):
+    model, _ = memorizer
+    with pytest.raises(ConfigError, match="ratio"):
+        AntiMemorizationGuidance(ratio=0)
+    with pytest.raises(ConfigError, match="scale must be >= 0"):
+        AntiMemorizationGuidance(scale=-1)
+    with pytest.raises(ConfigError, match="before prepare"):
+        AntiMemorizationGuidance().guidance()
+    with pytest.raises(ConfigError, match="MitigationContext"):
+        AntiMemorizationGuidance().prepare(model)
+
+
+def test_the_guidance_moves_x0_hat_away_from_its_nearest_training_image(memorizer):
+    model, data = memorizer
+    amg = AntiMemorizationGuidance(scale=0.5)
+    amg.prepare(model, MitigationContext(data=data))
+    guide, noise, t = amg.guidance(), model.family.noise, torch.tensor(300)
+    target = data.train[3:4]
+    near = target + 0.01 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
+    far = torch.zeros_like(target)  # the mean image: no training image is close to it
+    eps = torch.randn(target.shape, generator=torch.Generator().manual_seed(1))
+    _, d2, _ = nearest_two(near, data.train)
+    a, s = (float(c) for c in noise.coefficients(t))
+    for x0, flagged in ((near, True), (far, False)):
+        x_t = noise.noise_to(x0, t, eps)
+        moved = noise.predict_x0(x_t, t, guide(x_t, t, eps))
+        if not flagged:
+            torch.testing.assert_close(moved, x0, atol=1e-4, rtol=1e-4)
+            continue
+        away = x_t / a - target
+        expected = x0 + 0.5 * 0.5 * float(d2) * away / away.norm()  # scale * ratio * d2 * u
+        torch.testing.assert_close(moved, expected, atol=1e-4, rtol=1e-4)
+    assert amg.counts["fired"] == 1 and amg.counts["evaluations"] == 2
+
+
+def test_amg_cuts_the_copies_of_a_memorizer(memorizer):
+    model, data = memorizer
+    sampler = SamplerConfig(num_steps=20)
+    seeds = torch.arange(64)
+    plain = model.generate(seeds, sampler).images
+    amg = AntiMemorizationGuidance(scale=1.0)
+    amg.prepare(model, MitigationContext(data=data))
+    guided = amg.generate(model, seeds, sampler)
+
+    def copies(images):
+        d1, d2, _ = nearest_two(images, data.train)
+        return float((d1 < d2 / 3).float().mean())
+
+    assert copies(plain) > 0.9, "the memorizer samples its training images"
+    assert copies(guided.images) < copies(plain) - 0.5, (copies(guided.images), copies(plain))
+    rec = amg.metrics()
+    assert 0 < rec["guided_step_fraction"] <= 1 and rec["guided_sample_fraction"] > 0.5
+    assert rec["guidance_seconds"] >= 0
