@@ -228,16 +228,48 @@ def test_pareto_front_matches_brute_force():
         assert {pts[i] for i in front} == {p for i, p in enumerate(pts) if i not in dominated}
 
 
-def test_privacy_utility_view_names_the_front(tmp_path):
+def test_cases_are_compared_on_their_own_base_model(tmp_path):
+    """Groups by base model; each mitigation against `none` of its own model, with an
+    interval; a per-group front and a generated summary per threat model."""
+
+    def case(case_id, carlini, model_key, fid, w, api, **kw):
+        return record(
+            case_id,
+            carlini,
+            model_key=model_key,
+            fid_test=fid,
+            n_gen=1024,
+            sample_seconds=10.0,
+            mia_loss_weights_auc=w,
+            mia_loss_weights_auc_ci=[w - 0.02, min(1.0, w + 0.02)],
+            mia_loss_api_auc=api,
+            mia_loss_api_auc_ci=[api - 0.02, min(1.0, api + 0.02)],
+            **kw,
+        )
+
     recs = [
-        record("ddim-digits64-none", 0.7, fid_test=11.0, mia_loss_weights_auc=1.0),
-        record("ddim-digits64-cpsample", 0.0, fid_test=27.0, mia_loss_weights_auc=0.56),
-        record("ddim-digits64-rejection", 0.4, fid_test=12.0, mia_loss_weights_auc=1.0),
+        case("ddim-digits64-none", 0.7, "m64", 11.0, 1.0, 1.0, q=14),
+        dict(
+            case("ddim-digits64-cpsample", 0.01, "m64", 27.0, 1.0, 0.56, q=1),
+            sample_seconds=25.0,
+        ),
+        case("ddim-digits64-rejection", 0.4, "m64", 12.0, 1.0, 1.0, q=54),
+        dict(case("ddim-digits1024-none", 0.0, "m1024", 3.6, 0.6, 0.6, q=0), n_train=1024),
     ]
     html = render([results_file(tmp_path / "r.json", recs)], tmp_path / "b.html").read_text()
-    assert "privacy-utility scatter" in html
-    front = re.search(r"beats on both: ([^.]*)\.", html).group(1)
-    assert front.split(", ") == ["ddim-digits64-none", "ddim-digits64-cpsample"]
+    headers = re.findall(r'<h3 class="group-header">([^<]*)</h3>', html)
+    assert headers == ["ddim · digits · N_train = 64", "ddim · digits · N_train = 1024"]
+    first = html.split('<h3 class="group-header">')[1]
+    row = re.search(r'<tr data-compare="ddim-digits64-cpsample">(.*?)</tr>', first, re.S).group(1)
+    assert "-0.440 [-0.462, -0.418]" in row  # the deployed denoiser's AUC, with its interval
+    assert "+0.000 [-0.014, +0.014]" in row  # the weights: unchanged
+    assert "+16.00" in row and "2.50×" in row  # FID_test and sampling time against none
+    assert "cpsample lowers it by 0.440" in first  # the denoiser-api summary
+    assert "no mitigation lowers it beyond its interval" in first  # the weights summary
+    fronts = re.findall(r'<p class="note front">Pareto front: ([^<]*)</p>', first)
+    assert fronts[0] == "none"  # weights: cpsample's AUC is none's, at a worse FID
+    assert fronts[1] == "none, cpsample"  # the deployed denoiser
+    assert 'id="threat-pick"' in html
 
 
 def test_a_rehearsals_rows_are_marked(tmp_path):

@@ -103,7 +103,7 @@ def joint_false_positive_rate(c_saf: Detector, c_id: Detector, data: ImageDatase
 
 
 def _show_q(record: dict) -> str | None:
-    if record.get(Q) is None:
+    if record.get(Q) is None or record.get(Q_EXPECTED) is None or record.get(Q_P_VALUE) is None:
         return None
     text = f"{record[Q]} / {record[Q_EXPECTED]:.1f} (p={record[Q_P_VALUE]:.2g})"
     confirmed = record.get(Q_NN_CONFIRMED)

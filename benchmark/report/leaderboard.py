@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from benchmark.attacks.threat import THREAT_LABELS
+from benchmark.attacks.threat import THREAT_LABELS, THREAT_MODELS
 from benchmark.cache import atomic_write
 from benchmark.metrics.base import metric_classes
 from benchmark.metrics.blind import BLIND_SHIFT
@@ -31,6 +31,7 @@ from benchmark.record import (
 )
 from benchmark.report import plots
 from benchmark.report.columns import Column, columns
+from benchmark.report.groups import PRIVACY, compare_groups
 from benchmark.report.results import load_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -250,7 +251,7 @@ def render(
     records = [_clean(r) for r in latest.to_dict("records")] if not latest.empty else []
     groups = header_groups(cols)
     rows = table_rows(latest, cols, previous_records(df)) if not latest.empty else []
-    pareto, front = plots.privacy_utility(records)
+    compared = compare_groups(records)
     page = (
         environment()
         .get_template("leaderboard.html.j2")
@@ -263,8 +264,9 @@ def render(
             generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
             unmeasured_note="— means the case did not measure this column",
             case_dir=case_dir.name,
-            pareto=pareto,
-            front=front,
+            groups_view=compared,
+            threat_models=THREAT_MODELS,
+            privacy=PRIVACY,
             groups=groups,
             threat_labels=THREAT_LABELS,
         )

@@ -29,7 +29,7 @@ from benchmark.metrics.replication import (  # noqa: E402
     SIMILARITY_HIST,
 )
 from benchmark.metrics.tstar import TSTAR, TSTAR_CURVE, TSTAR_M  # noqa: E402
-from benchmark.record import CASE_ID, LOSS_HISTORY  # noqa: E402
+from benchmark.record import LOSS_HISTORY  # noqa: E402
 
 DPI = 80
 
@@ -147,32 +147,29 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def privacy_utility(
-    records: list[dict[str, Any]],
-    leak_key: str = MIA_AUC(attack="loss_weights"),
-    quality_key: str = FID_TEST,
-) -> tuple[str | None, list[str]]:
-    """Scatter of quality (lower = better) against leakage (lower = better) per case, the
-    Pareto front drawn through the cases nothing beats on both; returns (figure, front ids)."""
-    pts, labels = [], []
+MARKERS = "osD^vP*Xh<>p"
+
+
+def group_privacy_utility(
+    records: list[dict[str, Any]], leak_key: str, leak_label: str, name
+) -> str | None:
+    """One base model's cases: FID_test against leakage, the Pareto front joined. Each
+    case is its own marker and colour, named in a legend beside the axes (no label is
+    written on the plot, so none can overlap another)."""
+    pts = []
     for r in records:
-        x, y = r.get(quality_key), r.get(leak_key)
+        x, y = r.get(FID_TEST), r.get(leak_key)
         if isinstance(x, (int, float)) and isinstance(y, (int, float)) and x == x and y == y:
-            pts.append((float(x), float(y)))
-            labels.append(str(r.get(CASE_ID, "?")))
+            pts.append((float(x), float(y), name(r)))
     if not pts:
-        return None, []
-    front = pareto_front(pts)
-    fig, ax = _figure(6.0, 4.0)
-    ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="C0", zorder=3)
-    ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "C3-", lw=1.5, zorder=2)
-    ax.scatter(
-        [pts[i][0] for i in front], [pts[i][1] for i in front], s=80, facecolors="none",
-        edgecolors="C3", zorder=4, label="Pareto front",
-    )  # fmt: skip
-    for (x, y), label in zip(pts, labels, strict=True):
-        ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set(xlabel=f"{quality_key} (lower = better samples)", ylabel=f"{leak_key} (lower = safer)")
-    ax.legend(loc="upper right")
-    ax.set_title("privacy vs utility")
-    return to_data_uri(fig), [labels[i] for i in front]
+        return None
+    front = pareto_front([(x, y) for x, y, _ in pts])
+    fig, ax = _figure(5.6, 3.2)
+    ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "C3-", lw=1.2, zorder=2)
+    for i, (x, y, label) in enumerate(pts):
+        on = " (front)" if i in front else ""
+        ax.scatter([x], [y], marker=MARKERS[i % len(MARKERS)], color=f"C{i % 10}", s=50,
+                   zorder=3, label=f"{label}{on}")  # fmt: skip
+    ax.set(xlabel="FID_test (lower = better samples)", ylabel=f"{leak_label}\n(lower = safer)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    return to_data_uri(fig)

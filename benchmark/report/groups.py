@@ -1,0 +1,247 @@
+"""Comparisons on the same base model, the leaderboard's main view.
+
+A model trained on 1024 images is not a mitigation of one trained on 64: the cases
+are grouped by base model (family, dataset, N_train and the trained weights), and
+within a group every mitigation is compared with ``none``: its change in leakage
+under the threat model the reader picks, in Carlini fraction, |q| and FID against
+held-out images, each with an interval where one can be had, and its cost in
+sampling and training time. The privacy-utility plot and its Pareto front are drawn
+per group and per threat model, and a short "which to choose" paragraph is written
+from the figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY, THREAT_MODELS, WEIGHTS
+from benchmark.metrics.carlini import CARLINI_L2
+from benchmark.metrics.fid import FID_TEST
+from benchmark.metrics.membership import MIA_AUC, MIA_AUC_CI
+from benchmark.metrics.reproduction import Q
+from benchmark.record import (
+    CASE_ID,
+    DATASET,
+    FAMILY,
+    MITIGATION,
+    MITIGATION_PARAMS,
+    MODEL_KEY,
+    N_GEN,
+    N_TRAIN,
+    SAMPLE_SECONDS,
+    TRAIN_SECONDS,
+    TRAIN_STEPS,
+)
+
+# the leakage figure of each threat model (lower = safer): the loss attack through the
+# raw weights and through the deployed denoiser, the nearest-sample attack on samples
+PRIVACY = {
+    WEIGHTS: ("loss_weights", "loss-attack AUC (released weights)"),
+    DENOISER_API: ("loss_api", "loss-attack AUC (deployed denoiser)"),
+    SAMPLES_ONLY: ("nearest_samples", "nearest-sample AUC (released samples)"),
+}
+
+
+def _num(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return float(value)
+
+
+def base_key(record: dict[str, Any]) -> tuple:
+    """The base model a case was measured on: its family, data, N_train and weights."""
+    weights = record.get(MODEL_KEY) or record.get(TRAIN_STEPS)
+    return (record.get(FAMILY), record.get(DATASET), record.get(N_TRAIN), str(weights))
+
+
+def base_label(record: dict[str, Any]) -> str:
+    return f"{record.get(FAMILY)} · {record.get(DATASET)} · N_train = {record.get(N_TRAIN)}"
+
+
+def mitigation_label(record: dict[str, Any]) -> str:
+    params = record.get(MITIGATION_PARAMS) or {}
+    inner = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return f"{record.get(MITIGATION)}" + (f" ({inner})" if inner else "")
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A change against ``none``: value, and a 95% interval of the change."""
+
+    delta: float
+    lo: float | None = None
+    hi: float | None = None
+
+    def text(self, fmt: str = "{:+.3f}") -> str:
+        shown = fmt.format(self.delta)
+        if self.lo is None or self.hi is None:
+            return shown
+        return f"{shown} [{fmt.format(self.lo)}, {fmt.format(self.hi)}]"
+
+    @property
+    def significant(self) -> bool:
+        return self.lo is not None and self.hi is not None and (self.lo > 0 or self.hi < 0)
+
+
+def auc_delta(rec: dict, ref: dict, run: str) -> Delta | None:
+    """Change in an attack's AUC; interval from the two bootstrap intervals' half-widths,
+    added in quadrature (independent resamples)."""
+    a, b = _num(rec.get(MIA_AUC(attack=run))), _num(ref.get(MIA_AUC(attack=run)))
+    if a is None or b is None:
+        return None
+    cis = [rec.get(MIA_AUC_CI(attack=run)), ref.get(MIA_AUC_CI(attack=run))]
+    if not all(isinstance(c, (list, tuple)) and len(c) == 2 for c in cis):
+        return Delta(a - b)
+    half = math.hypot(*[(c[1] - c[0]) / 2 for c in cis])
+    return Delta(a - b, a - b - half, a - b + half)
+
+
+def share_delta(p1, n1, p2, n2) -> Delta | None:
+    """Change in a share of samples (Wald interval of a difference of proportions)."""
+    p1, p2, n1, n2 = _num(p1), _num(p2), _num(n1), _num(n2)
+    if None in (p1, p2, n1, n2) or not n1 or not n2:
+        return None
+    half = 1.96 * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    return Delta(p1 - p2, p1 - p2 - half, p1 - p2 + half)
+
+
+def ratio(a, b) -> float | None:
+    a, b = _num(a), _num(b)
+    return None if a is None or not b else a / b
+
+
+@dataclass
+class Comparison:
+    """One mitigation against ``none`` of the same base model."""
+
+    case_id: str
+    label: str
+    privacy: dict[str, Delta | None] = field(default_factory=dict)
+    carlini: Delta | None = None
+    q: Delta | None = None
+    fid: float | None = None
+    sample_ratio: float | None = None
+    train_ratio: float | None = None
+
+
+def compare(rec: dict, ref: dict) -> Comparison:
+    out = Comparison(str(rec.get(CASE_ID)), mitigation_label(rec))
+    out.privacy = {t: auc_delta(rec, ref, PRIVACY[t][0]) for t in THREAT_MODELS}
+    out.carlini = share_delta(
+        rec.get(CARLINI_L2), rec.get(N_GEN), ref.get(CARLINI_L2), ref.get(N_GEN)
+    )
+    q1, q2 = _num(rec.get(Q)), _num(ref.get(Q))
+    n1, n2 = _num(rec.get(N_GEN)), _num(ref.get(N_GEN))
+    if None not in (q1, q2, n1, n2):
+        d = share_delta(q1 / n1, n1, q2 / n2, n2)
+        out.q = Delta(q1 - q2 * n1 / n2, d.lo * n1, d.hi * n1) if d else None
+    fid, fid_ref = _num(rec.get(FID_TEST)), _num(ref.get(FID_TEST))
+    out.fid = None if fid is None or fid_ref is None else fid - fid_ref
+    out.sample_ratio = ratio(
+        _per_sample(rec), _per_sample(ref)
+    )  # per generated image: cases may differ in N_gen
+    out.train_ratio = ratio(rec.get(TRAIN_SECONDS), ref.get(TRAIN_SECONDS))
+    return out
+
+
+def _per_sample(rec: dict) -> float | None:
+    s, n = _num(rec.get(SAMPLE_SECONDS)), _num(rec.get(N_GEN))
+    return None if s is None or not n else s / n
+
+
+def front_of(records: list[dict], threat: str) -> list[dict]:
+    """The records no other record of the group beats on both FID_test and leakage."""
+    from benchmark.report.plots import pareto_front
+
+    key = MIA_AUC(attack=PRIVACY[threat][0])
+    have = [
+        r for r in records if _num(r.get(FID_TEST)) is not None and _num(r.get(key)) is not None
+    ]
+    pts = [(float(r[FID_TEST]), float(r[key])) for r in have]
+    return [have[i] for i in pareto_front(pts)]
+
+
+def summary(
+    ref: dict | None, comparisons: list[Comparison], records: list[dict], threat: str
+) -> str:
+    """'Which to choose' for one group under one threat model, from its figures."""
+    run, what = PRIVACY[threat]
+    front = [mitigation_label(r) for r in front_of(records, threat)]
+    if ref is None:
+        return (
+            f"No `none` case of this base model: nothing to compare the mitigations with. "
+            f"On the front ({what} against FID_test): {', '.join(front) or 'none measured'}."
+        )
+    base = _num(ref.get(MIA_AUC(attack=run)))
+    if not comparisons:
+        shown = "not measured" if base is None else f"{base:.3f}"
+        return f"Only `none` was measured on this base model ({what}: {shown})."
+    helps = [
+        c
+        for c in comparisons
+        if c.privacy.get(threat) and c.privacy[threat].significant and c.privacy[threat].delta < 0
+    ]
+    parts = []
+    if base is not None:
+        parts.append(f"Without a mitigation, the {what} is {base:.3f}.")
+    if not helps:
+        parts.append(
+            f"Under this threat model no mitigation lowers it beyond its interval: "
+            f"{', '.join(c.label for c in comparisons)} leave the leak as it is."
+        )
+    else:
+        for c in sorted(helps, key=lambda c: c.privacy[threat].delta):
+            cost = []
+            if c.fid is not None:
+                cost.append(f"FID_test {c.fid:+.1f}")
+            if c.sample_ratio is not None:
+                cost.append(f"{c.sample_ratio:.1f}× sampling time")
+            if c.train_ratio is not None and abs(c.train_ratio - 1) > 0.05:
+                cost.append(f"{c.train_ratio:.1f}× training time")
+            parts.append(
+                f"{c.label} lowers it by {-c.privacy[threat].delta:.3f} "
+                f"({c.privacy[threat].text()})" + (f" at {', '.join(cost)}." if cost else ".")
+            )
+        others = [c.label for c in comparisons if c not in helps]
+        if others:
+            parts.append(f"{', '.join(others)} do not lower it beyond the interval.")
+    parts.append(f"On the Pareto front: {', '.join(front) or 'none measured'}.")
+    return " ".join(parts)
+
+
+@dataclass
+class Group:
+    label: str
+    records: list[dict]
+    reference: dict | None
+    comparisons: list[Comparison]
+    plots: dict[str, str | None]
+    fronts: dict[str, list[str]]
+    summaries: dict[str, str]
+
+
+def compare_groups(records: list[dict]) -> list[Group]:
+    """The records grouped by base model, each with its comparisons, plots and summaries."""
+    from benchmark.report.plots import group_privacy_utility
+
+    by: OrderedDict[tuple, list[dict]] = OrderedDict()
+    for r in records:
+        by.setdefault(base_key(r), []).append(r)
+    out = []
+    order = sorted(by, key=lambda k: tuple(str(v) for v in k[:2]) + (k[2] or 0, k[3]))
+    for members in (by[k] for k in order):
+        ref = next((r for r in members if r.get(MITIGATION) == "none"), None)
+        comps = [compare(r, ref) for r in members if r is not ref] if ref is not None else []
+        plots, fronts, texts = {}, {}, {}
+        for threat in THREAT_MODELS:
+            key = MIA_AUC(attack=PRIVACY[threat][0])
+            plots[threat] = group_privacy_utility(
+                members, key, PRIVACY[threat][1], mitigation_label
+            )
+            fronts[threat] = [mitigation_label(r) for r in front_of(members, threat)]
+            texts[threat] = summary(ref, comps, members, threat)
+        out.append(Group(base_label(members[0]), members, ref, comps, plots, fronts, texts))
+    return out
