@@ -73,3 +73,15 @@ def mixture_model(data, weight_of_xp: float):
         return d[:, 0] < d[:, 1]
 
     return model, is_hit
+
+
+def analytic_memorizer(data):
+    """A DDIM 'model' that reproduces exactly the training images of ``data`` (uniform
+    mixture of point masses): the memorizing model whose answer is known."""
+    from benchmark.models.base import TrainedModel
+    from benchmark.models.ddpm import DDIMFamily
+
+    family = DDIMFamily(ModelConfig())
+    weights = torch.full((data.n_train,), 1 / data.n_train)
+    net = MixtureDenoiser(data.train, weights, family.alphas_cumprod)
+    return TrainedModel(family, net, "memorizer", tuple(data.image_shape))

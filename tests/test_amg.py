@@ -6,24 +6,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.config import DataConfig, ModelConfig, SamplerConfig
+from benchmark.config import DataConfig, SamplerConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
 from benchmark.metrics.carlini import nearest_two
 from benchmark.mitigations.amg import AntiMemorizationGuidance
 from benchmark.mitigations.base import MitigationContext
-from benchmark.models.base import TrainedModel
-from benchmark.models.ddpm import DDIMFamily
-from tests.helpers import MixtureDenoiser
+from tests.helpers import analytic_memorizer
 
 
 @pytest.fixture(scope="module")
 def memorizer():
     data = load_dataset(DataConfig(n_train=16))
-    family = DDIMFamily(ModelConfig())
-    weights = torch.full((data.n_train,), 1 / data.n_train)
-    net = MixtureDenoiser(data.train, weights, family.alphas_cumprod)
-    return TrainedModel(family, net, "memorizer", tuple(data.image_shape)), data
+    return analytic_memorizer(data), data
 
 
 def test_amg_parameters_are_checked(memorizer):

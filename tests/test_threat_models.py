@@ -47,7 +47,7 @@ from benchmark.mitigations.base import Mitigation
 from benchmark.models.base import TrainedModel
 from benchmark.models.ddpm import DDIMFamily
 from benchmark.session import Session
-from tests.helpers import MixtureDenoiser
+from tests.helpers import analytic_memorizer
 from tests.test_membership import GaussianDenoiser, copies_of
 
 
@@ -88,10 +88,7 @@ class NoGuidance(Mitigation):
 @pytest.fixture(scope="module")
 def memorizer():
     data = load_dataset(DataConfig(n_train=64, saf=True))
-    family = DDIMFamily(ModelConfig())
-    weights = torch.full((data.n_train,), 1 / data.n_train)
-    net = MixtureDenoiser(data.train, weights, family.alphas_cumprod)
-    return TrainedModel(family, net, "memorizer", tuple(data.image_shape)), data
+    return analytic_memorizer(data), data
 
 
 def test_a_guided_mitigation_hides_the_leak_from_its_api_not_from_its_weights(memorizer):

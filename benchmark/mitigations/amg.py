@@ -28,18 +28,18 @@ the independent replication instead.
 from __future__ import annotations
 
 import time as _time
-from typing import Any
 
 import torch
 
 from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY
 from benchmark.errors import ConfigError
 from benchmark.metrics.carlini import CARLINI_L2, nearest_two
-from benchmark.mitigations.base import Mitigation, MitigationContext
-from benchmark.models.base import Guidance, ModelFamily, SampleResult, TrainedModel
+from benchmark.mitigations.base import MitigationContext
+from benchmark.mitigations.guided import TrackedGuidance
+from benchmark.models.base import Guidance, ModelFamily, TrainedModel
 
 
-class AntiMemorizationGuidance(Mitigation):
+class AntiMemorizationGuidance(TrackedGuidance):
     """Dissimilarity guidance away from the nearest training image of x0_hat."""
 
     name = "amg"
@@ -66,10 +66,6 @@ class AntiMemorizationGuidance(Mitigation):
         self.family: ModelFamily | None = None
         self._reset_counts()
 
-    def _reset_counts(self) -> None:
-        self.counts = {"evaluations": 0, "fired": 0, "seconds": 0.0}
-        self._fired_any: torch.Tensor | None = None
-
     def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> None:
         if context is None or context.data.train.shape[0] < 2:
             raise ConfigError(
@@ -90,12 +86,8 @@ class AntiMemorizationGuidance(Mitigation):
             x0 = noise.predict_x0(x, t, eps).float()
             d1, d2, idx = nearest_two(x0, train.to(x0.device), chunk=int(chunk))
             fire = d1 < ratio * d2
-            self.counts["evaluations"] += fire.numel()
-            self.counts["fired"] += int(fire.sum())
-            if self._fired_any is not None and self._fired_any.shape == fire.shape:
-                self._fired_any |= fire.cpu()
             if not fire.any():
-                self.counts["seconds"] += _time.perf_counter() - start
+                self.record_step(fire, _time.perf_counter() - start)
                 return eps
             a, s = (float(c) for c in noise.coefficients(t))
             nearest = train[idx.to(train.device)].view_as(x0).to(x0)
@@ -103,36 +95,7 @@ class AntiMemorizationGuidance(Mitigation):
             unit = (away / away.norm(dim=1, keepdim=True).clamp_min(1e-12)).view_as(x0)
             size = (scale * ratio * d2 * fire).to(x0).view(-1, *[1] * (x.ndim - 1))
             out = eps - (a / s) * (size * unit).to(eps.dtype)
-            self.counts["seconds"] += _time.perf_counter() - start
+            self.record_step(fire, _time.perf_counter() - start)
             return out
 
         return guide
-
-    def generate(self, model: TrainedModel, seeds, sampler, **kwargs: Any) -> SampleResult:
-        """Sample batch by batch, tracking which samples the guidance acted on."""
-        self._reset_counts()
-        guide = self.guidance()
-        seeds = torch.as_tensor(seeds, dtype=torch.long)
-        batch = int(kwargs.pop("batch_size", 256))
-        fired, parts = [], []
-        start = _time.perf_counter()
-        for part in seeds.split(batch):
-            self._fired_any = torch.zeros(part.shape[0], dtype=torch.bool)
-            parts.append(model.generate(part, sampler, guidance=guide, batch_size=batch, **kwargs))
-            fired.append(self._fired_any)
-        self._fired_any = None
-        self._sample_fired = torch.cat(fired)
-        seconds = _time.perf_counter() - start
-        return SampleResult(torch.cat([p.images for p in parts]), seeds, parts[0].nfe, seconds)
-
-    def metrics(self) -> dict[str, Any]:
-        c = self.counts
-        steps = max(c["evaluations"], 1)
-        return {
-            "guided_step_fraction": c["fired"] / steps,
-            "guided_sample_fraction": float(self._sample_fired.float().mean())
-            if hasattr(self, "_sample_fired")
-            else None,
-            "guidance_seconds": c["seconds"],
-            "guidance_seconds_per_image_step": c["seconds"] / steps,
-        }

@@ -26,17 +26,18 @@ from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY
 from benchmark.config import stable_hash
 from benchmark.data.base import ImageDataset
 from benchmark.errors import ConfigError
-from benchmark.mitigations.base import Mitigation, MitigationContext
+from benchmark.mitigations.base import MitigationContext
+from benchmark.mitigations.guided import TrackedGuidance
 from benchmark.mitigations.random_label_classifier import (
     CLASSIFIER_VERSION,
     TrainedClassifier,
     load_classifier,
     train_classifier,
 )
-from benchmark.models.base import Guidance, ModelFamily, SampleResult, TrainedModel
+from benchmark.models.base import Guidance, ModelFamily, TrainedModel
 
 
-class CPSample(Mitigation):
+class CPSample(TrackedGuidance):
     """Classifier-guided privacy sampling with confidence threshold alpha and scale s."""
 
     name = "cpsample"
@@ -71,10 +72,6 @@ class CPSample(Mitigation):
         self.classifier: TrainedClassifier | None = None
         self.family: ModelFamily | None = None
         self._reset_counts()
-
-    def _reset_counts(self) -> None:
-        self.counts = {"evaluations": 0, "fired": 0, "seconds": 0.0}
-        self._fired_any: torch.Tensor | None = None
 
     def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> None:
         if context is None:
@@ -143,42 +140,14 @@ class CPSample(Mitigation):
                     (grad,) = torch.autograd.grad(logit, x_in, grad_outputs=w)
                 else:
                     grad = torch.zeros_like(x)
-            self.counts["evaluations"] += fire.numel()
-            self.counts["fired"] += int(fire.sum())
-            if self._fired_any is not None and self._fired_any.shape == fire.shape:
-                self._fired_any |= fire.cpu()
             step = scale * family.noise.noise_std(t) * grad
-            self.counts["seconds"] += _time.perf_counter() - start
+            self.record_step(fire, _time.perf_counter() - start)
             return eps + step.to(eps.dtype)
 
         return guide
 
-    def generate(self, model: TrainedModel, seeds, sampler, **kwargs: Any) -> SampleResult:
-        """Sample batch by batch, tracking which samples the guidance acted on."""
-        self._reset_counts()
-        guide = self.guidance()
-        seeds = torch.as_tensor(seeds, dtype=torch.long)
-        batch = int(kwargs.pop("batch_size", 256))
-        fired, parts = [], []
-        start = _time.perf_counter()
-        for chunk in seeds.split(batch):
-            self._fired_any = torch.zeros(chunk.shape[0], dtype=torch.bool)
-            parts.append(model.generate(chunk, sampler, guidance=guide, batch_size=batch, **kwargs))
-            fired.append(self._fired_any)
-        self._fired_any = None
-        self._sample_fired = torch.cat(fired)
-        seconds = _time.perf_counter() - start
-        return SampleResult(torch.cat([p.images for p in parts]), seeds, parts[0].nfe, seconds)
-
     def metrics(self) -> dict[str, Any]:
-        c = self.counts
-        rec = {
-            "guided_step_fraction": c["fired"] / max(c["evaluations"], 1),
-            "guided_sample_fraction": float(self._sample_fired.float().mean())
-            if hasattr(self, "_sample_fired")
-            else None,
-            "guidance_seconds": c["seconds"],
-        }
+        rec = super().metrics()
         if self.classifier is not None:
             rec.update({f"classifier_{k}": v for k, v in self.classifier.metrics.items()})
         return rec
