@@ -17,16 +17,12 @@ and TPR@1%FPR 99.7%.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from benchmark.attacks.base import MembershipAttack, per_image_error
 from benchmark.attacks.threat import WEIGHTS
 from benchmark.errors import ConfigError
+from benchmark.metrics.membership import cross_fitted_scores
 from benchmark.progress import bar
 
 
@@ -117,21 +113,11 @@ class GSAAttack(MembershipAttack):
         fh = self.gradient_features(
             model, nonmembers, seed + 1, device, progress, "GSA: non-members"
         )
-        x = torch.cat([fm, fh]).numpy()
-        y = np.r_[np.ones(fm.shape[0]), np.zeros(fh.shape[0])]
         folds = min(int(self.params["folds"]), fm.shape[0])
         if folds < 2:
             raise ConfigError(
                 f"GSA trains its classifier on part of the membership and needs at least 2 "
                 f"members and 2 non-members, got {fm.shape[0]}"
             )
-        scores = np.zeros(y.size)
-        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-        for fit, held in splits.split(x, y):
-            clf = make_pipeline(
-                StandardScaler(), LogisticRegression(C=float(self.params["c"]), max_iter=5000)
-            )
-            clf.fit(x[fit], y[fit])
-            scores[held] = clf.decision_function(x[held])
-        n = fm.shape[0]
-        return torch.from_numpy(scores[:n]), torch.from_numpy(scores[n:])
+        m, h = cross_fitted_scores(fm.numpy(), fh.numpy(), folds, float(self.params["c"]), seed)
+        return torch.from_numpy(m), torch.from_numpy(h)

@@ -16,14 +16,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from benchmark.attacks.base import membership_sets
 from benchmark.metrics.base import AuditInputs, CaseMetric
-from benchmark.metrics.membership import score_attack
+from benchmark.metrics.membership import cross_fitted_scores, score_attack
 from benchmark.record import Field
 
 BLIND_AUC = Field("blind_auc", "float", "AUC of an images-only classifier, members vs non-members")
@@ -47,21 +43,13 @@ def blind_scores(
     members: torch.Tensor, nonmembers: torch.Tensor, folds: int = 5, c: float = 0.1, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold member scores of an images-only classifier (higher = member)."""
-    x = np.r_[image_features(members), image_features(nonmembers)]
-    y = np.r_[np.ones(members.shape[0]), np.zeros(nonmembers.shape[0])]
     folds = min(folds, members.shape[0], nonmembers.shape[0])
     if folds < 2:
         raise ValueError(
             f"the blind baseline needs at least 2 members and 2 non-members, got "
             f"{members.shape[0]} and {nonmembers.shape[0]}"
         )
-    scores = np.zeros(y.size)
-    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
-        clf.fit(x[fit], y[fit])
-        scores[held] = clf.decision_function(x[held])
-    n = members.shape[0]
-    return scores[:n], scores[n:]
+    return cross_fitted_scores(image_features(members), image_features(nonmembers), folds, c, seed)
 
 
 def blind_baseline(

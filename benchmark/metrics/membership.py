@@ -146,6 +146,29 @@ def tpr_at_fpr(labels, scores, fpr_max: float) -> float:
     return float(tpr[fpr <= fpr_max + 1e-12].max())
 
 
+def cross_fitted_scores(
+    member_features, nonmember_features, folds: int, c: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold member scores (higher = member) of a standardised logistic regression
+    (inverse regularisation ``c``) trained to tell the two sets apart: every row is
+    scored by a classifier fitted on the other ``folds - 1`` stratified folds. The
+    caller checks that ``folds`` >= 2 and that each set has at least ``folds`` rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    m, h = np.asarray(member_features), np.asarray(nonmember_features)
+    x = np.r_[m, h]
+    y = np.r_[np.ones(m.shape[0]), np.zeros(h.shape[0])]
+    scores = np.zeros(y.size)
+    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
+        clf.fit(x[fit], y[fit])
+        scores[held] = clf.decision_function(x[held])
+    return scores[: m.shape[0]], scores[m.shape[0] :]
+
+
 @dataclass(frozen=True)
 class TransferredThreshold:
     """A threshold fixed on one split and judged on another (the attacker's real position).
