@@ -67,6 +67,7 @@ from benchmark.record import (
     check_entries,
 )
 from benchmark.speed import Speed
+from benchmark.tiers import with_mitigation_training
 
 if TYPE_CHECKING:
     from benchmark.session import Session
@@ -100,6 +101,7 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
     model weights, detectors, feature extractor, counts, device type and code are
     unchanged (``session.reaudit`` measures again).
     """
+    case = with_mitigation_training(case)  # a training-time mitigation's model
     memo = (case, model.key if model is not None else None)
     if memo in session._audits:
         return session._audits[memo]

@@ -116,6 +116,10 @@ class TrainConfig:
     checkpoint_every: int = field(default=500, metadata=NOT_IDENTITY)
     seed: int = 0
     precision: str = field(default="fp32", metadata=UNLESS_DEFAULT)  # or bf16 autocast
+    # a training-time mitigation (DP-SGD) that wraps the loop, with its parameters: set
+    # from the case's mitigation (``Mitigation.train_config``), so the model is cached
+    # under them; ``None`` trains plainly
+    mitigation: MitigationConfig | None = field(default=None, metadata=UNLESS_DEFAULT)
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"train steps must be >= 1, got {self.steps}")

@@ -58,6 +58,15 @@ def suite_names(reg) -> list[str]:
     return [n for n in reg.names() if getattr(reg.get(n), "in_suites", True)]
 
 
+def with_mitigation_training(case: CaseConfig) -> CaseConfig:
+    """``case`` with the training its mitigation needs: a training-time mitigation (DP-SGD)
+    names itself in ``case.train`` (``Mitigation.train_config``), so its model is trained
+    through its hook and cached under its parameters. Idempotent."""
+    mitigation = registry.mitigations.get(case.mitigation.name)(**case.mitigation.kwargs)
+    train = mitigation.train_config(replace(case.train, mitigation=None))
+    return case if train == case.train else replace(case, train=train)
+
+
 def smoke_case(
     family: str,
     n_train: int,
@@ -68,14 +77,16 @@ def smoke_case(
 ) -> CaseConfig:
     fam_cls = registry.models.get(family)
     model, train, sampler = fam_cls.smoke_configs()
-    return CaseConfig(
-        # SAF on: the fingerprint audit (|q|, t*) runs on the same cached models.
-        data=DataConfig(name=dataset, n_train=n_train, saf=True),
-        model=model,
-        train=train,
-        sampler=sampler,
-        mitigation=MitigationConfig(mitigation, params),
-        n_gen=n_gen,
+    return with_mitigation_training(
+        CaseConfig(
+            # SAF on: the fingerprint audit (|q|, t*) runs on the same cached models.
+            data=DataConfig(name=dataset, n_train=n_train, saf=True),
+            model=model,
+            train=train,
+            sampler=sampler,
+            mitigation=MitigationConfig(mitigation, params),
+            n_gen=n_gen,
+        )
     )
 
 
@@ -217,7 +228,9 @@ class Rehearsal:
         mit_cls = registry.mitigations.get(case.mitigation.name)
         params = {**case.mitigation.kwargs, **getattr(mit_cls, "quick_params", {})}
         mitigation = MitigationConfig(case.mitigation.name, params)
-        return replace(case, train=train, sampler=sampler, mitigation=mitigation)
+        case = replace(case, train=replace(train, mitigation=None), sampler=sampler,
+                       mitigation=mitigation)  # fmt: skip
+        return with_mitigation_training(case)
 
     def detector(self, cfg: DetectorConfig) -> DetectorConfig:
         return replace(

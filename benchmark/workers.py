@@ -5,7 +5,8 @@ spreads the cases over four worker processes:
 
 - each worker takes one GPU (``benchmark.device.worker_device``: ``gw0`` -> ``cuda:0``,
   round-robin when there are more workers than GPUs);
-- each case is in the xdist group of the model it audits (family, dataset, N_train), so
+- each case is in the xdist group of the model it audits (family, dataset, N_train, and
+  the mitigation where it changes training), so
   ``--dist loadgroup`` keeps the cases of a model on one worker and trains it there
   once (the cache's per-key lock covers whatever still meets, e.g. a test that compares
   two models);
@@ -46,7 +47,20 @@ def model_group(item: pytest.Item) -> str | None:
         return None
     dataset = item.config.getoption("--memobench-dataset") or "default"
     size = params.get("n_train", "any")  # a test comparing a family's sizes: its own group
-    return f"{family}-{dataset}-{size}"
+    group = f"{family}-{dataset}-{size}"
+    mitigation = params.get("mitigation")
+    if isinstance(mitigation, str) and _changes_training(mitigation, params.get("params")):
+        group += f"-{mitigation}"  # a training-time mitigation (DP-SGD) has its own model
+    return group
+
+
+def _changes_training(name: str, params: Any) -> bool:
+    from benchmark import registry
+
+    try:
+        return registry.mitigations.get(name)(**dict(params or {})).changes_training
+    except Exception:  # an unknown name or bad parameters fail in the case itself
+        return False
 
 
 class WorkerHooks:

@@ -11,10 +11,10 @@ import torch
 
 from benchmark import registry
 from benchmark.attacks.threat import SAMPLES_ONLY, THREAT_MODELS
-from benchmark.config import DataConfig, SamplerConfig, replace
+from benchmark.config import DataConfig, SamplerConfig, TrainConfig, replace
 from benchmark.mitigations.base import MitigationContext
 from benchmark.models.base import ModelFamily, TrainedModel, seeded_latents
-from benchmark.models.training import build_network
+from benchmark.models.training import build_network, train
 from benchmark.tiers import suite_names
 
 FAMILIES = suite_names(registry.models)
@@ -54,19 +54,30 @@ def test_family_contract(family_name, memobench_session):
     torch.testing.assert_close(family.noise.predict_x0(x_t, time, noise), x0, atol=1e-4, rtol=1e-4)
 
 
+def contract_model(family, data, mitigation, folder) -> TrainedModel:
+    """The untrained network, or, for a mitigation that changes training (DP-SGD), the
+    network after two steps of the shared loop through the mitigation's hook."""
+    net = build_network(family, data.image_shape, 0).eval()
+    if not mitigation.changes_training:
+        return TrainedModel(family, net, "contract", data.image_shape)
+    two_steps = TrainConfig(steps=2, batch_size=4, warmup_steps=1, checkpoint_every=2)
+    cfg = replace(mitigation.train_config(two_steps), steps=2, batch_size=4)
+    net, stats = train(family, data.train, cfg, folder, progress=False)
+    assert stats["train_steps"] == 2
+    return TrainedModel(family, net, "contract", data.image_shape, stats)
+
+
 @pytest.mark.smoke
 @pytest.mark.parametrize("mitigation_name", MITIGATIONS)
-def test_mitigation_contract(mitigation_name, memobench_session):
+def test_mitigation_contract(mitigation_name, memobench_session, tmp_path):
     from benchmark.models.dummy import DummyFamily
 
     cls = registry.mitigations.get(mitigation_name)
     assert cls.name == mitigation_name
     family = DummyFamily(DummyFamily.smoke_configs()[0])
     data = memobench_session.dataset(DataConfig(n_train=8))
-    model = TrainedModel(
-        family, build_network(family, data.image_shape, 0).eval(), "contract", data.image_shape
-    )
     mitigation = cls(**cls.quick_params)
+    model = contract_model(family, data, mitigation, tmp_path)
     features = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(data.train[0].numel(), 8))
     context = MitigationContext(data=data, features=features)
     mitigation.prepare(model, context)
@@ -107,7 +118,9 @@ def test_attack_contract(attack_name, memobench_session):
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("family_name", FAMILIES)
-def test_family_runs_tstar_every_attack_and_every_mitigation(family_name, memobench_session):
+def test_family_runs_tstar_every_attack_and_every_mitigation(
+    family_name, memobench_session, tmp_path
+):
     """What the audit asks of a family beyond sampling, on its untrained smoke network:
     t* runs its solver from a noised image, every attack scores through its noise
     process, and every mitigation's guidance hook goes through its sampler."""
@@ -135,8 +148,10 @@ def test_family_runs_tstar_every_attack_and_every_mitigation(family_name, memobe
     for name in MITIGATIONS:
         cls = registry.mitigations.get(name)
         mitigation = cls(**cls.quick_params)
-        mitigation.prepare(model, MitigationContext(data=data, features=features))
-        out = mitigation.generate(model, torch.arange(2), sampler)
+        # a training-time mitigation trains the family's own network through its hook
+        mitigated = contract_model(family, data, mitigation, tmp_path / name)
+        mitigation.prepare(mitigated, MitigationContext(data=data, features=features))
+        out = mitigation.generate(mitigated, torch.arange(2), sampler)
         assert out.images.shape == (2, *data.image_shape), name
         assert torch.isfinite(out.images).all(), name
 

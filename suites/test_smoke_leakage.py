@@ -106,16 +106,19 @@ NLL_MARGIN = 0.50
 @pytest.fixture(scope="module", autouse=True)
 def _train_models_in_parallel(request, memobench_session):
     """Train the models the selected cases need at once, one process each (CPU)."""
-    needed = set()
+    cases = []
     for item in request.session.items:
         params = getattr(item, "callspec", None)
         if item.module is not request.module or params is None:
             continue
-        family = params.params["family"]
-        sizes = [params.params["n_train"]] if "n_train" in params.params else [SMALL_N, LARGE_N]
-        needed.update((family, n) for n in sizes)
-    cases = [case_for(memobench_session, f, n) for f, n in sorted(needed)]
-    memobench_session.prefetch([TrainSpec(c.model, c.train, c.data) for c in cases])
+        family, p = params.params["family"], params.params
+        if "n_train" in p:  # a case: its model (a training-time mitigation's own)
+            cases.append(case_for(memobench_session, family, p["n_train"], p["mitigation"],
+                                  p["params"]))  # fmt: skip
+        else:  # a science check: the `none` models at both sizes
+            cases += [case_for(memobench_session, family, n) for n in (SMALL_N, LARGE_N)]
+    specs = dict.fromkeys(TrainSpec(c.model, c.train, c.data) for c in cases)
+    memobench_session.prefetch(list(specs))
 
 
 def case_for(ctx, family: str, n_train: int, mitigation: str = "none", params=()):
@@ -417,3 +420,4 @@ def test_gsa_finds_more_members_at_low_fpr_than_the_loss_attack(family, memobenc
     gsa = large[MIA_TPR(attack="gsa_weights", fpr="1pct")]
     loss = large[MIA_TPR(attack="loss_weights", fpr="1pct")]
     assert gsa > loss, f"{family} on {LARGE_N} digits: GSA TPR@1%FPR {gsa:.3f} vs loss {loss:.3f}"
+

@@ -1,8 +1,11 @@
 """The mitigation interface (SPEC section 6).
 
 A mitigation either acts inside a family's sampler through the guidance hook
-(it sees x_t, t and eps_theta and returns the eps it wants used; CPSample) or
-wraps sampling as a whole (``generate``; rejection sampling). ``none`` is the
+(it sees x_t, t and eps_theta and returns the eps it wants used; CPSample), wraps
+sampling as a whole (``generate``; rejection sampling), or changes how the model
+is trained (``train_config`` names it in the ``TrainConfig``, so the model is
+cached under its parameters, and ``training_hook`` wraps the shared training
+loop; DP-SGD). ``none`` is the
 identity. Whatever it needs (a classifier, the feature extractor) it builds in
 ``prepare`` from the ``MitigationContext``; what it wants on the leaderboard
 (how often it acted, what it cost) it returns from ``metrics``. A third-party
@@ -21,10 +24,11 @@ from torch import nn
 
 from benchmark.attacks.threat import check_threat_model
 from benchmark.cache import Cache
-from benchmark.config import SamplerConfig
+from benchmark.config import SamplerConfig, TrainConfig
 from benchmark.data.base import ImageDataset
 from benchmark.errors import ConfigError
 from benchmark.models.base import Guidance, SampleResult, TrainedModel
+from benchmark.models.training import TrainingHook
 
 
 @dataclass
@@ -87,6 +91,21 @@ class Mitigation:
 
     def check_params(self) -> None:
         """Raise ``ConfigError`` naming a parameter whose value is out of range."""
+
+    def train_config(self, train: TrainConfig) -> TrainConfig:
+        """The training a case with this mitigation needs. A training-time mitigation
+        returns ``train`` with ``mitigation`` set to itself (and whatever else it changes);
+        the default trains as the case says."""
+        return train
+
+    def training_hook(self, train: TrainConfig, n_train: int) -> TrainingHook | None:
+        """How the training loop changes (``models.training.TrainingHook``); ``None``: it
+        does not. Called in the training process with the final ``TrainConfig``."""
+        return None
+
+    @property
+    def changes_training(self) -> bool:
+        return self.train_config(TrainConfig()) != TrainConfig()
 
     def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> None:
         """Train or load whatever the mitigation needs (e.g. a classifier)."""

@@ -5,6 +5,10 @@ supplies the rest. A checkpoint (model, EMA, optimizer, scheduler, step, RNG
 state, loss history) is written atomically every ``checkpoint_every`` steps and
 on Ctrl-C; a rerun resumes from it and, on the CPU, ends with the same weights
 as an uninterrupted run.
+
+A training-time mitigation (DP-SGD) changes the loop through a ``TrainingHook``:
+how a batch is drawn, the network the loss sees, the optimizer step, and what it
+reports (its privacy guarantee).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from torch import nn
 
 from benchmark.cache import atomic_torch_save
 from benchmark.config import TrainConfig
-from benchmark.errors import CheckpointError
+from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.base import ModelFamily
 from benchmark.progress import bar
 from benchmark.speed import autocast
@@ -68,6 +72,62 @@ def lr_factor(cfg: TrainConfig, step: int) -> float:
     return warm
 
 
+class TrainingHook:
+    """How a training-time mitigation changes the loop (``Mitigation.training_hook``).
+
+    The identity: uniform batches of ``cfg.batch_size``, the network and optimizer as
+    they are. A hook's state (an accountant, a noise generator) goes into the checkpoint
+    through ``state_dict``, so an interrupted run resumes with the same guarantee.
+    """
+
+    def attach(
+        self, net: nn.Module, opt: torch.optim.Optimizer, device: torch.device
+    ) -> tuple[nn.Module, torch.optim.Optimizer]:
+        """The network the loss calls and the optimizer that steps (wrapped if need be)."""
+        return net, opt
+
+    def batch(self, n: int, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+        """The indices of the next batch among ``n`` training images."""
+        return torch.randint(0, n, (batch_size,), generator=gen, device=gen.device)
+
+    def empty_batch(self) -> None:
+        """Prepare the optimizer step of an empty batch (only a hook's ``batch`` can give
+        one; DP-SGD then steps on its noise alone)."""
+        raise RuntimeError("an empty training batch")
+
+    def after_step(self) -> None:
+        """Called once per optimizer step (an accountant counts it)."""
+
+    def detach(self) -> None:
+        """Undo ``attach`` (hooks removed) once training is done."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` gave."""
+
+    def stats(self) -> dict[str, Any]:
+        """What the hook reports beside the training stats (e.g. ``dp_epsilon``)."""
+        return {}
+
+
+def training_hook(cfg: TrainConfig, n_train: int) -> TrainingHook:
+    """The hook of ``cfg.mitigation`` (a registered mitigation), or the identity."""
+    if cfg.mitigation is None:
+        return TrainingHook()
+    from benchmark import registry
+
+    mitigation = registry.mitigations.get(cfg.mitigation.name)(**cfg.mitigation.kwargs)
+    hook = mitigation.training_hook(cfg, n_train)
+    if hook is None:
+        raise ConfigError(
+            f"TrainConfig.mitigation names {cfg.mitigation.name!r}, which does not change "
+            f"training; leave TrainConfig.mitigation unset for it"
+        )
+    return hook
+
+
 class TrainingInterrupted(Exception):
     """Raised after a checkpoint was written because training was stopped early."""
 
@@ -104,6 +164,8 @@ def train(
     ema = EMA(net, cfg.ema_decay)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))
+    hook = training_hook(cfg, images.shape[0])
+    loss_net, opt = hook.attach(net, opt, device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     data = images.to(device)
     step, losses, elapsed = 0, [], 0.0
@@ -116,6 +178,7 @@ def train(
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         gen.set_state(state["gen"])
+        hook.load_state_dict(state.get("hook", {}))
         step, losses, elapsed = state["step"], state["losses"], state["elapsed"]
         log.info("resuming training from step %d/%d (%s)", step, cfg.steps, ckpt_path)
 
@@ -128,6 +191,7 @@ def train(
                 "opt": opt.state_dict(),
                 "sched": sched.state_dict(),
                 "gen": gen.get_state(),
+                "hook": hook.state_dict(),
                 "step": step,
                 "losses": losses,
                 "elapsed": elapsed + (time.perf_counter() - start),
@@ -153,19 +217,22 @@ def train(
             while step < cfg.steps:
                 if interrupted():
                     raise KeyboardInterrupt
-                idx = torch.randint(
-                    0, data.shape[0], (cfg.batch_size,), generator=gen, device=device
-                )
-                with autocast(cfg.precision, data.device.type):  # a no-op for fp32
-                    loss = family.loss(net, data[idx], gen).float()
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"training loss became {loss.item()} at step {step}; lower lr "
-                        f"(now {cfg.lr}) or check the data range"
-                    )
+                idx = hook.batch(data.shape[0], cfg.batch_size, gen)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                if idx.numel() == 0:  # a Poisson-sampled batch can be empty (DP-SGD)
+                    hook.empty_batch()
+                    loss = torch.zeros(())
+                else:
+                    with autocast(cfg.precision, data.device.type):  # a no-op for fp32
+                        loss = family.loss(loss_net, data[idx], gen).float()
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"training loss became {loss.item()} at step {step}; lower lr "
+                            f"(now {cfg.lr}) or check the data range"
+                        )
+                    loss.backward()
                 opt.step()
+                hook.after_step()
                 sched.step()
                 step += 1
                 ema.update(net, step)
@@ -185,6 +252,8 @@ def train(
                 "interrupted at step %d; checkpoint saved to %s, rerun to resume", step, ckpt_path
             )
             raise
+        finally:
+            hook.detach()
     elapsed += time.perf_counter() - start
     ckpt_path.unlink(missing_ok=True)
     stats = {
@@ -193,6 +262,7 @@ def train(
         "loss_history": losses,
         "final_loss": losses[-1][1] if losses else float("nan"),
         "param_count": sum(p.numel() for p in net.parameters()),
+        **hook.stats(),
     }
     return ema.shadow.eval(), stats
 

@@ -70,7 +70,10 @@ def unet_forward(net: torch.nn.Module, x: torch.Tensor, timesteps: torch.Tensor)
 
     A network without a diffusers UNet config (an analytic denoiser) is called as is.
     """
-    levels = getattr(getattr(net, "config", None), "block_out_channels", None)
+    # Opacus' GradSampleModule (DP-SGD training) wraps the UNet as ``_module`` and does
+    # not forward its attributes
+    inner = getattr(net, "_module", net)
+    levels = getattr(getattr(inner, "config", None), "block_out_channels", None)
     if levels is None:
         return net(x, timesteps).sample
     multiple = size_multiple(tuple(levels))
