@@ -421,3 +421,43 @@ def test_gsa_finds_more_members_at_low_fpr_than_the_loss_attack(family, memobenc
     loss = large[MIA_TPR(attack="loss_weights", fpr="1pct")]
     assert gsa > loss, f"{family} on {LARGE_N} digits: GSA TPR@1%FPR {gsa:.3f} vs loss {loss:.3f}"
 
+
+# DP-SGD at its suite setting (epsilon = 1, delta = 1e-5, clipping 1.0, 500 steps of
+# expected batch 16 of 64: q = 0.25, noise multiplier 22.8), measured for ddim: the
+# accountant's epsilon 0.994; loss-attack AUC under `weights` 0.467 [0.362, 0.563]
+# against the bound 0.730 and `none`'s 1.000; GSA 0.494, nearest-sample 0.538; Carlini
+# 0.703 -> 0.000, replication 0.734 -> 0.000, at FID_test 9.9 -> 138.3 (the noise
+# drowns the gradients of 64 images: the samples are blobs). Its |q| is no measure
+# here: C_SAF and C_ID, trained on digits, flag 633 of those 1024 blobs as SAF(x_p)
+# (t* 0.99), so the check leaves |q| out.
+DP_CARLINI_MARGIN = 0.30
+
+
+@pytest.mark.smoke
+@pytest.mark.science
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.skipif("dpsgd" not in MITIGATIONS, reason="the dpsgd mitigation is not registered")
+def test_dp_sgd_keeps_membership_inference_within_its_guarantee(family, memobench_session):
+    """A DP-SGD model: every white-box attack's AUC is within its interval of 0.5 and
+    consistent with the (epsilon, delta) bound, and its samples copy no training image."""
+    from benchmark.metrics.dp_bound import auc_bound
+
+    settings = registry.mitigations.get("dpsgd").suite_settings[0]
+    plain = metrics_of(memobench_session, family, SMALL_N)
+    dp = metrics_of(memobench_session, family, SMALL_N, "dpsgd", settings)
+    epsilon = dp[MITIGATION_ENTRY(entry="epsilon")]
+    delta = dp[MITIGATION_ENTRY(entry="delta")]
+    assert 0 < epsilon <= settings["epsilon"] * 1.01, f"{family}: accountant's epsilon {epsilon}"
+    bound = auc_bound(epsilon, delta)
+    assert dp[MITIGATION_ENTRY(entry="auc_bound")] == pytest.approx(bound)
+    for run in ("loss_weights", "gsa_weights", "pia_weights"):
+        lo, hi = dp[MIA_AUC_CI(attack=run)]
+        assert lo <= 0.5, (
+            f"{family} under DP-SGD (epsilon {epsilon:.2f}): {run} AUC "
+            f"{dp[MIA_AUC(attack=run)]:.3f} [{lo:.3f}, {hi:.3f}] is above chance"
+        )
+        assert lo <= bound, f"{family}: {run} AUC interval [{lo:.3f}, {hi:.3f}] above {bound:.3f}"
+    assert dp[CARLINI_L2] < plain[CARLINI_L2] - DP_CARLINI_MARGIN, (
+        f"{family}: Carlini fraction under DP-SGD {dp[CARLINI_L2]:.3f} vs "
+        f"{plain[CARLINI_L2]:.3f} without it"
+    )

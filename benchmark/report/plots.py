@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from benchmark.metrics.dp_bound import tpr_bound  # noqa: E402
 from benchmark.metrics.fid import FID_TEST  # noqa: E402
 from benchmark.metrics.membership import MIA_AUC, MIA_ROC  # noqa: E402
 from benchmark.metrics.membership_inference import MIA_RUNS  # noqa: E402
@@ -29,7 +31,7 @@ from benchmark.metrics.replication import (  # noqa: E402
     SIMILARITY_HIST,
 )
 from benchmark.metrics.tstar import TSTAR, TSTAR_CURVE, TSTAR_M  # noqa: E402
-from benchmark.record import LOSS_HISTORY  # noqa: E402
+from benchmark.record import LOSS_HISTORY, MITIGATION_ENTRY  # noqa: E402
 
 DPI = 80
 
@@ -87,6 +89,13 @@ def roc_curves(record: dict[str, Any]) -> str | None:
         auc = record.get(MIA_AUC(attack=name), float("nan"))
         ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
+    epsilon = record.get(MITIGATION_ENTRY(entry="epsilon"))
+    delta = record.get(MITIGATION_ENTRY(entry="delta"))
+    if isinstance(epsilon, (int, float)) and isinstance(delta, (int, float)):
+        # a model trained with a DP guarantee: no attack can lie above this curve
+        grid = np.linspace(0, 1, 401)
+        ax.plot(grid, tpr_bound(grid, epsilon, delta), color="k", ls="--", lw=1,
+                label=f"(ε = {epsilon:.2f}, δ = {delta:g})-DP bound")  # fmt: skip
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="lower right", fontsize=6)
     ax.set_title("membership inference")
