@@ -74,3 +74,22 @@ def test_amg_cuts_the_copies_of_a_memorizer(memorizer):
     rec = amg.metrics()
     assert 0 < rec["guided_step_fraction"] <= 1 and rec["guided_sample_fraction"] > 0.5
     assert rec["guidance_seconds"] >= 0
+
+
+def test_amg_leaves_eps_alone_where_no_noise_is_left():
+    """A score-SDE grid ends at t = 0 (s_t = 0): there eps steers nothing, and AMG must not
+    divide by s_t (it did, on the sub-VP smoke model)."""
+    from benchmark import registry
+    from benchmark.models.base import TrainedModel
+
+    family_cls = registry.models.get("subvp")
+    family = family_cls(family_cls.smoke_configs()[0])
+    data = load_dataset(DataConfig(n_train=16))
+    model = TrainedModel(family, torch.nn.Identity(), "t0", data.image_shape)
+    amg = AntiMemorizationGuidance()
+    amg.prepare(model, MitigationContext(data=data))
+    t = torch.tensor(family.noise.time_at(0.0))
+    assert float(family.noise.coefficients(t)[1]) == 0
+    x = data.train[:2].clone()  # a copy: AMG would fire if there were noise to steer
+    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(amg.guidance()(x, t, eps), eps)
