@@ -100,7 +100,7 @@ def main() -> None:
         print("| " + " | ".join(cells) + " |")
     print()
     for label, _, extra in rows:
-        shown = {k: round(v, 3) if isinstance(v, float) else v for k, v in extra.items()}
+        shown = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in extra.items()}
         if shown:
             print(f"- {label}: {shown}")
 

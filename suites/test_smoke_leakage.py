@@ -187,6 +187,14 @@ def metrics_of(ctx, family: str, n_train: int, mitigation: str = "none", params=
     return run_case(case_for(ctx, family, n_train, mitigation, params), ctx).metrics
 
 
+def against_none(family: str, ctx, mitigation: str) -> tuple[dict, dict, dict]:
+    """(settings, `none`'s metrics, the mitigation's) on the 64-image model, the
+    mitigation at its last (strongest) suite setting, on the same seeds."""
+    settings = registry.mitigations.get(mitigation).suite_settings[-1]
+    plain = metrics_of(ctx, family, SMALL_N)
+    return settings, plain, metrics_of(ctx, family, SMALL_N, mitigation, settings)
+
+
 def small_and_large(family: str, ctx) -> tuple[dict, dict]:
     """Metrics of the `none` cases at SMALL_N (memorizes) and LARGE_N (does not)."""
     return metrics_of(ctx, family, SMALL_N), metrics_of(ctx, family, LARGE_N)
@@ -293,9 +301,7 @@ def test_cpsample_lowers_leakage_of_the_memorizing_model(family, memobench_sessi
     """CPSample's strongest suite setting against `none`, same seeds: fewer copies, a
     weaker membership signal through the deployed denoiser, a fingerprint that survives
     less noise; and through the released weights, the very same leak as without it."""
-    strong = registry.mitigations.get("cpsample").suite_settings[-1]
-    plain = metrics_of(memobench_session, family, SMALL_N)
-    guided = metrics_of(memobench_session, family, SMALL_N, "cpsample", strong)
+    strong, plain, guided = against_none(family, memobench_session, "cpsample")
     what = f"CPSample {strong} on {family} x {SMALL_N} images"
     assert guided[CARLINI_L2] < plain[CARLINI_L2] - CPSAMPLE_MARGIN, (
         f"{what}: Carlini fraction {guided[CARLINI_L2]:.3f} vs {plain[CARLINI_L2]:.3f} "
@@ -442,9 +448,7 @@ def test_dp_sgd_keeps_membership_inference_within_its_guarantee(family, memobenc
     consistent with the (epsilon, delta) bound, and its samples copy no training image."""
     from benchmark.metrics.dp_bound import auc_bound
 
-    settings = registry.mitigations.get("dpsgd").suite_settings[0]
-    plain = metrics_of(memobench_session, family, SMALL_N)
-    dp = metrics_of(memobench_session, family, SMALL_N, "dpsgd", settings)
+    settings, plain, dp = against_none(family, memobench_session, "dpsgd")
     epsilon = dp[MITIGATION_ENTRY(entry="epsilon")]
     delta = dp[MITIGATION_ENTRY(entry="delta")]
     assert 0 < epsilon <= settings["epsilon"] * 1.01, f"{family}: accountant's epsilon {epsilon}"
@@ -483,9 +487,7 @@ AMG_FID_COST = 5.0
 def test_amg_steers_the_memorizing_model_off_its_copies(family, memobench_session):
     """AMG cuts the Carlini copies and, in features it does not use, the replication of
     the 64-image model, for little FID."""
-    settings = registry.mitigations.get("amg").suite_settings[0]
-    plain = metrics_of(memobench_session, family, SMALL_N)
-    amg = metrics_of(memobench_session, family, SMALL_N, "amg", settings)
+    settings, plain, amg = against_none(family, memobench_session, "amg")
     what = f"AMG {settings} on {family} x {SMALL_N} images"
     assert CARLINI_L2 in amg[CIRCULAR]  # it decides by the Carlini criterion
     assert amg[CARLINI_L2] < plain[CARLINI_L2] - AMG_CARLINI_MARGIN, (
