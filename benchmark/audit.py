@@ -109,32 +109,27 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
         model = session.model(case.model, case.train, case.data)
     model = session.fast(model)  # the network as the run's speed switches call it
     data = session.dataset(case.data)
-    key = audit_key(
-        case,
-        session.resolve(case.data),
-        model.key,
-        session.detector_config,
-        session.inception_weights,
-        session.counts,
-        session.device.type,
-        model.family,
-        (session.speed, session.batch_override),
-    )
+    key = case_audit_key(case, session, model.key, model.family)
+    here = key in session._audited_here  # stored moments ago by a worker process
     start = time.perf_counter()
     payload, reused = session.cache.get_or_create(
         "audits",
         key,
         lambda: _stored(audit_case(case, model, data, session)),
         what=f"audit {case.case_id}",
-        rebuild=session.reaudit,
+        rebuild=session.reaudit and not here,
     )
-    how = "stored audit reused" if reused else "audited"
-    line(f"case {case.case_id}: {how} in {time.perf_counter() - start:.0f} s")
+    seconds = time.perf_counter() - start
+    if here or reused:
+        how = "audited by a worker" if here else "stored audit reused"
+        line(f"case {case.case_id}: {how} (loaded in {seconds:.0f} s)")
+    else:
+        line(f"case {case.case_id}: audited in {seconds:.0f} s")
     images = payload["images"].float() / 127.5 - 1  # stored as uint8
     samples = SampleResult(images, payload["seeds"], payload["nfe"], payload["seconds"])
     metrics = dict(payload["metrics"])
-    metrics[AUDIT_REUSED] = reused
-    result = AuditResult(case, samples, metrics, data, reused)
+    metrics[AUDIT_REUSED] = reused and not here
+    result = AuditResult(case, samples, metrics, data, reused and not here)
     session._audits[memo] = result
     return result
 
@@ -218,6 +213,21 @@ def code_fingerprint(*objects) -> str:
         h.update(str(f.name).encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def case_audit_key(case: CaseConfig, session: Session, model_key: str, family: ModelFamily) -> str:
+    """The stored audit's key of ``case`` on the model ``model_key`` in ``session``."""
+    return audit_key(
+        case,
+        session.resolve(case.data),
+        model_key,
+        session.detector_config,
+        session.inception_weights,
+        session.counts,
+        session.device.type,
+        family,
+        (session.speed, session.batch_override),
+    )
 
 
 def audit_key(

@@ -42,6 +42,7 @@ from benchmark.tiers import (
     Rehearsal,
     audit_counts,
     detector_config,
+    with_mitigation_training,
 )
 
 
@@ -86,6 +87,14 @@ class Session:
         tstar_curve: bool = False,
     ) -> None:
         self.cache = cache if isinstance(cache, Cache) else Cache(cache)
+        # what a pool's worker process builds its own session from (``_audit_jobs``)
+        self._worker_settings = dict(
+            cache=str(self.cache.root), device="cpu", tier=tier, n_gen=n_gen,
+            data_root=data_root, smoke_dataset=smoke_dataset, rehearsal=rehearsal,
+            inception_weights=inception_weights, reaudit=reaudit, progress=False,
+            speed=speed, batch_size=batch_size, train_precision=train_precision,
+            tstar_curve=tstar_curve,
+        )  # fmt: skip
         # a rehearsal runs the GPU path on the CPU, whatever the machine has
         self.device = resolve_device("cpu" if rehearsal else str(device))
         self.tier = tier
@@ -109,6 +118,7 @@ class Session:
         self._datasets: dict = {}
         self._models: dict = {}
         self._trained_here: set = set()  # trained by this run's worker processes
+        self._audited_here: set = set()  # audit keys stored by this run's worker processes
         self._detectors: dict = {}
         self._extractors: dict = {}
         self._train_features: dict = {}
@@ -162,16 +172,47 @@ class Session:
             self._models[key] = trained
         return self._models[key]
 
-    def prefetch(self, specs: list) -> None:
-        """Train the uncached models among ``specs`` (``TrainSpec``) in parallel processes
-        (CPU only; on a GPU they train one after the other as cases need them)."""
-        from benchmark.models.parallel import train_many
+    def prefetch(self, specs: list, cases: list[CaseConfig] = ()) -> None:
+        """Train the uncached models among ``specs`` (``TrainSpec``) and audit the unstored
+        ``cases`` in parallel processes, each audit once its model and classifiers are
+        stored (CPU only; on a GPU they train and audit one after the other as cases
+        need them). A case's own ``run_case`` then loads its audit; one that failed in a
+        worker is audited again there, and fails with its traceback."""
+        from benchmark.models.parallel import TrainSpec, train_many
 
         if self.device.type != "cpu":
             return
+        cases = [with_mitigation_training(c) for c in cases]
         specs = [replace_config(s, data=self.resolve(s.data)) for s in specs]
+        specs += [TrainSpec(c.model, c.train, self.resolve(c.data)) for c in cases]
         jobs = self._classifier_jobs([s.data for s in specs])
-        self._trained_here.update(train_many(specs, self.cache, self.progress, jobs=jobs))
+        audits = self._audit_jobs(cases, jobs)
+        trained, done = train_many(specs, self.cache, self.progress, jobs=jobs, after=tuple(audits))
+        self._trained_here.update(trained)
+        self._audited_here.update(audits[job] for job in audits if job.what in done)
+
+    def _audit_jobs(self, cases: list[CaseConfig], classifiers: tuple) -> dict:
+        """{job: audit key} for the pool: each case not yet stored (or every case under
+        ``reaudit``), after its model and its split's classifiers."""
+        from benchmark.audit import case_audit_key
+        from benchmark.models.parallel import BuildJob, TrainSpec
+        from benchmark.models.store import family_for, model_key
+
+        jobs = {}
+        for case in dict.fromkeys(cases):
+            family = family_for(case.model)
+            model = model_key(family, case.train, self.dataset(case.data))
+            key = case_audit_key(case, self, model, family)
+            if key in self._audited_here or key in jobs.values():
+                continue
+            if not self.reaudit and self.cache.path("audits", key).exists():
+                continue
+            data = self.resolve(case.data)
+            needs = (TrainSpec(case.model, case.train, data),)
+            needs += tuple(j.what for j in classifiers if data in j.args or data.name in j.args)
+            args = (self._worker_settings, case)
+            jobs[BuildJob(f"audit {case.case_id}", store_audit, args, needs, False)] = key
+        return jobs
 
     def _classifier_jobs(self, splits: list[DataConfig]) -> tuple:
         """The small classifiers the audits of ``splits`` need (C_SAF and C_ID per
@@ -297,6 +338,13 @@ def store_detector(kind: str, cfg: DetectorConfig, data: DataConfig, cache_root:
 
     cache = Cache(cache_root)
     get_detector(kind, cfg, load_dataset(data, cache_root=cache.root), cache, "cpu", False)
+
+
+def store_audit(settings: dict[str, Any], case: CaseConfig) -> None:
+    """Audit ``case`` into the cache in a session made from ``settings`` (a pool job)."""
+    from benchmark.audit import run_case
+
+    run_case(case, Session(**settings))
 
 
 def store_features(name: str, data_root: str | None, cache_root: str, steps: int) -> None:

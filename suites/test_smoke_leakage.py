@@ -39,6 +39,7 @@ from benchmark.models.parallel import TrainSpec
 from benchmark.record import CIRCULAR, MITIGATION_ENTRY, N_GEN, NFE_PER_IMAGE, PICTURES
 from benchmark.report.thumbnails import case_record
 from benchmark.tiers import SMOKE, SMOKE_N_TRAIN, smoke_case, suite_names
+from benchmark.workers import is_worker
 
 LOSS_AUC = MIA_AUC(attack="loss_weights")  # white box: the released weights
 LOSS_AUC_CI = MIA_AUC_CI(attack="loss_weights")
@@ -104,8 +105,13 @@ NLL_MARGIN = 0.50
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _train_models_in_parallel(request, memobench_session):
-    """Train the models the selected cases need at once, one process each (CPU)."""
+def _build_in_parallel(request, memobench_session):
+    """Train the models the selected cases need and audit the cases, one process each
+    (CPU; ``Session.prefetch``), so both cores work until the last audit ends. Under
+    pytest-xdist each worker builds its own cases, one after the other: the workers are
+    the parallel processes."""
+    if is_worker(request.config):
+        return
     cases = []
     for item in request.session.items:
         params = getattr(item, "callspec", None)
@@ -118,7 +124,7 @@ def _train_models_in_parallel(request, memobench_session):
         else:  # a science check: the `none` models at both sizes
             cases += [case_for(memobench_session, family, n) for n in (SMALL_N, LARGE_N)]
     specs = dict.fromkeys(TrainSpec(c.model, c.train, c.data) for c in cases)
-    memobench_session.prefetch(list(specs))
+    memobench_session.prefetch(list(specs), cases)
 
 
 def case_for(ctx, family: str, n_train: int, mitigation: str = "none", params=()):

@@ -139,25 +139,38 @@ def test_stored_audits_are_keyed_on_the_code_that_measured_them(tmp_path, monkey
     assert code_fingerprint(second.M) != before
 
 
-def test_prefetch_trains_the_audits_classifiers_beside_the_models(tmp_path):
-    """A cold prefetch builds C_SAF, C_ID and the feature classifier in the training pool;
-    the audit then loads them, under the keys it would have built them with."""
-    from dataclasses import replace
-
+def test_prefetch_builds_the_classifiers_and_audits_beside_the_models(tmp_path):
+    """A cold prefetch trains the models, builds C_SAF, C_ID and the feature classifier and
+    audits the cases in the pool; the run's own calls then load them, under the keys they
+    would have built them with, and the workers' audits give the figures an audit in
+    this process gives (marked as audited in this run, not reused)."""
+    from benchmark.audit import run_case
     from benchmark.models.parallel import TrainSpec
+    from benchmark.record import AUDIT_REUSED
     from benchmark.session import Session
     from benchmark.tiers import Rehearsal, smoke_case
 
     session = Session(tmp_path, rehearsal=Rehearsal(), progress=False)
     cases = [session.scaled(smoke_case("dummy", n, n_gen=4)) for n in (32, 64)]
-    specs = [TrainSpec(c.model, replace(c.train, steps=2), c.data) for c in cases]
-    session.prefetch(specs)
+    specs = [TrainSpec(c.model, c.train, c.data) for c in cases]
+    session.prefetch(specs, cases)
     stored = {p.parent.name for p in tmp_path.rglob("*.safetensors")}
-    assert {"models", "detectors", "features"} <= stored, stored
+    assert {"models", "detectors", "features", "audits"} <= stored, stored
     assert len(list((tmp_path / "detectors").glob("*.safetensors"))) == 4  # 2 kinds x 2 splits
+    assert len(session._trained_here) == 2 and len(session._audited_here) == 2
     for case in cases:
         c_saf, c_id = session.detectors(case.data)
         assert c_saf.metrics["reused"] and c_id.metrics["reused"]
     assert len(list((tmp_path / "features").glob("*.safetensors"))) == 1
     session.extractor(cases[0].data)  # loads, builds nothing
     assert len(list((tmp_path / "features").glob("*.safetensors"))) == 1
+
+    here = Session(tmp_path, rehearsal=Rehearsal(), progress=False, reaudit=True)
+    for case in cases:
+        pooled, own = run_case(case, session), run_case(case, here)
+        assert pooled.metrics[AUDIT_REUSED] is False and not pooled.reused
+        assert len(list((tmp_path / "audits").glob("*.safetensors"))) == 2, "one key each"
+        assert (pooled.samples.images == own.samples.images).all()
+        for key, value in own.metrics.items():
+            if isinstance(value, float) and "seconds" not in key and "per_second" not in key:
+                assert pooled.metrics[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key

@@ -1,13 +1,15 @@
-"""Train several models at once, one process each, into the cache.
+"""Build several cache entries at once, one process each, each after what it needs.
 
 These models are small: on a 2-core CPU a second thread speeds one training
 step up by less than 10% (measured: 149 vs 163 ms per batch-64 step of the
 smoke UNet), so two single-threaded processes finish a session's models
 nearly twice as fast as training them one after the other. The same holds for
-the small classifiers every audit needs (C_SAF, C_ID, the feature classifier):
-given as ``BuildJob``s they train in the same pool, after the models, instead of
-one after the other in the audit. On a GPU, training stays in this process, one
-model after another.
+the small classifiers every audit needs (C_SAF, C_ID, the feature classifier)
+and for the audits themselves (a smoke case's sampling gains 1.66x from a second
+thread, its attacks, t* search and likelihood much less). So the pool trains the
+models (longest first), then the classifiers, and audits each case as soon as its
+model and classifiers are stored: both cores stay busy until the last audit ends.
+On a GPU, everything stays in this process, one after another.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import logging
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Hashable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,25 +40,32 @@ class TrainSpec:
     data: DataConfig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BuildJob:
     """A cache entry for the pool to build beside the models.
 
     Attributes:
-        what: how the log names it.
+        what: how the log names it; unique among a pool's jobs (``needs`` names jobs by it).
         build: a module-level function (the pool pickles it by name) that builds the
             entry into the cache (``Cache.get_or_create``, so it is built once).
         args: its arguments, picklable.
+        needs: what must be stored first: ``TrainSpec``s and other jobs' ``what``. A need
+            that is not among the pool's models and jobs counts as stored.
+        required: a failure stops the pool (else it is logged and the pool goes on; the
+            entry's owner builds it again in its own process and fails there, e.g. an audit
+            in its test case).
     """
 
     what: str
     build: Callable[..., Any]
     args: tuple
+    needs: tuple[Hashable, ...] = ()
+    required: bool = True
 
 
-def _run_job(job: BuildJob, threads: int) -> None:
+def _run_job(job: BuildJob, threads: int) -> Any:
     torch.set_num_threads(threads)
-    job.build(*job.args)
+    return job.build(*job.args)
 
 
 def _train_one(
@@ -74,20 +83,29 @@ def _train_one(
     return model.key, bool(model.stats.get("reused"))
 
 
+def training_cost(spec: TrainSpec) -> int:
+    """Images a training passes through the network: the pool starts the longest first."""
+    return spec.train.steps * spec.train.batch_size
+
+
 def train_many(
     specs: list[TrainSpec],
     cache: Cache,
     progress: bool = True,
     workers: int | None = None,
     jobs: tuple[BuildJob, ...] = (),
-) -> list[TrainSpec]:
-    """Train the uncached ``specs`` on the CPU in parallel processes; returns those trained.
+    after: tuple[BuildJob, ...] = (),
+) -> tuple[list[TrainSpec], dict[str, Any]]:
+    """Train the uncached ``specs`` on the CPU in parallel processes, with ``jobs`` (the
+    classifiers) and ``after`` (the audits) in the same pool, each once its ``needs`` are
+    stored. Returns (the specs trained, each finished job's result by its ``what``).
 
-    ``jobs`` run in the same pool after the models, when there are models to train (a
-    cold run; in a warm one their entries are stored too and the audit loads them).
+    ``jobs`` run only when something else does (in a warm run their entries are stored
+    and the audit loads them). Nothing runs in a pool for fewer than two tasks: the
+    callers build that one in their own process.
 
-    Raises whatever a worker raised (a ``KeyboardInterrupt`` after the workers
-    wrote their checkpoints, so a rerun resumes).
+    Raises whatever a required job or a training raised (a ``KeyboardInterrupt`` after
+    the workers wrote their checkpoints, so a rerun resumes).
     """
     from benchmark.models.store import EVENTS, family_for, is_cached
 
@@ -97,32 +115,64 @@ def train_many(
         family_for(spec.model).check_image_shape(data.image_shape)  # before any worker starts
         if not is_cached(spec.model, spec.train, data, cache):
             todo.append(spec)
-    if len(todo) < 2:
-        return []  # nothing to gain: the fixture trains it in-process
+    todo.sort(key=training_cost, reverse=True)  # stable: ties keep their order
+    tasks: list[TrainSpec | BuildJob] = [*todo, *(jobs if todo or after else ()), *after]
+    if len(todo) + len(after) < 2:
+        return [], {}
     cores = os.cpu_count() or 1
-    workers = max(1, min(workers or cores, len(todo)))
+    workers = max(1, min(workers or cores, len(tasks)))
     threads = max(1, cores // workers)
-    log.info("training %d models in %d processes (%d thread(s) each)", len(todo), workers, threads)
-    line(f"training {len(todo)} models in {workers} processes ({threads} thread(s) each)")
+    what = f"{len(todo)} models" + (f" and {len(after)} audits" if after else "")
+    log.info("building %s in %d processes (%d thread(s) each)", what, workers, threads)
+    line(f"building {what} in {workers} processes ({threads} thread(s) each)")
+    names = {task if isinstance(task, TrainSpec) else task.what for task in tasks}
+    done: set[Hashable] = set()
+    results: dict[str, Any] = {}
     start = time.perf_counter()
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures: dict[Any, TrainSpec | BuildJob] = {
-            pool.submit(_train_one, spec, str(cache.root), threads, i % workers, progress): spec
-            for i, spec in enumerate(todo)
-        }
-        futures.update({pool.submit(_run_job, job, threads): job for job in jobs})
-        for future in as_completed(futures):
-            spec = futures[future]
-            if isinstance(spec, BuildJob):
-                future.result()
+        running: dict[Any, TrainSpec | BuildJob] = {}
+        position = 0
+        while tasks or running:
+            while len(running) < workers:  # start the first task whose needs are stored
+                ready = next((t for t in tasks if _ready(t, names, done)), None)
+                if ready is None:
+                    break
+                tasks.remove(ready)
+                if isinstance(ready, TrainSpec):
+                    args = (ready, str(cache.root), threads, position % workers, progress)
+                    running[pool.submit(_train_one, *args)] = ready
+                    position += 1
+                else:
+                    running[pool.submit(_run_job, ready, threads)] = ready
+            if not running:  # what is left needs something that failed
+                line(f"{len(tasks)} builds skipped: what they need failed")
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task = running.pop(future)
                 elapsed = time.perf_counter() - start
-                line(f"{spec.what}: built by a worker ({elapsed:.0f} s in)")
-                continue
-            key, reused = future.result()
-            event = "reused" if reused else "trained"
-            EVENTS.append((event, spec.model.family, key, str(cache.path("models", key))))
-            elapsed = time.perf_counter() - start
-            how = "another process trained it" if reused else "trained by a worker"
-            line(f"model {spec.model.family} {key}: {how} ({elapsed:.0f} s in)")
-    return todo
+                if isinstance(task, TrainSpec):
+                    key, reused = future.result()
+                    event = "reused" if reused else "trained"
+                    EVENTS.append((event, task.model.family, key, str(cache.path("models", key))))
+                    how = "another process trained it" if reused else "trained by a worker"
+                    line(f"model {task.model.family} {key}: {how} ({elapsed:.0f} s in)")
+                    done.add(task)
+                    continue
+                try:
+                    results[task.what] = future.result()
+                except Exception as error:
+                    if task.required:
+                        raise
+                    line(f"{task.what}: failed in a worker ({type(error).__name__}: {error}); "
+                         "its owner builds it again")  # fmt: skip
+                    continue
+                done.add(task.what)
+                line(f"{task.what}: built by a worker ({elapsed:.0f} s in)")
+    return todo, results
+
+
+def _ready(task: TrainSpec | BuildJob, names: set, done: set) -> bool:
+    needs = task.needs if isinstance(task, BuildJob) else ()
+    return all(need in done or need not in names for need in needs)

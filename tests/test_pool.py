@@ -1,0 +1,81 @@
+"""The CPU pool (``benchmark.models.parallel.train_many``): models, classifiers and audits
+in parallel processes, each after what it needs; and which audits ``Session.prefetch``
+gives it (tests/test_store.py runs one: the figures are an in-process audit's)."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmark.audit import run_case
+from benchmark.cache import Cache
+from benchmark.models.parallel import BuildJob, TrainSpec, train_many
+from benchmark.session import Session
+from benchmark.tiers import Rehearsal, smoke_case
+
+
+def stamp(folder: str, name: str, needs: tuple[str, ...], fail: bool = False) -> str:
+    """A pool job: checks that what it needs was written before it started, then writes
+    its own stamp (module level, so the spawned workers unpickle it by name)."""
+    missing = [n for n in needs if not (Path(folder) / n).exists()]
+    if missing:
+        raise AssertionError(f"{name} started before {missing}")
+    if fail:
+        raise RuntimeError(f"{name} breaks")
+    time.sleep(0.2)
+    (Path(folder) / name).write_text(json.dumps(time.time()))
+    return name.upper()
+
+
+def _job(folder, name, needs=(), fail=False, required=True):
+    return BuildJob(name, stamp, (str(folder), name, tuple(needs), fail), tuple(needs), required)
+
+
+def test_each_job_starts_after_what_it_needs_and_returns_its_result(tmp_path):
+    jobs = (_job(tmp_path, "a"), _job(tmp_path, "b"))
+    after = (_job(tmp_path, "c", ["a", "b"]), _job(tmp_path, "d", ["c"]), _job(tmp_path, "e"))
+    trained, results = train_many([], Cache(tmp_path / "cache"), False, 2, jobs, after)
+    assert trained == []
+    assert results == {"a": "A", "b": "B", "c": "C", "d": "D", "e": "E"}
+    assert {p.name for p in tmp_path.iterdir()} >= {"a", "b", "c", "d", "e"}
+
+
+def test_a_failed_optional_job_skips_what_needs_it_and_a_required_one_raises(tmp_path):
+    after = (
+        _job(tmp_path, "bad", fail=True, required=False),
+        _job(tmp_path, "after-bad", ["bad"], required=False),
+        _job(tmp_path, "fine", required=False),
+    )
+    _, results = train_many([], Cache(tmp_path / "cache"), False, 2, (), after)
+    assert results == {"fine": "FINE"}
+    assert not (tmp_path / "after-bad").exists()
+
+    after = (_job(tmp_path, "x", fail=True), _job(tmp_path, "y"))
+    with pytest.raises(RuntimeError, match="x breaks"):
+        train_many([], Cache(tmp_path / "cache2"), False, 2, (), after)
+
+
+def test_one_task_runs_in_the_callers_process(tmp_path):
+    assert train_many([], Cache(tmp_path), False, 2, (), (_job(tmp_path, "a"),)) == ([], {})
+    assert not (tmp_path / "a").exists()
+
+
+def _cases(session):
+    return [session.scaled(smoke_case("dummy", n, n_gen=4)) for n in (32, 64)]
+
+
+def test_prefetch_leaves_stored_audits_alone_unless_reaudit(tmp_path):
+    session = Session(tmp_path, rehearsal=Rehearsal(), progress=False)
+    cases = _cases(session)
+    for case in cases:
+        run_case(case, session)  # stored, in this process
+    fresh = Session(tmp_path, rehearsal=Rehearsal(), progress=False)
+    assert fresh._audit_jobs(cases, ()) == {}
+    again = Session(tmp_path, rehearsal=Rehearsal(), progress=False, reaudit=True)
+    jobs = again._audit_jobs(cases, ())
+    assert sorted(j.what for j in jobs) == sorted(f"audit {c.case_id}" for c in cases)
+    by_name = {job.what: job for job in jobs}
+    for case in cases:  # each after its model
+        needs = by_name[f"audit {case.case_id}"].needs
+        assert TrainSpec(case.model, case.train, case.data) in needs
