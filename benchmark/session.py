@@ -159,8 +159,8 @@ class Session:
     # -- models -------------------------------------------------------------------
     def model(self, model: ModelConfig, train: TrainConfig, data: DataConfig):
         """The trained model (``TrainedModel``): from this session, the cache, or trained."""
-        from benchmark.models.parallel import TrainSpec
         from benchmark.models.store import get_trained
+        from benchmark.pool import TrainSpec
 
         key = (model, train, self.resolve(data))
         if key not in self._models:
@@ -178,7 +178,7 @@ class Session:
         stored (CPU only; on a GPU they train and audit one after the other as cases
         need them). A case's own ``run_case`` then loads its audit; one that failed in a
         worker is audited again there, and fails with its traceback."""
-        from benchmark.models.parallel import TrainSpec, train_many
+        from benchmark.pool import TrainSpec, train_many
 
         if self.device.type != "cpu":
             return
@@ -195,8 +195,8 @@ class Session:
         """{job: audit key} for the pool: each case not yet stored (or every case under
         ``reaudit``), after its model and its split's classifiers."""
         from benchmark.audit import case_audit_key
-        from benchmark.models.parallel import BuildJob, TrainSpec
         from benchmark.models.store import family_for, model_key
+        from benchmark.pool import BuildJob, TrainSpec
 
         jobs = {}
         for case in dict.fromkeys(cases):
@@ -218,7 +218,7 @@ class Session:
         """The small classifiers the audits of ``splits`` need (C_SAF and C_ID per
         fingerprinted split, the feature classifier per dataset), as jobs for the training
         pool: built with the same functions and keys as ``detectors`` and ``extractor``."""
-        from benchmark.models.parallel import BuildJob
+        from benchmark.pool import BuildJob
 
         root, jobs = str(self.cache.root), []
         for data in dict.fromkeys(splits):

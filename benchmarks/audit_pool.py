@@ -14,7 +14,7 @@ import argparse
 import time
 
 from benchmark.audit import run_case
-from benchmark.models.parallel import TrainSpec
+from benchmark.pool import TrainSpec
 from benchmark.session import Session
 from benchmark.tiers import smoke_case
 

@@ -35,7 +35,7 @@ from benchmark.metrics.reproduction import (
     fewer_reproductions_p,
 )
 from benchmark.metrics.tstar import TSTAR
-from benchmark.models.parallel import TrainSpec
+from benchmark.pool import TrainSpec
 from benchmark.record import CIRCULAR, MITIGATION_ENTRY, N_GEN, NFE_PER_IMAGE, PICTURES
 from benchmark.report.thumbnails import case_record
 from benchmark.tiers import SMOKE, SMOKE_N_TRAIN, smoke_case, suite_names

@@ -1,4 +1,4 @@
-"""The CPU pool (``benchmark.models.parallel.train_many``): models, classifiers and audits
+"""The CPU pool (``benchmark.pool.train_many``): models, classifiers and audits
 in parallel processes, each after what it needs; and which audits ``Session.prefetch``
 gives it (tests/test_store.py runs one: the figures are an in-process audit's)."""
 
@@ -10,7 +10,7 @@ import pytest
 
 from benchmark.audit import run_case
 from benchmark.cache import Cache
-from benchmark.models.parallel import BuildJob, TrainSpec, train_many
+from benchmark.pool import BuildJob, TrainSpec, train_many
 from benchmark.session import Session
 from benchmark.tiers import Rehearsal, smoke_case
 

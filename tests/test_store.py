@@ -145,7 +145,7 @@ def test_prefetch_builds_the_classifiers_and_audits_beside_the_models(tmp_path):
     would have built them with, and the workers' audits give the figures an audit in
     this process gives (marked as audited in this run, not reused)."""
     from benchmark.audit import run_case
-    from benchmark.models.parallel import TrainSpec
+    from benchmark.pool import TrainSpec
     from benchmark.record import AUDIT_REUSED
     from benchmark.session import Session
     from benchmark.tiers import Rehearsal, smoke_case

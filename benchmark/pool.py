@@ -30,7 +30,7 @@ from benchmark.config import DataConfig, ModelConfig, TrainConfig
 from benchmark.data import load_dataset
 from benchmark.progress import line
 
-log = logging.getLogger("memobench.models")
+log = logging.getLogger("memobench.pool")
 
 
 @dataclass(frozen=True)
