@@ -86,9 +86,24 @@ def register(config: pytest.Config) -> None:
     if not config.pluginmanager.hasplugin("xdist"):
         return
     config.pluginmanager.register(WorkerHooks(), "memobench-workers")
+    if is_worker(config):
+        share_cores(int(config.workerinput.get("workercount", 1)))
     results = config.getoption("--memobench-results")
     if results and xdist_active(config) and not is_worker(config):
         config.pluginmanager.register(GatheredResults(config, Path(results)), "memobench-gather")
+
+
+def share_cores(workers: int) -> int:
+    """Give this process its share of the CPU cores for torch's threads, when ``workers``
+    processes run at once (two xdist workers on 2 cores: one thread each, not two each
+    contending for both); returns the threads."""
+    import os
+
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    torch.set_num_threads(threads)
+    return threads
 
 
 def send_record(item: pytest.Item, report: pytest.TestReport) -> None:

@@ -45,6 +45,18 @@ def test_an_unexpected_worker_id_is_refused():
         worker_device(torch.device("cuda"), "main", 2)
 
 
+def test_workers_share_the_cores_between_them(monkeypatch):
+    from benchmark.workers import share_cores
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    try:
+        assert share_cores(2) == 4 and torch.get_num_threads() == 4
+        assert share_cores(16) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def _run(tmp_path: Path, name: str, *extra: str) -> tuple[dict, str]:
     """The rehearsed smoke suite's unmitigated ddim cases (two models) into their own cache
     and results file."""
