@@ -1,0 +1,94 @@
+"""Compare the figures of two results files case by case: a serial run against a
+pytest-xdist one, a rerun against the first run, one machine against another.
+
+Every numeric entry of every case both files hold is compared, except the ones that
+measure time or say where a figure came from (seconds, images/s, dates, reuse flags,
+batch size). Prints, per field that differs, how many cases differ and the largest
+difference; exits 1 when some case differs by more than ``--tol`` (absolute), 2 when
+the files hold different cases.
+
+    python benchmarks/compare_runs.py serial.json xdist.json [--tol 1e-6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+from benchmark.record import CASE_ID
+from benchmark.report.results import read_results
+
+NOT_FIGURES = ("seconds", "per_second", "recorded", "reused", "batch_size", "pictures")
+
+
+def records(path: str) -> dict[str, dict[str, Any]]:
+    doc = read_results(path)
+    return {b["extra_info"][CASE_ID]: b["extra_info"] for b in doc["benchmarks"]
+            if CASE_ID in (b.get("extra_info") or {})}  # fmt: skip
+
+
+def numbers(value: Any, prefix: str = "") -> dict[str, float]:
+    """The numbers in a record's entry, flattened (lists and dicts by index or key)."""
+    if isinstance(value, bool) or value is None:
+        return {prefix: float(value)} if isinstance(value, bool) else {}
+    if isinstance(value, int | float):
+        return {prefix: float(value)}
+    out: dict[str, float] = {}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.update(numbers(v, f"{prefix}.{k}"))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            out.update(numbers(v, f"{prefix}[{i}]"))
+    return out
+
+
+def differences(a: dict, b: dict, tol: float) -> dict[str, list[float]]:
+    """{field: [|a - b| of each case that differs]}."""
+    out: dict[str, list[float]] = {}
+    for case in sorted(a):
+        for key in sorted(set(a[case]) | set(b[case])):
+            if any(word in key for word in NOT_FIGURES):
+                continue
+            x, y = numbers(a[case].get(key), key), numbers(b[case].get(key), key)
+            for name in set(x) | set(y):
+                u, v = x.get(name, math.nan), y.get(name, math.nan)
+                if math.isnan(u) and math.isnan(v):
+                    continue
+                gap = abs(u - v) if not (math.isnan(u) or math.isnan(v)) else math.inf
+                if gap > tol:
+                    out.setdefault(name, []).append(gap)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("first")
+    parser.add_argument("second")
+    parser.add_argument("--tol", type=float, default=1e-6, help="largest absolute difference")
+    args = parser.parse_args()
+    a, b = records(args.first), records(args.second)
+    if set(a) != set(b):
+        print(f"different cases: only in {args.first}: {sorted(set(a) - set(b))}; "
+              f"only in {args.second}: {sorted(set(b) - set(a))}")  # fmt: skip
+        return 2
+    diff = differences(a, b, args.tol)
+    fields = sum(
+        len(numbers(v, k))
+        for r in a.values()
+        for k, v in r.items()
+        if not any(word in k for word in NOT_FIGURES)
+    )
+    print(f"{len(a)} cases, {fields} numbers compared (tolerance {args.tol:g})")
+    if not diff:
+        print("every figure agrees")
+        return 0
+    for name, gaps in sorted(diff.items()):
+        print(f"  {name}: {len(gaps)} case(s) differ, largest by {max(gaps):.3g}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
