@@ -122,7 +122,8 @@ def train_many(
     cores = os.cpu_count() or 1
     workers = max(1, min(workers or cores, len(tasks)))
     threads = max(1, cores // workers)
-    what = f"{len(todo)} models" + (f" and {len(after)} audits" if after else "")
+    more = len(tasks) - len(todo)  # the classifiers and the audits
+    what = f"{len(todo)} models" + (f" and {more} more entries" if more else "")
     log.info("building %s in %d processes (%d thread(s) each)", what, workers, threads)
     line(f"building {what} in {workers} processes ({threads} thread(s) each)")
     names = {task if isinstance(task, TrainSpec) else task.what for task in tasks}
