@@ -5,9 +5,10 @@ Every numeric entry of every case both files hold is compared, except the ones t
 measure time or say where a figure came from (seconds, images/s, dates, reuse flags,
 batch size). Prints, per field that differs, how many cases differ and the largest
 difference; exits 1 when some case differs by more than ``--tol`` (absolute), 2 when
-the files hold different cases.
+the files hold different cases (``--common`` compares the cases both hold: a run of a
+few cases against a whole one).
 
-    python benchmarks/compare_runs.py serial.json xdist.json [--tol 1e-6]
+    python benchmarks/compare_runs.py serial.json xdist.json [--tol 1e-6] [--common]
 """
 
 from __future__ import annotations
@@ -68,8 +69,16 @@ def main() -> int:
     parser.add_argument("first")
     parser.add_argument("second")
     parser.add_argument("--tol", type=float, default=1e-6, help="largest absolute difference")
+    parser.add_argument("--common", action="store_true", help="compare the cases both hold")
     args = parser.parse_args()
     a, b = records(args.first), records(args.second)
+    if args.common:
+        both = set(a) & set(b)
+        if not both:
+            print(f"no case is in both {args.first} and {args.second}")
+            return 2
+        a = {k: v for k, v in a.items() if k in both}
+        b = {k: v for k, v in b.items() if k in both}
     if set(a) != set(b):
         print(f"different cases: only in {args.first}: {sorted(set(a) - set(b))}; "
               f"only in {args.second}: {sorted(set(b) - set(a))}")  # fmt: skip
