@@ -5,7 +5,7 @@ of each metric (t*, |q|'s audit, FID and replication, each membership attack, th
 likelihood). Prints them as one table, seconds, with each column's total; the audit's
 own total is its sampling plus its metrics. Training's total counts each model once.
 
-    python benchmarks/profile_run.py reports/results.json
+    python benchmarks/profile_run.py reports/results/run-<date>.json
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main() -> None:
     table.loc["total"] = total
     table = table.drop(columns="model")
     with pd.option_context("display.width", 250, "display.max_columns", 40):
-        print(table.round(1).fillna("").to_string())
+        print(table.round(1).to_string(na_rep=""))
 
 
 if __name__ == "__main__":
