@@ -14,6 +14,7 @@ Python code makes its own::
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -309,11 +310,21 @@ class Session:
 
     def train_features(self, data: DataConfig) -> torch.Tensor:
         """The extractor's features of a split's members, extracted once per session."""
+        space = f"inception:{self.inception_weights}" if self.inception_weights else "classifier"
+        return self.member_features(data, space, lambda: self.extractor(data))
+
+    def member_features(
+        self, data: DataConfig, space: str, extractor: Callable[[], nn.Module]
+    ) -> torch.Tensor:
+        """A split's members in the feature space named ``space``, extracted once per
+        session: every case on the split shares them (the members of a 78k-image MedMNIST
+        set take seconds to minutes to extract). ``extractor`` builds the network, on
+        the device it should run on, the first time only."""
         from benchmark.metrics.features import extract
 
-        key = (self.resolve(data), self.inception_weights)
+        key = (self.resolve(data), space)
         if key not in self._train_features:
-            self._train_features[key] = extract(self.extractor(data), self.dataset(data).train)
+            self._train_features[key] = extract(extractor(), self.dataset(data).train)
         return self._train_features[key]
 
 

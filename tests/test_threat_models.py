@@ -21,9 +21,13 @@ from benchmark.attacks.threat import (
 from benchmark.config import DataConfig, ModelConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
+from benchmark.metrics.base import AuditInputs
 from benchmark.metrics.blind import BLIND_AUC, BLIND_AUC_CI, BLIND_SHIFT, blind_baseline
 from benchmark.metrics.independent_replication import (
     REPLICATION_INDEPENDENT,
+    SPACE,
+    IndependentReplication,
+    RandomFeatures,
     independent_replication,
 )
 from benchmark.metrics.membership import (
@@ -44,9 +48,10 @@ from benchmark.metrics.reproduction import (
     q_power,
 )
 from benchmark.mitigations.base import Mitigation
-from benchmark.models.base import TrainedModel
+from benchmark.models.base import SampleResult, TrainedModel
 from benchmark.models.ddpm import DDIMFamily
 from benchmark.session import Session
+from benchmark.tiers import smoke_case
 from tests.helpers import analytic_memorizer
 from tests.test_membership import GaussianDenoiser, copies_of
 
@@ -191,6 +196,42 @@ def test_independent_replication_sees_copies_and_not_fresh_images():
     assert independent_replication(copies, data.train, data.heldout)[REPLICATION_INDEPENDENT] > 0.9
     fresh = independent_replication(data.heldout[:half], data.train, data.heldout[half:])
     assert fresh[REPLICATION_INDEPENDENT] < 0.1
+
+
+def test_independent_replication_extracts_a_splits_members_once_per_session(tmp_path):
+    """Every case on a split shares the members' random features (a 78k-image MedMNIST set
+    took 30 s a case to extract): the metric through a session gives the plain function's
+    figures, and a second case builds no network and extracts nothing again."""
+    session = Session(tmp_path, progress=False)
+    case = smoke_case("ddim", 64)
+    cfg = case.data
+    data = session.dataset(cfg)
+    copies = copies_of(data.train).clamp(-1, 1)
+    built = []
+
+    def network():
+        built.append(1)
+        return RandomFeatures(data.image_shape[0])
+
+    def audit(images):
+        inputs = AuditInputs(
+            case=case,
+            model=None,
+            data=data,
+            samples=SampleResult(images, torch.arange(len(images)), nfe=0, seconds=0.0),
+            mitigation=None,
+            session=session,
+        )
+        return IndependentReplication().compute(inputs)
+
+    for images in (copies, data.heldout):
+        assert audit(images) == independent_replication(images, data.train, data.heldout)
+    stored = session.member_features(cfg, SPACE, network)
+    assert not built, "the first case's audit stored the members' features for the next"
+    assert torch.equal(stored, RandomFeatures(data.image_shape[0])(data.train))
+    assert session.member_features(cfg, "another-space", network) is not stored
+    assert session.member_features(cfg, "another-space", network) is not stored
+    assert len(built) == 1, "another space is extracted on its own, once"
 
 
 # -- |q|'s power ----------------------------------------------------------------------------

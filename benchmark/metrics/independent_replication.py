@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from benchmark.metrics.base import AuditInputs, CaseMetric
+from benchmark.metrics.features import extract
 from benchmark.metrics.replication import heldout_threshold, nearest_cosine
 from benchmark.record import Field
 
@@ -48,23 +49,30 @@ class RandomFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(self.conv1(x))
+        h = torch.relu(self.conv1(x.float()))
         h = torch.relu(self.conv2(nn.functional.avg_pool2d(h, 2)))
         f = nn.functional.adaptive_avg_pool2d(h, 4).flatten(1)
         return f - f.mean(dim=1, keepdim=True)
 
 
+SPACE = f"random-conv-{SEED}"  # the session's name for the members' features in this space
+
+
 def independent_replication(
-    samples: torch.Tensor, train: torch.Tensor, heldout: torch.Tensor, quantile: float = 0.99
+    samples: torch.Tensor,
+    train: torch.Tensor,
+    heldout: torch.Tensor,
+    quantile: float = 0.99,
+    train_features: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
-    net = RandomFeatures(samples.shape[1]).eval()
-
-    def feats(x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([net(part.float()) for part in x.split(512)])
-
-    train_f = feats(train)
-    tau, _ = heldout_threshold(feats(heldout), train_f, quantile)
-    sim, _ = nearest_cosine(feats(samples), train_f)
+    """Replication of ``samples`` against ``train`` in ``RandomFeatures``, its threshold
+    calibrated on ``heldout``. ``train_features``: the members' features, when the caller
+    already has them (the session extracts them once per split)."""
+    net = RandomFeatures(samples.shape[1]).to(device).eval()
+    train_f = extract(net, train) if train_features is None else train_features
+    tau, _ = heldout_threshold(extract(net, heldout), train_f, quantile)
+    sim, _ = nearest_cosine(extract(net, samples), train_f)
     return {
         REPLICATION_INDEPENDENT: float((sim > tau).float().mean()),
         REPLICATION_INDEPENDENT_TAU: tau,
@@ -79,8 +87,13 @@ class IndependentReplication(CaseMetric):
     fields = (REPLICATION_INDEPENDENT, REPLICATION_INDEPENDENT_TAU)
 
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
-        data = inputs.data
-        return independent_replication(inputs.samples.images, data.train, data.heldout)
+        data, device = inputs.data, inputs.device
+        members = inputs.session.member_features(
+            inputs.case.data, SPACE, lambda: RandomFeatures(data.image_shape[0]).to(device)
+        )
+        return independent_replication(
+            inputs.samples.images, data.train, data.heldout, train_features=members, device=device
+        )
 
     @classmethod
     def columns(cls):
