@@ -229,9 +229,10 @@ def test_independent_replication_extracts_a_splits_members_once_per_session(tmp_
     stored = session.member_features(cfg, SPACE, network)
     assert not built, "the first case's audit stored the members' features for the next"
     assert torch.equal(stored, RandomFeatures(data.image_shape[0])(data.train))
-    assert session.member_features(cfg, "another-space", network) is not stored
-    assert session.member_features(cfg, "another-space", network) is not stored
-    assert len(built) == 1, "another space is extracted on its own, once"
+    other = session.member_features(cfg, "another-space", network)
+    assert other is not stored, "another space is extracted on its own"
+    assert session.member_features(cfg, "another-space", network) is other
+    assert len(built) == 1, "and once"
 
 
 # -- |q|'s power ----------------------------------------------------------------------------
