@@ -375,9 +375,16 @@ def test_likelihood_favours_the_memorized_members(family, memobench_session):
 # 64-digit model, 512 + 512 on the 1024-digit one). Nearest-sample attack (samples
 # only): 64 digits AUC 1.000 for ddim, subvp and flow; 1024 digits 0.548, 0.552, 0.571.
 # Blind baseline on the digits split: 0.509 [0.41, 0.61] (64) and 0.470 [0.44, 0.51]
-# (1024): no shift. Rejection, circular vs independent replication: ddim 0.000 vs 0.879
-# (`none`: 0.734 vs 0.968), subvp 0.000 vs 0.896, flow 0.429 vs 0.944.
-CIRCULAR_MARGIN = 0.40
+# (1024): no shift.
+#
+# Rejection at its suite setting (at most 4 draws per sample), measured on two machines
+# with identical figures (docs/measurements.md): ddim accepts 0.646 of its slots (0.162
+# per draw), subvp 0.355 (0.089 per draw); their own-criterion replication is exactly
+# 1 - accepted (0.354, 0.645), and the independent space still flags 0.882 and 0.893 of
+# the samples (`none`: 0.968, 0.974). Of the samples rejection *accepted* as no copy,
+# the independent space flags at least (0.882 - 0.354) / 0.646 = 0.82 (ddim) and 0.70
+# (subvp), against 0.01 for fresh images of the distribution (its calibration).
+ACCEPTED_STILL_COPIED = 0.50
 
 
 @pytest.mark.smoke
@@ -425,14 +432,27 @@ def test_the_digits_split_needs_no_blind_warning_and_q_says_when_it_cannot_tell(
 )
 def test_rejection_scores_itself_and_an_independent_space_says_otherwise(family, memobench_session):
     """Rejection filters by the replication metric's own threshold: that cell is marked
-    circular, and replication in an independent feature space stays high."""
+    circular and reads exactly 1 - its accepted share; in an independent feature space
+    most of the samples it accepted are still copies."""
     settings = registry.mitigations.get("rejection").suite_settings[-1]
     rej = metrics_of(memobench_session, family, SMALL_N, "rejection", settings)
     assert REPLICATION_FRACTION_HELDOUT in rej[CIRCULAR]
-    gap = rej[REPLICATION_INDEPENDENT] - rej[REPLICATION_FRACTION_HELDOUT]
-    assert gap > CIRCULAR_MARGIN, (
-        f"{family}: rejection's replication {rej[REPLICATION_FRACTION_HELDOUT]:.3f} (its own "
-        f"criterion) vs {rej[REPLICATION_INDEPENDENT]:.3f} in independent features"
+    own, independent = rej[REPLICATION_FRACTION_HELDOUT], rej[REPLICATION_INDEPENDENT]
+    accepted = rej[MITIGATION_ENTRY(entry="accepted_fraction")]
+    # by construction: an accepted slot is at or below the metric's threshold, a slot the
+    # budget left unaccepted keeps a draw above it (float sums: two samples' slack)
+    assert own == pytest.approx(1 - accepted, abs=2 / rej[N_GEN]), (
+        f"{family}: rejection's own-criterion replication {own:.3f} vs 1 - accepted "
+        f"{1 - accepted:.3f}: it did not filter in the replication metric's space"
+    )
+    assert accepted > 0, f"{family}: rejection accepted no sample within {settings}"
+    # of the accepted samples, at least this share is a copy in the independent space
+    # (every unaccepted one counted as flagged there: a lower bound)
+    still_copied = (independent - (1 - accepted)) / accepted
+    assert still_copied > ACCEPTED_STILL_COPIED, (
+        f"{family}: of the {accepted:.3f} of samples rejection accepted, the independent "
+        f"space flags at least {still_copied:.3f} as copies (replication there "
+        f"{independent:.3f}, own criterion {own:.3f}); required > {ACCEPTED_STILL_COPIED}"
     )
 
 
