@@ -51,8 +51,6 @@ def speed_options(args: argparse.Namespace) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
-    from benchmark.report.leaderboard import render
-
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = Path(args.results or REPO_ROOT / "reports" / "results" / f"run-{stamp}.json")
     pytest_args = [
@@ -86,23 +84,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args.append(f"--memobench-dataset={args.dataset}")
     if args.tstar_curve:
         pytest_args.append("--memobench-tstar-curve")
+    from benchmark.pytest_plugin import check_detector_options
+
+    check_detector_options(args.detector_steps, args.detector_min_accuracy, "--")
+    if args.detector_steps is not None:
+        pytest_args.append(f"--memobench-detector-steps={args.detector_steps}")
+    if args.detector_min_accuracy is not None:
+        pytest_args.append(f"--memobench-detector-min-accuracy={args.detector_min_accuracy}")
     if args.rehearse:
         if args.tier == "all":
             raise MemobenchError("--rehearse scales one tier: use --tier smoke or --tier paper")
         pytest_args.append("--memobench-rehearse")
     pytest_args += speed_options(args)
     pytest_args += args.pytest_args
-    code = pytest.main(pytest_args)
+    code = int(pytest.main(pytest_args))
+    return finish_run(code, results, args.output)
+
+
+RESUME = (
+    "run the same command again to resume: the models, classifiers and audits that "
+    "finished are stored in the cache and reused, a training cut off mid-way resumes "
+    "from its last checkpoint"
+)
+
+
+def finish_run(code: int, results: Path, output: str | None) -> int:
+    """After pytest: the leaderboard of whatever cases finished (all of them, or those
+    before a Ctrl-C or a crash), and how to resume when the run did not end."""
+    import pytest
+
+    from benchmark.report.leaderboard import render
+
+    interrupted = code == pytest.ExitCode.INTERRUPTED
     if not results.exists():
         print(
-            f"memobench: the run wrote no results ({results}); pytest exit code {int(code)}",
+            f"memobench: the run wrote no results ({results}); pytest exit code {code}",
             file=sys.stderr,
         )
-        return int(code) or 1
-    out = render([results], args.output)
+        if interrupted:
+            print(f"memobench: interrupted before any case finished; {RESUME}", file=sys.stderr)
+        return code or 1
+    out = render([results], output)
     print(f"memobench: results {results}")
     print(f"memobench: leaderboard {out}")
-    return int(code)
+    if interrupted:
+        print(
+            f"memobench: interrupted: the results and the leaderboard hold the cases that "
+            f"finished; {RESUME}",
+            file=sys.stderr,
+        )
+    return code
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -181,6 +212,17 @@ def parser() -> argparse.ArgumentParser:
         "--tstar-curve",
         action="store_true",
         help="compute q_M(t) on the whole t* grid for the case pages (the seed paper's Fig. 6)",
+    )
+    run.add_argument(
+        "--detector-steps",
+        type=int,
+        help="training steps of the fingerprint detectors C_SAF and C_ID (default 800 in "
+        "the smoke tier); raise it where they miss their accuracy gate",
+    )
+    run.add_argument(
+        "--detector-min-accuracy",
+        type=float,
+        help="the detectors' held-out accuracy gate for |q| and t* (default 0.95; 0: off)",
     )
     speed = run.add_argument_group("speed (GPU runners; each switch is recorded with the results)")
     speed.add_argument("--precision", choices=PRECISIONS, help="autocast while sampling")

@@ -10,6 +10,7 @@ versions and settings added.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="compute q_M(t) on the whole t* grid for the case pages (the seed paper's Fig. 6; "
         "about 10x the adaptive search's network evaluations)",
+    )
+    g.addoption(
+        "--memobench-detector-steps",
+        type=int,
+        default=None,
+        help="training steps of the fingerprint detectors C_SAF and C_ID (default: the "
+        "tier's, 800 in the smoke tier); more steps for data they do not learn in 800",
+    )
+    g.addoption(
+        "--memobench-detector-min-accuracy",
+        type=float,
+        default=None,
+        help="held-out accuracy (and balanced accuracy) the detectors need for |q| and t* "
+        "to be reported (default 0.95; 0 turns the gate off); below it only those two are "
+        "withheld",
     )
     g.addoption(
         "--memobench-model-dataset",
@@ -276,6 +292,26 @@ def check_options(config: pytest.Config) -> None:
     if n_gen is not None and n_gen < 1:
         raise ConfigError(f"--memobench-n-gen must be >= 1, got {n_gen}")
     check_batch_size(config.getoption("--memobench-batch-size"))
+    check_detector_options(
+        config.getoption("--memobench-detector-steps"),
+        config.getoption("--memobench-detector-min-accuracy"),
+        "--memobench-",
+    )
+
+
+def check_detector_options(steps: int | None, min_accuracy: float | None, prefix: str) -> None:
+    """Refuse detector steps below 1 and a gate outside [0, 1], naming the option.
+
+    Raises:
+        ConfigError: the option (``prefix`` + its name), the value and what it must be.
+    """
+    if steps is not None and steps < 1:
+        raise ConfigError(f"{prefix}detector-steps must be >= 1, got {steps}")
+    if min_accuracy is not None and not 0 <= min_accuracy <= 1:
+        raise ConfigError(
+            f"{prefix}detector-min-accuracy must be in [0, 1] (0 turns the gate off), "
+            f"got {min_accuracy}"
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -313,6 +349,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
         if not torch.cuda.is_available():
             pytest.skip("needs a CUDA GPU; torch.cuda.is_available() is False on this machine")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus):
+    """Before pytest-benchmark writes the results file: leave out a case that was cut off
+    mid-run (Ctrl-C, a crash) and so has no timing, so the finished cases' results are
+    still written (pytest-benchmark fails on an empty timing: 'min() arg is an empty
+    sequence', and wrote nothing)."""
+    bench = getattr(session.config, "_benchmarksession", None)
+    if bench is not None:
+        cut = [b for b in bench.benchmarks if not b]
+        if cut:
+            bench.benchmarks[:] = [b for b in bench.benchmarks if b]
+            names = ", ".join(b.name for b in cut)
+            print(
+                f"memobench: {len(cut)} case(s) cut off before they finished, left out of "
+                f"the results: {names}",
+                file=sys.stderr,
+            )
+    yield
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

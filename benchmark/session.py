@@ -68,6 +68,9 @@ class Session:
             its ``TrainConfig.precision`` (a new model, keyed by it).
         tstar_curve: compute q_M(t) on the whole t* grid (``exhaustive``) for the case
             pages' figure, instead of the adaptive search's few levels.
+        detector_steps: training steps of C_SAF and C_ID instead of the tier's.
+        detector_min_accuracy: the detectors' held-out accuracy gate instead of the tier's
+            (below it |q| and t* are withheld; 0 turns the gate off).
     """
 
     def __init__(
@@ -86,6 +89,8 @@ class Session:
         batch_size: int | None = None,
         train_precision: str | None = None,
         tstar_curve: bool = False,
+        detector_steps: int | None = None,
+        detector_min_accuracy: float | None = None,
     ) -> None:
         self.cache = cache if isinstance(cache, Cache) else Cache(cache)
         # what a pool's worker process builds its own session from (``_audit_jobs``)
@@ -94,7 +99,8 @@ class Session:
             data_root=data_root, smoke_dataset=smoke_dataset, rehearsal=rehearsal,
             inception_weights=inception_weights, reaudit=reaudit, progress=False,
             speed=speed, batch_size=batch_size, train_precision=train_precision,
-            tstar_curve=tstar_curve,
+            tstar_curve=tstar_curve, detector_steps=detector_steps,
+            detector_min_accuracy=detector_min_accuracy,
         )  # fmt: skip
         # a rehearsal runs the GPU path on the CPU, whatever the machine has
         self.device = resolve_device("cpu" if rehearsal else str(device))
@@ -106,7 +112,9 @@ class Session:
         self.inception_weights = inception_weights
         self.reaudit = reaudit
         self.progress = enabled_by_default() if progress is None else progress
-        self.detector_config: DetectorConfig = detector_config(tier, rehearsal)
+        self.detector_config: DetectorConfig = detector_config(
+            tier, rehearsal, steps=detector_steps, min_accuracy=detector_min_accuracy
+        )
         self.speed = speed or Speed()
         check_batch_size(batch_size)
         self.batch_override = batch_size
@@ -124,6 +132,7 @@ class Session:
         self._extractors: dict = {}
         self._train_features: dict = {}
         self._audits: dict = {}
+        self._failed_audits: dict = {}  # audit key -> JobFailure of a worker, deterministic
         logging.getLogger("memobench").setLevel(logging.INFO)
 
     # -- counts -------------------------------------------------------------------
@@ -177,9 +186,11 @@ class Session:
         """Train the uncached models among ``specs`` (``TrainSpec``) and audit the unstored
         ``cases`` in parallel processes, each audit once its model and classifiers are
         stored (CPU only; on a GPU they train and audit one after the other as cases
-        need them). A case's own ``run_case`` then loads its audit; one that failed in a
-        worker is audited again there, and fails with its traceback."""
-        from benchmark.pool import TrainSpec, train_many
+        need them). A case's own ``run_case`` then loads its audit. One that failed in a
+        worker for a reason the same inputs give again (``JobFailure.deterministic``: a
+        bad input, a setting) fails its case with that error without sampling again;
+        any other failure is audited again in the case itself."""
+        from benchmark.pool import JobFailure, TrainSpec, train_many
 
         if self.device.type != "cpu":
             return
@@ -190,7 +201,22 @@ class Session:
         audits = self._audit_jobs(cases, jobs)
         trained, done = train_many(specs, self.cache, self.progress, jobs=jobs, after=tuple(audits))
         self._trained_here.update(trained)
-        self._audited_here.update(audits[job] for job in audits if job.what in done)
+        for job, key in audits.items():
+            outcome = done.get(job.what, None)
+            if isinstance(outcome, JobFailure):
+                if outcome.deterministic:
+                    self._failed_audits[key] = outcome
+            elif job.what in done:
+                self._audited_here.add(key)
+
+    def audited_here(self, key: str) -> bool:
+        """Whether this run's worker processes stored the audit ``key`` moments ago."""
+        return key in self._audited_here
+
+    def failed_audit(self, key: str):
+        """The ``JobFailure`` of the audit ``key`` in a worker that the same inputs would
+        repeat, or None."""
+        return self._failed_audits.get(key)
 
     def _audit_jobs(self, cases: list[CaseConfig], classifiers: tuple) -> dict:
         """{job: audit key} for the pool: each case not yet stored (or every case under

@@ -47,10 +47,23 @@ N_GEN_DEFAULT = {SMOKE: SMOKE_N_GEN, PAPER: PAPER_N_GEN, ALL: SMOKE_N_GEN}
 SMOKE_N_TRAIN = (64, 1024)
 
 
-def detector_config(tier: str, rehearsal: Rehearsal | None = None) -> DetectorConfig:
-    """C_SAF / C_ID settings of a tier: ResNet-50 for the paper tier (SPEC section 2)."""
+def detector_config(
+    tier: str,
+    rehearsal: Rehearsal | None = None,
+    steps: int | None = None,
+    min_accuracy: float | None = None,
+) -> DetectorConfig:
+    """C_SAF / C_ID settings of a tier: ResNet-50 for the paper tier (SPEC section 2);
+    ``steps`` and ``min_accuracy`` (the run's options) replace the tier's where given, a
+    rehearsal's scaled counts and open gate where not."""
     config = DetectorConfig(arch="resnet50" if tier == PAPER else "small-resnet")
-    return rehearsal.detector(config) if rehearsal else config
+    if rehearsal:
+        config = rehearsal.detector(config)
+    if steps is not None:
+        config = replace(config, steps=steps)
+    if min_accuracy is not None:
+        config = replace(config, min_accuracy=min_accuracy)
+    return config
 
 
 def suite_names(reg) -> list[str]:

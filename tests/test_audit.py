@@ -63,3 +63,31 @@ def test_refuses_weak_or_foreign_detectors(data):
         fingerprint_audit(
             case, model, data, samples, Oracle("saf", other), Oracle("id", data), NoMitigation()
         )
+
+
+def test_detectors_below_their_gate_withhold_q_and_tstar_and_nothing_else(tmp_path):
+    """A detector under the accuracy gate withholds |q| and t* (the reason and the
+    detectors' accuracy recorded, the leaderboard cells say so); Carlini, the attacks,
+    FID and replication are still measured."""
+    from benchmark.audit import run_case
+    from benchmark.metrics.carlini import CARLINI_L2
+    from benchmark.metrics.fid import FID_GAP
+    from benchmark.metrics.fingerprint import WITHHELD, Fingerprint
+    from benchmark.metrics.membership import MIA_AUC
+    from benchmark.record import METRIC_SKIPPED
+    from benchmark.session import Session
+    from benchmark.tiers import Rehearsal, smoke_case
+
+    # two training steps make no detector: the gate at 1.0 cannot pass
+    session = Session(
+        tmp_path, n_gen=4, rehearsal=Rehearsal(), progress=False, detector_min_accuracy=1.0
+    )
+    record = run_case(session.scaled(smoke_case("dummy", 32, n_gen=4)), session).metrics
+    reason = record[METRIC_SKIPPED(metric="fingerprint")]
+    assert "below the required 1.00" in reason and "--detector-steps" in reason
+    assert Q not in record and TSTAR not in record
+    assert 0 <= record[C_SAF_ENTRY(entry="accuracy")] < 1 or "C_ID" in reason
+    for key in (CARLINI_L2, FID_GAP, MIA_AUC(attack="loss_weights")):
+        assert key in record, key
+    cells = {c.key: c.text(record) for c in Fingerprint.columns()}
+    assert cells == {Q: WITHHELD, TSTAR: WITHHELD}

@@ -89,15 +89,18 @@ class Detector:
         if not self.metrics.get("fires_on_saf_xp", True):
             raise DetectorAccuracyError(
                 f"detector C_{self.kind.upper()} on {self.dataset!r} does not flag SAF(x_p) "
-                f"itself, so no reproduction could ever count; train it longer "
-                f"(DetectorConfig.steps)"
+                f"itself, so no reproduction could ever count; |q| and t* are withheld. "
+                f"Train it longer (memobench run --detector-steps N, "
+                f"--memobench-detector-steps in pytest)"
             )
         if min(acc, bal) < minimum:
             raise DetectorAccuracyError(
                 f"detector C_{self.kind.upper()} on {self.dataset!r} has held-out accuracy "
                 f"{acc:.3f} (balanced {bal:.3f}) below the required {minimum:.2f}; its "
-                f"verdicts would be meaningless, so |q| and t* are not reported. Train it "
-                f"longer (DetectorConfig.steps) or lower DetectorConfig.min_accuracy"
+                f"verdicts would be meaningless, so |q| and t* are withheld. Train it "
+                f"longer (memobench run --detector-steps N) or lower the gate "
+                f"(--detector-min-accuracy X; in pytest --memobench-detector-steps and "
+                f"--memobench-detector-min-accuracy)"
             )
 
 

@@ -13,7 +13,7 @@ import torch
 from benchmark.config import CaseConfig
 from benchmark.data.base import ImageDataset
 from benchmark.detectors.augment import sampler_artefacts
-from benchmark.detectors.detector import Detector
+from benchmark.detectors.detector import Detector, DetectorAccuracyError
 from benchmark.metrics.base import AuditInputs, CaseMetric, Figure
 from benchmark.metrics.reproduction import (
     Q_EXPECTED,
@@ -28,7 +28,7 @@ from benchmark.metrics.reproduction import (
 from benchmark.metrics.tstar import TSTAR, TSTAR_FIELDS, default_grid, tstar
 from benchmark.mitigations.base import Mitigation
 from benchmark.models.base import SampleResult, TrainedModel
-from benchmark.record import Field, Fields
+from benchmark.record import METRIC_SKIPPED, Field, Fields
 
 Q_NN_CONFIRMED = Field(
     "q_nn_confirmed", "int", "flagged samples whose nearest training image is SAF(x_p)"
@@ -87,10 +87,17 @@ def fingerprint_audit(
     record[Q_NN_CONFIRMED] = confirmed_by_nearest(
         samples.images, reproductions.flagged, data.train, data.saf.index
     )
-    for entry, det in ((C_SAF_ENTRY, c_saf), (C_ID_ENTRY, c_id)):
-        for key, value in det.metrics.items():
-            record[entry(entry=key)] = value
+    record.update(detector_record(c_saf, c_id))
     return record
+
+
+def detector_record(c_saf: Detector, c_id: Detector) -> dict[str, Any]:
+    """The detectors' held-out figures as record entries (``c_saf_accuracy``, ...)."""
+    return {
+        entry(entry=key): value
+        for entry, det in ((C_SAF_ENTRY, c_saf), (C_ID_ENTRY, c_id))
+        for key, value in det.metrics.items()
+    }
 
 
 def joint_false_positive_rate(c_saf: Detector, c_id: Detector, data: ImageDataset) -> float:
@@ -102,7 +109,16 @@ def joint_false_positive_rate(c_saf: Detector, c_id: Detector, data: ImageDatase
     return float(both.float().mean())
 
 
+WITHHELD = "withheld (the case page says why)"
+
+
+def _withheld(record: dict) -> bool:
+    return isinstance(record.get(METRIC_SKIPPED(metric=Fingerprint.name)), str)
+
+
 def _show_q(record: dict) -> str | None:
+    if record.get(Q) is None and _withheld(record):
+        return WITHHELD
     if record.get(Q) is None or record.get(Q_EXPECTED) is None or record.get(Q_P_VALUE) is None:
         return None
     text = f"{record[Q]} / {record[Q_EXPECTED]:.1f} (p={record[Q_P_VALUE]:.2g})"
@@ -121,7 +137,7 @@ def _show_q(record: dict) -> str | None:
 def _show_tstar(record: dict) -> str | None:
     t = record.get(TSTAR)
     if t is None:
-        return None
+        return WITHHELD if _withheld(record) else None
     return "none" if t < 0 else f"{t:.2f}"
 
 
@@ -136,6 +152,7 @@ class Fingerprint(CaseMetric):
         Q_NN_CONFIRMED,
         C_SAF_ENTRY,
         C_ID_ENTRY,
+        METRIC_SKIPPED,
     )
 
     def skip_reason(self, inputs: AuditInputs) -> str | None:
@@ -147,6 +164,13 @@ class Fingerprint(CaseMetric):
         session = inputs.session
         c_saf, c_id = session.detectors(inputs.case.data)
         counts = session.counts
+        try:
+            for det in (c_saf, c_id):
+                det.require_accuracy(session.detector_config.min_accuracy)
+        except DetectorAccuracyError as err:
+            # |q| and t* would be verdicts of a detector that cannot tell: withheld, with
+            # the detectors' figures; every other metric of the case is still measured
+            return {METRIC_SKIPPED(metric=self.name): str(err), **detector_record(c_saf, c_id)}
         return fingerprint_audit(
             inputs.case,
             inputs.model,
