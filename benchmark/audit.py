@@ -110,7 +110,14 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
     model = session.fast(model)  # the network as the run's speed switches call it
     data = session.dataset(case.data)
     key = case_audit_key(case, session, model.key, model.family)
-    here = key in session._audited_here  # stored moments ago by a worker process
+    failure = session.failed_audit(key)
+    if failure is not None:  # the worker's error, not a second identical attempt
+        err = failure.error
+        raise type(err)(
+            f"case {case.case_id}: {err} (raised while a worker process audited it; the "
+            f"same inputs give the same error, so it was not sampled again)"
+        ) from err
+    here = session.audited_here(key)  # stored moments ago by a worker process
     start = time.perf_counter()
     payload, reused = session.cache.get_or_create(
         "audits",

@@ -63,6 +63,27 @@ class BuildJob:
     required: bool = True
 
 
+@dataclass(frozen=True)
+class JobFailure:
+    """A pool job's failure, returned among the results in place of its value.
+
+    Attributes:
+        error: the exception the job raised (unpickled from the worker).
+        deterministic: the same inputs fail the same way (a ``MemobenchError``: a bad
+            input or setting, a detector below its gate; a non-finite sample): the owner
+            reports it instead of building the entry again.
+    """
+
+    what: str
+    error: BaseException
+
+    @property
+    def deterministic(self) -> bool:
+        from benchmark.errors import MemobenchError
+
+        return isinstance(self.error, (MemobenchError, FloatingPointError))
+
+
 def _run_job(job: BuildJob, threads: int) -> Any:
     torch.set_num_threads(threads)
     return job.build(*job.args)
@@ -98,7 +119,8 @@ def train_many(
 ) -> tuple[list[TrainSpec], dict[str, Any]]:
     """Train the uncached ``specs`` on the CPU in parallel processes, with ``jobs`` (the
     classifiers) and ``after`` (the audits) in the same pool, each once its ``needs`` are
-    stored. Returns (the specs trained, each finished job's result by its ``what``).
+    stored. Returns (the specs trained, each finished job's result by its ``what``; a
+    non-required job that failed has a ``JobFailure`` there).
 
     ``jobs`` run only when something else does (in a warm run their entries are stored
     and the audit loads them). Nothing runs in a pool for fewer than two tasks: the
@@ -166,8 +188,14 @@ def train_many(
                 except Exception as error:
                     if task.required:
                         raise
+                    failure = results[task.what] = JobFailure(task.what, error)
+                    then = (
+                        "the same inputs fail the same way, so it is not built again"
+                        if failure.deterministic
+                        else "its owner builds it again"
+                    )
                     line(f"{task.what}: failed in a worker ({type(error).__name__}: {error}); "
-                         "its owner builds it again")  # fmt: skip
+                         f"{then}")  # fmt: skip
                     continue
                 done.add(task.what)
                 line(f"{task.what}: built by a worker ({elapsed:.0f} s in)")

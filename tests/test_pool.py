@@ -10,17 +10,20 @@ import pytest
 
 from benchmark.audit import run_case
 from benchmark.cache import Cache
-from benchmark.pool import BuildJob, TrainSpec, train_many
+from benchmark.errors import ConfigError
+from benchmark.pool import BuildJob, JobFailure, TrainSpec, train_many
 from benchmark.session import Session
 from benchmark.tiers import Rehearsal, smoke_case
 
 
-def stamp(folder: str, name: str, needs: tuple[str, ...], fail: bool = False) -> str:
+def stamp(folder: str, name: str, needs: tuple[str, ...], fail: bool | str = False) -> str:
     """A pool job: checks that what it needs was written before it started, then writes
     its own stamp (module level, so the spawned workers unpickle it by name)."""
     missing = [n for n in needs if not (Path(folder) / n).exists()]
     if missing:
         raise AssertionError(f"{name} started before {missing}")
+    if fail == "config":
+        raise ConfigError(f"{name} has a bad setting")
     if fail:
         raise RuntimeError(f"{name} breaks")
     time.sleep(0.2)
@@ -48,6 +51,9 @@ def test_a_failed_optional_job_skips_what_needs_it_and_a_required_one_raises(tmp
         _job(tmp_path, "fine", required=False),
     )
     _, results = train_many([], Cache(tmp_path / "cache"), False, 2, (), after)
+    failure = results.pop("bad")
+    assert isinstance(failure, JobFailure) and not failure.deterministic
+    assert isinstance(failure.error, RuntimeError) and "bad breaks" in str(failure.error)
     assert results == {"fine": "FINE"}
     assert not (tmp_path / "after-bad").exists()
 
@@ -79,3 +85,25 @@ def test_prefetch_leaves_stored_audits_alone_unless_reaudit(tmp_path):
     for case in cases:  # each after its model
         needs = by_name[f"audit {case.case_id}"].needs
         assert TrainSpec(case.model, case.train, case.data) in needs
+
+
+def test_a_bad_setting_in_a_worker_is_reported_as_deterministic(tmp_path):
+    """A MemobenchError (a bad input or setting) fails the same way every time: the pool
+    returns it as deterministic, so the case reports it instead of sampling again."""
+    after = (_job(tmp_path, "cfg", fail="config", required=False), _job(tmp_path, "ok"))
+    _, results = train_many([], Cache(tmp_path / "cache"), False, 2, (), after)
+    assert results["cfg"].deterministic and isinstance(results["cfg"].error, ConfigError)
+
+
+def test_run_case_reports_a_workers_deterministic_failure_without_auditing_again(tmp_path):
+    from benchmark.audit import case_audit_key
+    from benchmark.models.store import family_for
+
+    session = Session(tmp_path, rehearsal=Rehearsal(), progress=False)
+    case = _cases(session)[0]
+    model = session.model(case.model, case.train, case.data)
+    key = case_audit_key(case, session, model.key, family_for(case.model))
+    session._failed_audits[key] = JobFailure("audit", ConfigError("no such setting x"))
+    with pytest.raises(ConfigError, match="no such setting x .*not sampled again"):
+        run_case(case, session)
+    assert not session.cache.path("audits", key).exists()
