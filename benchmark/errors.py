@@ -28,6 +28,10 @@ class DataError(MemobenchError):
     """A dataset file is missing, malformed, or too small for the request."""
 
 
+class TooFewImagesError(DataError):
+    """A dataset file is there and readable, but holds fewer images than asked for."""
+
+
 class CheckpointError(MemobenchError):
     """A model checkpoint is missing, corrupt, or of another model family."""
 

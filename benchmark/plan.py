@@ -24,7 +24,7 @@ from benchmark.attacks.threat import DENOISER_API, threat_models_for
 from benchmark.cache import Cache
 from benchmark.config import CaseConfig, DetectorConfig, replace
 from benchmark.data.base import ImageDataset, load_dataset
-from benchmark.errors import MemobenchError
+from benchmark.errors import MemobenchError, TooFewImagesError
 from benchmark.models.base import ModelFamily, TrainedModel
 from benchmark.tiers import AuditCounts
 
@@ -205,11 +205,18 @@ def plan_cases(
         if cfg not in datasets:
             try:
                 datasets[cfg] = load_dataset(cfg, cache_root=cache.root, download=False)
+            except TooFewImagesError:
+                datasets[cfg] = "too small"  # the file is here, with fewer images than N_train
             except MemobenchError:
                 datasets[cfg] = None  # no file here: planned without it
-        plans.append(
-            plan_case(node, case, index, datasets[cfg], cache, detectors, counts, device_type)
-        )
+        data = datasets[cfg]
+        plan = plan_case(
+            node, case, index, data if not isinstance(data, str) else None, cache, detectors,
+            counts, device_type,
+        )  # fmt: skip
+        if isinstance(data, str):
+            plan.cached = dict.fromkeys(plan.cached, data)
+        plans.append(plan)
     return plans
 
 

@@ -125,3 +125,87 @@ def test_medmnist_images_of_the_wrong_rank(tmp_path):
              test_labels=np.zeros((4, 1)))  # fmt: skip
     with pytest.raises(DataError, match=r"train_images has shape \(4, 784\)"):
         load_dataset(DataConfig(name="breastmnist", n_train=2, root=str(tmp_path)))
+
+
+def _a_root_that_does_not_exist(tmp_path):
+    return tmp_path / "nowhere"
+
+
+def _a_folder_of_pngs(tmp_path):
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("L", (28, 28), color=i * 40).save(tmp_path / f"xray{i}.png")
+    return tmp_path
+
+
+def _another_size_of_the_set(tmp_path):
+    write_medmnist_npz(tmp_path / "pneumoniamnist_64.npz", size=64)
+    return tmp_path
+
+
+WRONG_ROOTS = {
+    "missing folder": (_a_root_that_does_not_exist, r"the folder .*nowhere does not exist"),
+    "image folder": (
+        _a_folder_of_pngs,
+        r"holds 3 image file\(s\) such as xray\d.png: a dataset is read from MedMNIST's .npz "
+        r"layout, not from image folders",
+    ),
+    "MedMNIST+ size": (
+        _another_size_of_the_set,
+        r"holds pneumoniamnist_64.npz, MedMNIST\+ files at other sizes: these cases read the "
+        r"28x28 file, pneumoniamnist.npz",
+    ),
+}
+
+
+@pytest.mark.parametrize("what", list(WRONG_ROOTS))
+def test_a_data_root_without_the_file_says_what_it_holds_and_names_run_s_flag(what, tmp_path):
+    """Each wrong data root gets its own reason, and the fix names `memobench run`'s own
+    --data-root beside pytest's option."""
+    make, reason = WRONG_ROOTS[what]
+    root = make(tmp_path)
+    with pytest.raises(DataError, match=reason) as err:
+        load_dataset(DataConfig(name="pneumoniamnist", n_train=8, root=str(root)))
+    assert "memobench run's --data-root" in str(err.value)
+    assert "--memobench-data-root in pytest" in str(err.value)
+
+
+def _reference(tmp_path):
+    write_medmnist_npz(tmp_path / "breastmnist.npz", n_train=20, n_test=8)
+    return load_dataset(DataConfig(name="breastmnist", n_train=20, root=str(tmp_path)))
+
+
+@pytest.mark.parametrize("scale", [1.0, 255.0], ids=["floats in [0, 1]", "floats in [0, 255]"])
+def test_float_medmnist_files_are_read_in_their_own_range(scale, tmp_path):
+    """uint8 pixels, floats in [0, 1] and floats in [0, 255] give the same images (float
+    [0, 1] images were divided by 255 again: all black)."""
+    import numpy as np
+
+    (tmp_path / "a").mkdir()
+    ref = _reference(tmp_path / "a")
+    with np.load(tmp_path / "a" / "breastmnist.npz") as npz:
+        parts = dict(npz)
+    for key in ("train_images", "val_images", "test_images"):
+        parts[key] = parts[key].astype(np.float32) / 255.0 * scale
+    (tmp_path / "b").mkdir()
+    np.savez(tmp_path / "b" / "breastmnist.npz", **parts)
+    data = load_dataset(DataConfig(name="breastmnist", n_train=20, root=str(tmp_path / "b")))
+    assert torch.allclose(data.train, ref.train, atol=1e-5)
+    assert data.train.max() > 0.5, "not all black"
+
+
+def test_medmnist_values_outside_both_ranges_are_refused(tmp_path):
+    import numpy as np
+
+    write_medmnist_npz(tmp_path / "breastmnist.npz")
+    with np.load(tmp_path / "breastmnist.npz") as npz:
+        parts = dict(npz)
+    parts["train_images"] = parts["train_images"].astype(np.float32) * 4.0
+    np.savez(tmp_path / "breastmnist.npz", **parts)
+    with pytest.raises(DataError, match=r"train_images reaches .*rescale the images"):
+        load_dataset(DataConfig(name="breastmnist", n_train=8, root=str(tmp_path)))
+    parts["train_images"] = parts["train_images"] - 600.0
+    np.savez(tmp_path / "breastmnist.npz", **parts)
+    with pytest.raises(DataError, match=r"train_images holds negative or non-finite"):
+        load_dataset(DataConfig(name="breastmnist", n_train=8, root=str(tmp_path)))

@@ -20,7 +20,7 @@ from benchmark.tiers import (
     smoke_case,
     suite_names,
 )
-from tests.helpers import TINY_MODEL, TINY_SAMPLER, TINY_TRAIN
+from tests.helpers import TINY_MODEL, TINY_SAMPLER, TINY_TRAIN, write_medmnist_npz
 
 pytest_plugins = ["pytester"]  # the node-id test collects the real suite
 
@@ -107,6 +107,10 @@ def test_plan_shards_and_totals(tmp_path):
     assert [p.node_id for p in one] == ["s::c[0]", "s::c[2]", "s::c[4]"]
     assert [p.node_id for p in two] == ["s::c[1]", "s::c[3]"]
     assert all(p.cached["model"] == "no data" for p in one)  # no breastmnist.npz here
+    write_medmnist_npz(tmp_path / "breastmnist.npz", n_train=100)  # here, but < 546 images
+    small = plan_cases(cases, Cache(tmp_path), detector_config("paper"), counts,
+                       data_root=str(tmp_path))  # fmt: skip
+    assert {p.cached["model"] for p in small} == {"too small"}
     text = format_plan(one + two, tflops=100)
     assert "shard 1: 3 cases" in text and "shard 2: 2 cases" in text
     total = sum(p.flops for p in one + two)

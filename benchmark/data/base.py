@@ -17,7 +17,7 @@ import torch
 from benchmark import registry
 from benchmark.config import DataConfig
 from benchmark.data.saf import SAFInfo, apply_saf
-from benchmark.errors import DataError
+from benchmark.errors import DataError, TooFewImagesError
 
 
 @dataclass
@@ -139,7 +139,7 @@ class ImageDataset:
 def check_train_size(source: DatasetSource, pools: Pools, n_train: int) -> None:
     n_pool = pools.member_images.shape[0]
     if n_train > n_pool:
-        raise DataError(
+        raise TooFewImagesError(
             f"n_train={n_train} is larger than {source.where}, which has {n_pool} training "
             f"images; choose n_train <= {n_pool} or use a file with more training images"
         )
@@ -188,7 +188,7 @@ def load_dataset(
         held_pool_labels = pools.heldout_labels[order]
     available = held_pool.shape[0]
     if cfg.n_heldout > available:
-        raise DataError(
+        raise TooFewImagesError(
             f"n_heldout={cfg.n_heldout} is larger than the {available} held-out images dataset "
             f"{cfg.name!r} has left after n_train={cfg.n_train}; lower n_heldout or n_train"
         )

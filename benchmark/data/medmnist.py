@@ -19,6 +19,8 @@ import torch
 from benchmark.data.base import DatasetSource, Pools
 from benchmark.errors import DataError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm")
+
 
 class MedMNISTSource(DatasetSource):
     flag: str = ""
@@ -43,10 +45,33 @@ class MedMNISTSource(DatasetSource):
 
         url = medmnist.INFO[self.flag]["url"]
         return DataError(
-            f"{self.flag}.npz not found in {self.folder} ({why}). Download it from {url} "
-            f"and put it at {self._file()}, or pass --memobench-data-root FOLDER "
-            f"(DataConfig.root) pointing at a folder that holds {self.flag}.npz."
+            f"{self.flag}.npz not found in {self.folder} ({why}{self._found_instead()}). "
+            f"Download it from {url} and put it at {self._file()}, or point memobench run's "
+            f"--data-root FOLDER (--memobench-data-root in pytest, DataConfig.root in "
+            f"Python) at a folder that holds {self.flag}.npz."
         )
+
+    def _found_instead(self) -> str:
+        """What the folder holds instead of ``<flag>.npz``: a missing folder, another size
+        of the same set, or image files (which are not read as a dataset)."""
+        folder = self.folder
+        if not folder.exists():
+            return f"; the folder {folder} does not exist"
+        if not folder.is_dir():
+            return f"; {folder} is a file, not a folder"
+        sized = sorted(p.name for p in folder.glob(f"{self.flag}_*.npz"))
+        if sized:
+            return (
+                f"; it holds {', '.join(sized)}, MedMNIST+ files at other sizes: these "
+                f"cases read the 28x28 file, {self.flag}.npz"
+            )
+        images = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+        if images:
+            return (
+                f"; it holds {len(images)} image file(s) such as {images[0].name}: a dataset "
+                f"is read from MedMNIST's .npz layout, not from image folders"
+            )
+        return ""
 
     def _ensure_file(self) -> Path:
         path = self._file()
@@ -89,7 +114,24 @@ class MedMNISTSource(DatasetSource):
 
 
 def _to_tensor(images: np.ndarray, path: Path, key: str) -> torch.Tensor:
-    x = torch.from_numpy(np.asarray(images)).float() / 255.0
+    """MedMNIST's uint8 images, or float ones in [0, 1] or [0, 255], as floats in [0, 1]."""
+    array = np.asarray(images)
+    x = torch.from_numpy(array).float()
+    if x.numel() and (not torch.isfinite(x).all() or x.min() < 0):
+        raise DataError(
+            f"{path}: {key} holds negative or non-finite values (min {float(x.min()):.3g}); "
+            f"a MedMNIST file holds uint8 pixels 0-255 (or floats in [0, 1] or [0, 255])"
+        )
+    peak = float(x.max()) if x.numel() else 0.0
+    if np.issubdtype(array.dtype, np.floating) and peak <= 1.0:
+        pass  # already in [0, 1]
+    elif peak <= 255.0:
+        x = x / 255.0
+    else:
+        raise DataError(
+            f"{path}: {key} reaches {peak:.6g}; a MedMNIST file holds uint8 pixels 0-255 "
+            f"(or floats in [0, 1] or [0, 255]): rescale the images to one of those ranges"
+        )
     if x.ndim == 3:  # (N, H, W) grey
         return x.unsqueeze(1)
     if x.ndim == 4:
