@@ -60,7 +60,9 @@ from benchmark.record import (
     SAMPLE_SECONDS,
     SAMPLER,
     SAMPLER_STEPS,
+    SEEDS,
     TF32,
+    THREADS,
     TRAIN_PRECISION,
     TRAIN_SECONDS,
     TRAIN_STEPS,
@@ -166,6 +168,14 @@ def audit_case(
     )
     record = measure(case, model, samples)
     record.update(speed_record(session.speed, batch))
+    record[SEEDS] = {
+        "split": case.data.split_seed,
+        "saf": case.data.saf_seed,
+        "train": case.train.seed,
+        "case": case.seed,
+        "detectors": session.detector_config.seed,
+    }
+    record[THREADS] = torch.get_num_threads()
     record[MITIGATION_ADDRESSES] = list(mitigation.addresses)
     record[CIRCULAR] = [str(k) for k in mitigation.uses]
     # what the mitigation did while sampling (before t* and the attacks use it again)
@@ -179,8 +189,11 @@ def audit_case(
             continue
         start = time.perf_counter()
         entries = metric.compute(inputs)
+        # a metric may withhold part of its figures itself: <name>_skipped says why
         check_entries(
-            f"metric {metric.name!r} ({type(metric).__qualname__})", entries, metric.fields
+            f"metric {metric.name!r} ({type(metric).__qualname__})",
+            entries,
+            (*metric.fields, METRIC_SKIPPED),
         )
         record.update(entries)
         record[METRIC_SECONDS(metric=metric.name)] = time.perf_counter() - start

@@ -388,6 +388,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json)
     import torch
 
     import benchmark
+    from benchmark.environment import environment
 
     output_json["memobench"] = {
         "version": benchmark.__version__,
@@ -399,4 +400,6 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json)
         "dataset": config.getoption("--memobench-dataset"),
         "device": config.getoption("--memobench-device"),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        # what explains two runs' figures differing (compare_runs.py prints it)
+        "environment": environment(),
     }

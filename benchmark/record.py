@@ -189,6 +189,12 @@ COMPILED = Field("compiled", "bool", "the network was compiled with torch.compil
 BATCH_SIZE = Field(
     "batch_size", "int", "images per sampling call (from free memory, or --memobench-batch-size)"
 )
+SEEDS = Field(
+    "seeds",
+    "dict",
+    "the case's seeds: split, fingerprint (saf), training, sampling (case), detectors",
+)
+THREADS = Field("threads", "int", "torch's CPU threads in the process that audited the case")
 AUDIT_REUSED = Field("audit_reused", "bool", "whether the audit came from the cache")
 MITIGATION_ADDRESSES = Field(
     "mitigation_addresses", "list", "the threat models the mitigation claims to address"
@@ -239,6 +245,8 @@ IDENTITY: tuple[Field, ...] = (
     BATCH_SIZE,
     MITIGATION_ADDRESSES,
     CIRCULAR,
+    SEEDS,
+    THREADS,
 )
 AUDIT: tuple[Declared, ...] = (
     *IDENTITY,

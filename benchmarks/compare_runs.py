@@ -3,8 +3,11 @@ pytest-xdist one, a rerun against the first run, one machine against another.
 
 Every numeric entry of every case both files hold is compared, except the ones that
 measure time or say where a figure came from (seconds, images/s, dates, reuse flags,
-batch size). Prints, per field that differs, how many cases differ and the largest
-difference; exits 1 when some case differs by more than ``--tol`` (absolute), 2 when
+batch size). Prints the first case and key that differ (cases and keys in sorted
+order) with both values, then, per field that differs, how many cases differ and the
+largest difference, and what the two runs' environments differ in (library versions,
+threads, the CPU's vector unit: what can explain a difference); exits 1 when some case
+differs by more than ``--tol`` (absolute), 2 when
 the files hold different cases (``--common`` compares the cases both hold: a run of a
 few cases against a whole one).
 
@@ -21,7 +24,7 @@ from typing import Any
 from benchmark.record import CASE_ID
 from benchmark.report.results import read_results
 
-NOT_FIGURES = ("seconds", "per_second", "recorded", "reused", "batch_size", "pictures")
+NOT_FIGURES = ("seconds", "per_second", "recorded", "reused", "batch_size", "pictures", "threads")
 
 
 def records(path: str) -> dict[str, dict[str, Any]]:
@@ -44,6 +47,41 @@ def numbers(value: Any, prefix: str = "") -> dict[str, float]:
         for i, v in enumerate(value):
             out.update(numbers(v, f"{prefix}[{i}]"))
     return out
+
+
+def environment_of(path: str) -> dict[str, Any]:
+    """The run's environment (flattened) as its results file recorded it."""
+    env = (read_results(path).get("memobench") or {}).get("environment") or {}
+    flat: dict[str, Any] = {}
+    for key, value in env.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def environment_differences(first: str, second: str) -> list[str]:
+    """One line per environment entry the two runs differ in."""
+    a, b = environment_of(first), environment_of(second)
+    return [f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k)]  # fmt: skip
+
+
+def first_difference(a: dict, b: dict, tol: float) -> tuple[str, str, float, float] | None:
+    """(case, key, first value, second value) of the first figure that differs."""
+    for case in sorted(a):
+        for key in sorted(set(a[case]) | set(b[case])):
+            if any(word in key for word in NOT_FIGURES):
+                continue
+            x, y = numbers(a[case].get(key), key), numbers(b[case].get(key), key)
+            for name in sorted(set(x) | set(y)):
+                u, v = x.get(name, math.nan), y.get(name, math.nan)
+                if math.isnan(u) and math.isnan(v):
+                    continue
+                if math.isnan(u) or math.isnan(v) or abs(u - v) > tol:
+                    return case, name, u, v
+    return None
 
 
 def differences(a: dict, b: dict, tol: float) -> dict[str, list[float]]:
@@ -91,11 +129,15 @@ def main() -> int:
         if not any(word in k for word in NOT_FIGURES)
     )
     print(f"{len(a)} cases, {fields} numbers compared (tolerance {args.tol:g})")
+    env = environment_differences(args.first, args.second)
     if not diff:
         print("every figure agrees")
         return 0
+    case, name, u, v = first_difference(a, b, args.tol)
+    print(f"first difference: case {case}, key {name}: {u!r} vs {v!r}")
     for name, gaps in sorted(diff.items()):
         print(f"  {name}: {len(gaps)} case(s) differ, largest by {max(gaps):.3g}")
+    print("the runs' environments differ in: " + ("; ".join(env) if env else "nothing recorded"))
     return 1
 
 

@@ -152,7 +152,6 @@ class Fingerprint(CaseMetric):
         Q_NN_CONFIRMED,
         C_SAF_ENTRY,
         C_ID_ENTRY,
-        METRIC_SKIPPED,
     )
 
     def skip_reason(self, inputs: AuditInputs) -> str | None:

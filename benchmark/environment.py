@@ -1,0 +1,39 @@
+"""What a run's figures depend on besides its cases: library versions, threads, the CPU's
+vector unit and the device. Written into every results file, so two runs whose figures
+differ can be told apart (``benchmarks/compare_runs.py`` prints where they do)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+from typing import Any
+
+import torch
+
+LIBRARIES = ("torch", "diffusers", "numpy", "scipy", "scikit-learn", "torchmetrics", "opacus")
+
+
+def environment() -> dict[str, Any]:
+    """Versions, threads, CPU capability and device of this process."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "python": platform.python_version(),
+        "versions": versions,
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        # the vector unit torch's CPU kernels dispatched to (AVX2, AVX512, ...): float
+        # sums can differ between two of them
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "xdist_workers": os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
+    }
