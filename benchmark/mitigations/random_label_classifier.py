@@ -93,7 +93,11 @@ def train_classifier(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Train r_phi on the noised members with fixed random labels; returns the cache payload."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # the batches' indices and levels, on the host
+    # the noise is drawn where the images are: on the CPU from the same generator as ever
+    # (the same classifier as before), on a GPU from one of its own
+    on_host = torch.device(device).type == "cpu"
+    noise_gen = gen if on_host else torch.Generator(device=device).manual_seed(seed + 1)
     labels = torch.randint(0, 2, (data.n_train,), generator=gen).float()
     heldout_labels = torch.randint(0, 2, (data.heldout.shape[0],), generator=gen).float()
     with torch.random.fork_rng(devices=[]):
@@ -107,7 +111,7 @@ def train_classifier(
         for _ in range(groups):
             idx = torch.randint(0, data.n_train, (batch_size // groups,), generator=gen)
             t_frac = 0.999 * float(torch.rand((), generator=gen))  # time_at(1) is past T
-            x_t, tf = _noised(family, train[idx], t_frac, gen)
+            x_t, tf = _noised(family, train[idx], t_frac, noise_gen)
             logits = net(x_t, torch.tensor(tf, device=device))
             loss = loss + F.binary_cross_entropy_with_logits(logits, labels[idx].to(device))
         return loss / groups
@@ -119,7 +123,8 @@ def train_classifier(
 
     @torch.no_grad()
     def accuracy(images: torch.Tensor, y: torch.Tensor, t_frac: float) -> float:
-        x_t, tf = _noised(family, images.to(device), t_frac, torch.Generator().manual_seed(1))
+        fixed = torch.Generator(device=device).manual_seed(1)  # on the CPU: as before
+        x_t, tf = _noised(family, images.to(device), t_frac, fixed)
         pred = (net(x_t, torch.tensor(tf, device=device)) > 0).float().cpu()
         return float((pred == y).float().mean())
 
