@@ -32,7 +32,6 @@ def _suites_dir() -> Path:
 
 
 SPEED_FLAGS = {
-    "tf32": "TF32 matmuls and convolutions (CUDA)",
     "channels-last": "NHWC memory layout",
     "compile": "torch.compile the network for sampling",
 }
@@ -41,6 +40,8 @@ SPEED_FLAGS = {
 def speed_options(args: argparse.Namespace) -> list[str]:
     """``memobench run``'s speed switches as the ``--memobench-*`` options of pytest."""
     out = [f"--memobench-{flag}" for flag in SPEED_FLAGS if getattr(args, flag.replace("-", "_"))]
+    if args.tf32 is not None:
+        out.append("--memobench-tf32" if args.tf32 else "--memobench-no-tf32")
     for name in ("precision", "train_precision", "batch_size"):
         value = getattr(args, name)
         if value is not None:
@@ -227,6 +228,13 @@ def parser() -> argparse.ArgumentParser:
     speed = run.add_argument_group("speed (GPU runners; each switch is recorded with the results)")
     speed.add_argument("--precision", choices=PRECISIONS, help="autocast while sampling")
     speed.add_argument("--train-precision", choices=PRECISIONS, help="autocast while training")
+    speed.add_argument(
+        "--tf32",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="TF32 matmuls and convolutions (CUDA); --no-tf32: strict IEEE fp32; neither: "
+        "PyTorch's defaults (TF32 convolutions, IEEE matmuls)",
+    )
     for flag, what in SPEED_FLAGS.items():
         speed.add_argument(f"--{flag}", action="store_true", help=what)
     speed.add_argument("--batch-size", type=int, help="images per network call (default: fit)")

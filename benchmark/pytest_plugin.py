@@ -9,6 +9,7 @@ versions and settings added.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -113,7 +114,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="train every case's model with this autocast (default: the case's, fp32)",
     )
     g.addoption(
-        "--memobench-tf32", action="store_true", help="TF32 matmuls and convolutions (CUDA)"
+        "--memobench-tf32",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="TF32 matmuls and convolutions (CUDA); --memobench-no-tf32: strict IEEE fp32 for "
+        "both; neither: PyTorch's defaults (TF32 convolutions, IEEE matmuls)",
     )
     g.addoption(
         "--memobench-channels-last",

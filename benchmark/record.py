@@ -183,7 +183,13 @@ TRAIN_PRECISION = Field("train_precision", "str", "autocast of training: fp32 or
 PRECISION = Field(
     "precision", "str", "autocast of the network while sampling, t* and attacks: fp32 or bf16"
 )
-TF32 = Field("tf32", "bool", "TF32 matmuls and convolutions on CUDA (off: IEEE fp32)")
+TF32 = Field(
+    "tf32",
+    "bool",
+    "TF32 matmuls and convolutions on CUDA (false: IEEE fp32; empty: PyTorch's defaults, "
+    "TF32 convolutions and IEEE matmuls)",
+    nullable=True,
+)
 CHANNELS_LAST = Field("channels_last", "bool", "the network ran in NHWC memory layout")
 COMPILED = Field("compiled", "bool", "the network was compiled with torch.compile")
 BATCH_SIZE = Field(

@@ -55,13 +55,15 @@ class Speed:
     Attributes:
         precision: ``fp32``, or ``bf16`` autocast (matmuls and convolutions in bf16,
             reductions and the solver in fp32).
-        tf32: TF32 for the fp32 matmuls and convolutions left (CUDA; off: IEEE fp32).
+        tf32: TF32 for the fp32 matmuls and convolutions left (CUDA): ``True`` TF32 for
+            both, ``False`` IEEE fp32 for both (strict), ``None`` PyTorch's own defaults
+            (cuDNN convolutions in TF32, matmuls in IEEE fp32), left alone.
         channels_last: the network's weights and inputs in NHWC layout.
         compile: ``torch.compile`` the network (its first calls compile).
     """
 
     precision: str = "fp32"
-    tf32: bool = False
+    tf32: bool | None = None
     channels_last: bool = False
     compile: bool = False
 
@@ -75,26 +77,34 @@ class Speed:
     def label(self) -> str:
         """``fp32``, ``bf16+channels_last``, ...: the switches that are on."""
         on = [self.precision]
+        if self.tf32 is False:
+            on.append("ieee")
         on += [name for name in ("tf32", "channels_last", "compile") if getattr(self, name)]
         return "+".join(on)
 
     @contextlib.contextmanager
     def backends(self) -> Iterator[None]:
-        """TF32 on or off (IEEE fp32) for CUDA matmuls and convolutions, restored after."""
-        matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
-        before = (matmul.fp32_precision, conv.fp32_precision)
-        mode = "tf32" if self.tf32 else "ieee"
-        matmul.fp32_precision, conv.fp32_precision = mode, mode
+        """TF32 on or off (IEEE fp32) for CUDA matmuls and convolutions, restored after;
+        nothing changed for ``tf32=None``. Set through the one API (``allow_tf32``) so
+        every getter of either API answers consistently inside (a mix of the two makes
+        ``torch.backends.cudnn.allow_tf32`` raise)."""
+        if self.tf32 is None:
+            yield
+            return
+        matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+        before = (matmul.allow_tf32, cudnn.allow_tf32)
+        matmul.allow_tf32 = cudnn.allow_tf32 = bool(self.tf32)
         try:
             yield
         finally:
-            matmul.fp32_precision, conv.fp32_precision = before
+            matmul.allow_tf32, cudnn.allow_tf32 = before
 
     def wrap(self, net: nn.Module, device: torch.device | str) -> nn.Module:
-        """``net`` as the audit calls it on ``device``; unchanged on the CPU at fp32 (the
-        switches would do nothing there), a ``FastNetwork`` otherwise."""
+        """``net`` as the audit calls it on ``device``: unchanged with no switch on (the
+        default leaves PyTorch's own settings alone, on any device), a ``FastNetwork``
+        otherwise."""
         net = exact(net)
-        if self.plain and torch.device(device).type == "cpu":
+        if self.plain:
             return net
         return FastNetwork(net, self)
 
@@ -131,8 +141,13 @@ class FastNetwork(nn.Module):
 
 
 def exact(net: nn.Module) -> nn.Module:
-    """The network itself, without a ``FastNetwork`` around it (for fp32-only numerics)."""
+    """The network itself, without a ``FastNetwork`` around it (for fp32-only numerics;
+    call it under ``STRICT_FP32.backends()``, or PyTorch's default TF32 convolutions
+    apply on a GPU)."""
     return net.net if isinstance(net, FastNetwork) else net
+
+
+STRICT_FP32 = Speed(tf32=False)  # IEEE fp32 matmuls and convolutions: the NLL's setting
 
 
 def _to_fp32(out: Any) -> Any:

@@ -62,15 +62,70 @@ def test_plain_fp32_on_the_cpu_calls_the_network_itself(ddim_model):
         Speed("fp16")
 
 
-def test_tf32_is_switched_for_the_call_and_restored():
-    matmul = torch.backends.cuda.matmul
-    before = matmul.fp32_precision
+def _flags() -> dict:
+    """Every getter of both TF32 APIs (any of them raises where the two were mixed)."""
+    return {
+        "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+        "matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "conv.fp32_precision": torch.backends.cudnn.conv.fp32_precision,
+    }
+
+
+def test_tf32_is_switched_for_the_call_and_restored_and_the_default_leaves_pytorch_alone():
+    before = _flags()
     with Speed(tf32=True).backends():
-        assert matmul.fp32_precision == "tf32"
-        assert torch.backends.cudnn.conv.fp32_precision == "tf32"
-    with Speed().backends():
-        assert matmul.fp32_precision == "ieee"
-    assert matmul.fp32_precision == before
+        inside = _flags()  # the old and the new getters agree, none raises
+        assert inside["cudnn.allow_tf32"] and inside["matmul.allow_tf32"]
+        assert inside["float32_matmul_precision"] == "high"
+        assert inside["conv.fp32_precision"] == "tf32"
+    with Speed(tf32=False).backends():
+        inside = _flags()
+        assert not inside["cudnn.allow_tf32"] and not inside["matmul.allow_tf32"]
+        assert inside["float32_matmul_precision"] == "highest"
+    with Speed().backends():  # PyTorch's own defaults (TF32 convolutions) untouched
+        assert _flags() == before
+    assert _flags() == before
+    assert Speed().plain and Speed(tf32=False).label() == "fp32+ieee"
+
+
+def test_the_default_speed_calls_the_network_itself_on_any_device(ddim_model):
+    assert Speed().wrap(ddim_model.net, "cuda") is ddim_model.net
+
+
+def test_the_likelihood_runs_in_strict_fp32(monkeypatch):
+    """The NLL's network calls run under IEEE fp32 (no TF32 convolutions, PyTorch's
+    default on a GPU) whatever the run's switches."""
+    from types import SimpleNamespace
+
+    from benchmark.config import DataConfig
+    from benchmark.data import load_dataset
+    from benchmark.metrics import likelihood
+    from benchmark.models.store import family_for
+    from benchmark.tiers import AuditCounts, smoke_case
+
+    family = family_for(smoke_case("subvp", 16).model)
+    data = load_dataset(DataConfig(n_train=16))
+    seen = []
+
+    def predict_eps(net, x, t):
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return torch.zeros_like(x)
+
+    def one_call(eps_fn, sde, members, nonmembers, **_):
+        eps_fn(members[:1], torch.tensor([0.5]))
+        return {}
+
+    monkeypatch.setattr(family, "predict_eps", predict_eps)
+    monkeypatch.setattr(likelihood, "nll_gap", one_call)
+    inputs = SimpleNamespace(
+        session=SimpleNamespace(counts=AuditCounts()), data=data, device="cpu",
+        model=SimpleNamespace(net=family.build_network(data.image_shape), family=family),
+        case=SimpleNamespace(seed=0), progress=False,
+    )  # fmt: skip
+    likelihood.Likelihood().compute(inputs)
+    assert seen == [(False, False)]
+    assert torch.backends.cudnn.allow_tf32, "PyTorch's default is back after the call"
 
 
 @pytest.mark.parametrize("per_image", [1.0, 3e3, 7.7e5, 2.5e7, 1e9])
@@ -136,7 +191,7 @@ def test_an_audit_records_its_switches_and_keys_them(tmp_path):
     case = replace(base, sampler=SamplerConfig(num_steps=2))
     record = run_case(case, session).metrics
     assert record[PRECISION] == "bf16" and record[CHANNELS_LAST] is True
-    assert record[TF32] is False and record[COMPILED] is False
+    assert record[TF32] is None and record[COMPILED] is False  # None: PyTorch's defaults
     assert record[BATCH_SIZE] == 3 and record[TRAIN_PRECISION] == "bf16"
 
     plain = Session(tmp_path, n_gen=4, rehearsal=Rehearsal(), progress=False)

@@ -32,7 +32,7 @@ from benchmark.progress import bar
 from benchmark.record import Field
 from benchmark.samplers.base import ScoreSDE
 from benchmark.samplers.pf_ode import ode_velocity
-from benchmark.speed import exact
+from benchmark.speed import STRICT_FP32, exact
 
 NLL_MEMBERS_BPD = Field(
     "nll_members_bpd", "float", "NLL of training images in bits/dim (dequantized)"
@@ -212,11 +212,13 @@ class Likelihood(CaseMetric):
         members, nonmembers = membership_sets(
             inputs.data, max_per_set=counts.nll_max_per_set, seed=inputs.case.seed
         )
-        # fp32 whatever the run's speed switches: a divergence estimate is too fine for bf16
+        # strict fp32 whatever the run's speed switches (no bf16, no TF32): a divergence
+        # estimate is too fine for either
         net = exact(model.net).to(device).eval()
 
         def eps_fn(x, t):
-            return model.family.predict_eps(net, x.to(device), t).cpu()
+            with STRICT_FP32.backends():
+                return model.family.predict_eps(net, x.to(device), t).cpu()
 
         return nll_gap(
             eps_fn,
