@@ -40,12 +40,15 @@ def xdist_active(config: pytest.Config) -> bool:
 
 def model_group(item: pytest.Item) -> str | None:
     """The xdist group of a case: the model it audits, from its parameters (``family``,
-    ``n_train``, the run's dataset); None for a test with no ``family`` parameter."""
+    ``n_train``, its ``dataset`` or the run's); a paper case has a model of its own, so
+    a group of its own; None for a test with no ``family`` parameter."""
     params = getattr(getattr(item, "callspec", None), "params", {})
     family = params.get("family")
     if not isinstance(family, str):
         return None
-    dataset = item.config.getoption("--memobench-dataset") or "default"
+    if item.get_closest_marker("paper") is not None:
+        return f"paper-{item.name}"  # e.g. paper-test_medmnist_table2[ddim-chestmnist]
+    dataset = params.get("dataset") or item.config.getoption("--memobench-dataset") or "default"
     size = params.get("n_train", "any")  # a test comparing a family's sizes: its own group
     group = f"{family}-{dataset}-{size}"
     mitigation = params.get("mitigation")

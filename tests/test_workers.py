@@ -97,3 +97,23 @@ def test_two_workers_give_the_serial_results_and_train_each_model_once(tmp_path)
     # each of the two models trained once over both workers (and their training pools)
     trained = Counter(re.findall(r"model \S+ (\w+): trained", log))
     assert len(trained) == 2 and set(trained.values()) == {1}, trained
+
+
+def test_every_paper_case_has_its_own_xdist_group(pytestconfig):
+    """Each paper case trains its own model: with --dist loadgroup they spread over the
+    workers (they shared one group, 'ddim-digits-any', and trained one after another)."""
+    from benchmark.tiers import paper_cases
+    from benchmark.workers import model_group
+
+    class Item:  # what model_group reads of a collected paper case
+        def __init__(self, node: str, family: str) -> None:
+            self.name = node.split("::")[-1]
+            self.callspec = type("C", (), {"params": {"family": family}})()
+            self.config = pytestconfig
+
+        def get_closest_marker(self, name: str):
+            return object() if name == "paper" else None
+
+    groups = [model_group(Item(node, case.model.family)) for node, case in paper_cases()]
+    assert len(set(groups)) == len(groups), groups
+    assert "paper-test_medmnist_table2[ddim-chestmnist]" in groups
