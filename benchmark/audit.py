@@ -24,6 +24,7 @@ import torch
 from benchmark import registry
 from benchmark.config import CaseConfig, DataConfig, DetectorConfig, stable_hash
 from benchmark.data.base import ImageDataset
+from benchmark.device import device_name
 from benchmark.metrics.base import AuditInputs, case_metrics, metric_classes
 from benchmark.mitigations.base import Mitigation, MitigationContext
 from benchmark.models.base import ModelFamily, SampleResult, TrainedModel
@@ -37,6 +38,7 @@ from benchmark.record import (
     CIRCULAR,
     COMPILED,
     DATASET,
+    DEVICE,
     FAMILY,
     FINAL_LOSS,
     IMAGES_PER_SECOND,
@@ -176,6 +178,7 @@ def audit_case(
         "detectors": session.detector_config.seed,
     }
     record[THREADS] = torch.get_num_threads()
+    record[DEVICE] = device_name(session.device)
     record[MITIGATION_ADDRESSES] = list(mitigation.addresses)
     record[CIRCULAR] = [str(k) for k in mitigation.uses]
     # what the mitigation did while sampling (before t* and the attacks use it again)

@@ -50,3 +50,24 @@ def worker_device(device: torch.device, worker: str | None, n_gpus: int) -> torc
 
 def has_gpu() -> bool:
     return torch.cuda.is_available()
+
+
+def session_device(spec: str, worker: str | None, rehearse: bool) -> torch.device:
+    """The device a run's session uses: ``spec`` resolved, then, on a pytest-xdist worker
+    (``worker`` = ``gw<N>``), the worker's own GPU, made the current device so that
+    every ``cuda`` tensor, stream and generator of the process lands on it."""
+    device = resolve_device("cpu" if rehearse else spec)
+    if worker is not None and not rehearse:
+        device = worker_device(device, worker, torch.cuda.device_count())
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
+    return device
+
+
+def device_name(device: torch.device | str) -> str:
+    """``cpu``, or ``cuda:1 (NVIDIA H200)``: what a case's figures were measured on."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return device.type
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"

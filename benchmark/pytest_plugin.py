@@ -404,7 +404,10 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json)
         "rehearsal": bool(config.getoption("--memobench-rehearse")),
         "dataset": config.getoption("--memobench-dataset"),
         "device": config.getoption("--memobench-device"),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        # the current device's name: a worker's own GPU (each case also records its device)
+        "cuda": torch.cuda.get_device_name(torch.cuda.current_device())
+        if torch.cuda.is_available()
+        else None,
         # what explains two runs' figures differing (compare_runs.py prints it)
         "environment": environment(),
     }

@@ -201,6 +201,7 @@ SEEDS = Field(
     "the case's seeds: split, fingerprint (saf), training, sampling (case), detectors",
 )
 THREADS = Field("threads", "int", "torch's CPU threads in the process that audited the case")
+DEVICE = Field("device", "str", "the device the case was sampled and attacked on, with its name")
 AUDIT_REUSED = Field("audit_reused", "bool", "whether the audit came from the cache")
 MITIGATION_ADDRESSES = Field(
     "mitigation_addresses", "list", "the threat models the mitigation claims to address"
@@ -253,6 +254,7 @@ IDENTITY: tuple[Field, ...] = (
     CIRCULAR,
     SEEDS,
     THREADS,
+    DEVICE,
 )
 AUDIT: tuple[Declared, ...] = (
     *IDENTITY,
