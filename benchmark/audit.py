@@ -158,16 +158,20 @@ def audit_case(
         progress=session.progress,
         seed=case.seed,
     )
+
+    def sample() -> SampleResult:
+        return generate(
+            case,
+            model,
+            mitigation,
+            context,
+            device=session.device,
+            progress=session.progress,
+            batch_size=session.batch_size(model, SAMPLE_BATCH),
+        )
+
+    samples = retry_on_oom(sample, session, model, f"case {case.case_id}: sampling")
     batch = session.batch_size(model, SAMPLE_BATCH)
-    samples = generate(
-        case,
-        model,
-        mitigation,
-        context,
-        device=session.device,
-        progress=session.progress,
-        batch_size=batch,
-    )
     record = measure(case, model, samples)
     record.update(speed_record(session.speed, batch))
     record[SEEDS] = {
@@ -191,7 +195,12 @@ def audit_case(
             record[METRIC_SKIPPED(metric=metric.name)] = reason
             continue
         start = time.perf_counter()
-        entries = metric.compute(inputs)
+        entries = retry_on_oom(
+            lambda inputs=inputs, metric=metric: metric.compute(inputs),
+            session,
+            model,
+            f"case {case.case_id}: metric {metric.name}",
+        )
         # a metric may withhold part of its figures itself: <name>_skipped says why
         check_entries(
             f"metric {metric.name!r} ({type(metric).__qualname__})",
@@ -200,7 +209,26 @@ def audit_case(
         )
         record.update(entries)
         record[METRIC_SECONDS(metric=metric.name)] = time.perf_counter() - start
+    record[BATCH_SIZE] = session.batch_size(model, SAMPLE_BATCH)  # after any halving
     return AuditResult(case, samples, record, data)
+
+
+def retry_on_oom(call, session: Session, model: TrainedModel, what: str):
+    """``call()``, again with every batch of ``model`` halved after each CUDA
+    out-of-memory error (said once per call site in the log), until it fits or the
+    batch is at its floor (``Session.halve_batches`` raises then)."""
+    said = False
+    while True:
+        try:
+            return call()
+        except torch.cuda.OutOfMemoryError:
+            if session.device.type == "cuda":
+                torch.cuda.empty_cache()
+            batch = session.halve_batches(model)
+            if not said:
+                log.warning("%s: out of memory, retrying with smaller batches", what)
+                line(f"{what}: out of GPU memory; retried with at most {batch} images per call")
+                said = True
 
 
 def _stored(result: AuditResult) -> dict[str, Any]:

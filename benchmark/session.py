@@ -296,6 +296,32 @@ class Session:
             )
         return self._batches[memo]
 
+    def halve_batches(self, model) -> int:
+        """After an out-of-memory error on ``model``'s network: halve every batch chosen
+        for it, so the retried call fits; returns the largest batch left.
+
+        Raises:
+            DeviceError: the batch was given (``--memobench-batch-size``), or is already
+                down to the floor: free memory on the device or pass a smaller batch.
+        """
+        from benchmark.errors import DeviceError
+
+        if self.batch_override is not None:
+            raise DeviceError(
+                f"out of memory on {self.device} at --memobench-batch-size "
+                f"{self.batch_override}; pass a smaller one, or leave it out (the batch is "
+                f"then chosen from free memory and halved on out-of-memory)"
+            )
+        mine = [memo for memo in self._batches if memo[0] == model.key]
+        if not mine or all(self._batches[m] <= BATCH_FLOOR for m in mine):
+            raise DeviceError(
+                f"out of memory on {self.device} even at {BATCH_FLOOR} images per call; "
+                f"free memory on the device (another process?) or use a larger GPU"
+            )
+        for memo in mine:
+            self._batches[memo] = max(BATCH_FLOOR, self._batches[memo] // 2)
+        return max(self._batches[m] for m in mine)
+
     # -- what the metrics measure with ----------------------------------------------
     def detectors(self, data: DataConfig) -> tuple[Any, Any]:
         """(C_SAF, C_ID) for the split ``data`` describes."""

@@ -191,10 +191,13 @@ def activation_bytes(call: Callable[[], Any], net: nn.Module) -> int:
 
 
 def free_memory(device: torch.device | str) -> int:
-    """Free bytes on ``device``: ``cudaMemGetInfo`` on CUDA, available RAM on the CPU."""
+    """Free bytes on ``device``: on CUDA what the driver reports free plus what PyTorch's
+    allocator holds in its cache unused (free to this process: ``cudaMemGetInfo`` alone
+    shrank the batch case after case); available RAM on the CPU."""
     device = torch.device(device)
     if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(torch.cuda.mem_get_info(device)[0] + max(0, cached))
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):  # not Linux: assume 8 GiB
