@@ -80,3 +80,24 @@ def test_lr_schedules():
     assert lr_factor(cos, 100) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(Exception, match="lr_schedule"):
         TrainConfig(lr_schedule="step")
+
+
+def test_a_checkpoint_of_another_device_type_resumes_with_a_fresh_stream(caplog):
+    """A CPU checkpoint resumed on a GPU (a CUDA generator takes no CPU state): the
+    weights resume and the stream restarts from (seed, step), said in the log; the same
+    device type continues the stream exactly."""
+    from benchmark.models.training import restore_generator
+
+    gen = torch.Generator().manual_seed(5)
+    torch.rand(3, generator=gen)
+    state = {"gen": gen.get_state(), "gen_device": "cpu", "step": 7}
+    expected = torch.rand(3, generator=gen)
+    same = torch.Generator()
+    assert restore_generator(same, state, seed=0)
+    assert torch.equal(torch.rand(3, generator=same), expected)
+
+    elsewhere = torch.Generator()
+    assert not restore_generator(elsewhere, dict(state, gen_device="cuda"), seed=0)
+    again = torch.Generator().manual_seed(7)
+    assert torch.equal(torch.rand(3, generator=elsewhere), torch.rand(3, generator=again))
+    assert "written on cuda and resumes on cpu" in caplog.text

@@ -177,7 +177,7 @@ def train(
         ema.shadow.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
-        gen.set_state(state["gen"])
+        restore_generator(gen, state, cfg.seed)
         hook.load_state_dict(state.get("hook", {}))
         step, losses, elapsed = state["step"], state["losses"], state["elapsed"]
         log.info("resuming training from step %d/%d (%s)", step, cfg.steps, ckpt_path)
@@ -191,6 +191,7 @@ def train(
                 "opt": opt.state_dict(),
                 "sched": sched.state_dict(),
                 "gen": gen.get_state(),
+                "gen_device": gen.device.type,
                 "hook": hook.state_dict(),
                 "step": step,
                 "losses": losses,
@@ -285,6 +286,24 @@ def _deferred_sigint():
         yield flag.is_set
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def restore_generator(gen: torch.Generator, state: dict, seed: int) -> bool:
+    """Continue the checkpoint's random stream in ``gen``; returns False where it cannot:
+    a checkpoint written on another device type (a CPU generator's state is not a CUDA
+    one's), where ``gen`` is seeded afresh from (seed, step) instead, said in the log."""
+    saved = state.get("gen_device", "cpu")  # checkpoints before this field: the CPU's
+    if saved == gen.device.type:
+        gen.set_state(state["gen"])
+        return True
+    gen.manual_seed(int(seed) * 1_000_003 + int(state["step"]))
+    log.warning(
+        "the checkpoint at step %d was written on %s and resumes on %s: its random stream "
+        "cannot continue there, so the batches and noise from here on come from a fresh "
+        "generator (the model is not the one an uninterrupted run on one device gives)",
+        state["step"], saved, gen.device.type,
+    )  # fmt: skip
+    return False
 
 
 def _read_checkpoint(path: Path, family: ModelFamily) -> dict[str, Any]:
