@@ -101,3 +101,23 @@ def test_a_checkpoint_of_another_device_type_resumes_with_a_fresh_stream(caplog)
     again = torch.Generator().manual_seed(7)
     assert torch.equal(torch.rand(3, generator=elsewhere), torch.rand(3, generator=again))
     assert "written on cuda and resumes on cpu" in caplog.text
+
+
+def test_a_non_finite_loss_stops_training_within_one_logging_window(tmp_path, images, monkeypatch):
+    """The loss is read on the host once per LOSS_LOG_EVERY steps (no sync per step): a
+    NaN at step 3 stops training at the end of its window, naming the steps."""
+    from benchmark.models.training import LOSS_LOG_EVERY
+
+    family = DummyFamily(TINY_MODEL)
+    real_loss, calls = family.loss, {"n": 0}
+
+    def loss(net, x0, gen):
+        calls["n"] += 1
+        out = real_loss(net, x0, gen)
+        return out * float("nan") if calls["n"] == 3 else out
+
+    monkeypatch.setattr(family, "loss", loss)
+    cfg = replace(TINY_TRAIN, steps=3 * LOSS_LOG_EVERY, checkpoint_every=100)
+    with pytest.raises(FloatingPointError, match=f"became nan within steps 1-{LOSS_LOG_EVERY}"):
+        train(family, images, cfg, tmp_path, progress=False)
+    assert calls["n"] == LOSS_LOG_EVERY
