@@ -1,0 +1,122 @@
+"""Each science assertion of the smoke suite: its measured value on a run, its margin and
+the room left (the closing table of a fresh-clone run, docs/measurements.md).
+
+    python benchmarks/margin_table.py reports/results/run-*.json [--markdown]
+
+Reads the records the suite asserts on (``suites/test_smoke_leakage.py``) and its
+margins from that module, so the table and the assertions cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+from benchmark.report.results import read_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _suite():
+    spec = importlib.util.spec_from_file_location(
+        "smoke_suite", ROOT / "suites" / "test_smoke_leakage.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rows(records: dict[str, dict], family: str, s) -> list[tuple[str, float, str, float]]:
+    """(assertion, measured value, required, room) of ``family``'s cases."""
+    small = records.get(f"{family}-digits64-none")
+    large = records.get(f"{family}-digits1024-none")
+    if small is None or large is None:
+        return []
+
+    def mitigated(prefix: str) -> dict | None:
+        return next((r for k, r in records.items() if k.startswith(f"{family}-digits64-{prefix}")),
+                    None)  # fmt: skip
+
+    out = []
+
+    def above(name: str, value: float, bound: float) -> None:
+        out.append((name, value, f"> {bound:g}", value - bound))
+
+    def below(name: str, value: float, bound: float) -> None:
+        out.append((name, value, f"< {bound:g}", bound - value))
+
+    above("Carlini 64 - 1024", small[s.CARLINI_L2] - large[s.CARLINI_L2], s.MEMORIZATION_MARGIN)
+    above("|q| + |q| of x_p only (64)", small[s.Q] + small[s.Q_ID_ONLY], 0)
+    above("|q| binomial p (64)", small[s.Q_P_VALUE], 0.05)
+    above("t* 64 - 1024", small[s.TSTAR] - large[s.TSTAR], 0)
+    above("loss AUC (64)", small[s.LOSS_AUC], s.MIA_MIN_AUC)
+    above("loss AUC 64 - 1024", small[s.LOSS_AUC] - large[s.LOSS_AUC], s.MIA_MARGIN)
+    rep = small[s.REPLICATION_FRACTION_HELDOUT] - large[s.REPLICATION_FRACTION_HELDOUT]
+    above("feature replication 64 - 1024", rep, s.REPLICATION_MARGIN)
+    above("FID gap 64 - 1024", small[s.FID_GAP] - large[s.FID_GAP], 0)
+    above("nearest-sample AUC (64)", small[s.NEAREST_AUC], s.MIA_MIN_AUC)
+    above("nearest-sample AUC 64 - 1024", small[s.NEAREST_AUC] - large[s.NEAREST_AUC],
+          s.MIA_MARGIN)  # fmt: skip
+    above("GSA AUC (64)", small[s.GSA_AUC], s.MIA_MIN_AUC)
+    above("|q| power (64)", small[s.Q_POWER], 0.8 - 1e-12)
+    below("|q| power (1024)", large[s.Q_POWER], 0.8)
+    for tag, rec in (("64", small), ("1024", large)):
+        below(f"blind AUC lower bound - 0.5 ({tag})", rec[s.BLIND_AUC_CI][0] - 0.5, 1e-12)
+    if s.NLL_GAP in small:
+        above("NLL gap lower bound (64)", small[s.NLL_GAP_CI][0], 0)
+        above("NLL gap 64 - 1024", small[s.NLL_GAP] - large[s.NLL_GAP], s.NLL_MARGIN)
+    gsa = large[s.MIA_TPR(attack="gsa_weights", fpr="1pct")]
+    above(
+        "GSA - loss TPR@1%FPR (1024)", gsa - large[s.MIA_TPR(attack="loss_weights", fpr="1pct")], 0
+    )
+    cps = mitigated("cpsample")
+    if cps:
+        above("CPSample Carlini drop", small[s.CARLINI_L2] - cps[s.CARLINI_L2], s.CPSAMPLE_MARGIN)
+        p = s.fewer_reproductions_p(cps[s.Q], cps[s.N_GEN], small[s.Q], small[s.N_GEN])
+        below("CPSample |q| Fisher p", p, s.CPSAMPLE_Q_ALPHA)
+        above("CPSample API-AUC drop", small[s.LOSS_AUC_API] - cps[s.LOSS_AUC_API],
+              s.CPSAMPLE_MARGIN)  # fmt: skip
+        above("CPSample t* drop", small[s.TSTAR] - cps[s.TSTAR], 0)
+    rej = mitigated("rejection")
+    if rej:
+        accepted = rej[s.MITIGATION_ENTRY(entry="accepted_fraction")]
+        still = (rej[s.REPLICATION_INDEPENDENT] - (1 - accepted)) / accepted
+        above("rejection: accepted still copied", still, s.ACCEPTED_STILL_COPIED)
+    dp = mitigated("dpsgd")
+    if dp:
+        for run in ("loss_weights", "gsa_weights", "pia_weights"):
+            below(f"DP-SGD {run} AUC lower bound", dp[s.MIA_AUC_CI(attack=run)][0], 0.5 + 1e-12)
+        above("DP-SGD Carlini drop", small[s.CARLINI_L2] - dp[s.CARLINI_L2], s.DP_CARLINI_MARGIN)
+    amg = mitigated("amg")
+    if amg:
+        above("AMG Carlini drop", small[s.CARLINI_L2] - amg[s.CARLINI_L2], s.AMG_CARLINI_MARGIN)
+        below("AMG FID cost", amg[s.FID_TEST] - small[s.FID_TEST], s.AMG_FID_COST)
+        drop = small[s.REPLICATION_INDEPENDENT] - amg[s.REPLICATION_INDEPENDENT]
+        above("AMG independent-replication drop", drop, s.AMG_INDEPENDENT_MARGIN)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="+")
+    args = parser.parse_args()
+    s = _suite()
+    records = {}
+    for path in args.results:
+        for b in read_results(path)["benchmarks"]:
+            records[b["extra_info"]["case_id"]] = b["extra_info"]
+    families = sorted({k.split("-")[0] for k in records})
+    print("| family | assertion | measured | required | room |")
+    print("|---|---|---|---|---|")
+    failing = 0
+    for family in families:
+        for name, value, required, room in rows(records, family, s):
+            failing += room <= 0
+            print(f"| {family} | {name} | {value:.4g} | {required} | {room:.3g} |")
+    return 1 if failing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
