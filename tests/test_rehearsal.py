@@ -18,15 +18,25 @@ from pathlib import Path
 import pytest
 
 from benchmark import registry
+from benchmark.metrics.carlini import CARLINI_L2
 from benchmark.metrics.fid import FID_GAP
 from benchmark.metrics.fingerprint import C_SAF_ENTRY
 from benchmark.metrics.likelihood import NLL_N
 from benchmark.metrics.membership import MIA_AUC
 from benchmark.metrics.membership_inference import MIA_RUNS
-from benchmark.metrics.reproduction import Q_CONCLUSIVE, Q_EXPECTED, Q
+from benchmark.metrics.reproduction import Q_CONCLUSIVE, Q
 from benchmark.metrics.tstar import TSTAR, TSTAR_NFE
 from benchmark.metrics.utility import REPLICATION_EXTRACTOR
-from benchmark.record import CASE_ID, DATASET, FAMILY, N_GEN, N_TRAIN, PARAM_COUNT, TIER
+from benchmark.record import (
+    CASE_ID,
+    DATASET,
+    FAMILY,
+    METRIC_SKIPPED,
+    N_GEN,
+    N_TRAIN,
+    PARAM_COUNT,
+    TIER,
+)
 from benchmark.tiers import PATHMNIST_N, TABLE2, paper_cases
 from tests.helpers import write_medmnist_npz
 
@@ -39,7 +49,8 @@ SAFETY_NET_S = 5400
 
 
 def memobench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, MEMOBENCH_PROGRESS="0")
+    # this checkout's memobench, whichever is installed
+    env = dict(os.environ, MEMOBENCH_PROGRESS="0", PYTHONPATH=str(ROOT))
     return subprocess.run(
         [sys.executable, "-m", "benchmark.cli", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=SAFETY_NET_S,
@@ -113,7 +124,9 @@ def test_every_paper_case_runs_in_rehearsal(medmnist_root, tmp_path):
 @pytest.mark.slow
 def test_smoke_tier_on_a_users_medmnist_file(tmp_path):
     """`memobench run --dataset pneumoniamnist --data-root DIR` on a 28x28 grey file: a
-    leaderboard with |q|, t*, FID gap and MIA for both families (counts rehearsed)."""
+    leaderboard with Carlini, MIA and FID for both families; with detectors under their
+    accuracy gate (here a gate of 1.0 no detector passes), |q| and t* are withheld and
+    every other figure is still there (counts rehearsed)."""
     data = tmp_path / "data"
     data.mkdir()
     write_medmnist_npz(data / "pneumoniamnist.npz", n_train=1100, n_test=200)
@@ -121,6 +134,7 @@ def test_smoke_tier_on_a_users_medmnist_file(tmp_path):
     board = tmp_path / "board" / "leaderboard.html"
     run = memobench(
         "run", "--dataset", "pneumoniamnist", "--data-root", str(data), "--rehearse",
+        "--detector-min-accuracy", "1.0",
         "--cache", str(tmp_path / "cache"), "--results", str(results), "-o", str(board),
         "--", "-k", "test_leakage",
         cwd=tmp_path,
@@ -132,7 +146,10 @@ def test_smoke_tier_on_a_users_medmnist_file(tmp_path):
     for case_id, m in records.items():
         assert m[DATASET] == "pneumoniamnist" and case_id.split("-")[1].startswith("pneum")
         assert m[N_TRAIN] in (64, 1024)
-        for key in (Q, Q_EXPECTED, TSTAR, FID_GAP, MIA_AUC(attack="loss_weights")):
+        for key in (CARLINI_L2, FID_GAP, MIA_AUC(attack="loss_weights")):
             assert key in m, (case_id, key)
+        reason = m[METRIC_SKIPPED(metric="fingerprint")]
+        assert "below the required 1.00" in reason and Q not in m and TSTAR not in m, case_id
+        assert C_SAF_ENTRY(entry="accuracy") in m, "the detectors' accuracy is recorded"
     html = board.read_text()
-    assert "pneumoniamnist" in html and "t*" in html
+    assert "pneumoniamnist" in html and "t*" in html and "withheld" in html

@@ -117,7 +117,10 @@ def table_rows(
             if col.key == MITIGATION:
                 value = _mitigation_label(record)
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-            text = col.text(dict(record, **{col.key: value})) if value is not None else "—"
+            if value is not None:
+                text = col.text(dict(record, **{col.key: value}))
+            else:  # unmeasured: "—", or what the column says of it ("withheld")
+                text = (col.display(record) if col.display else None) or "—"
             is_circular = col.key in circular and value is not None
             cells.append(
                 {
