@@ -28,6 +28,7 @@ from torch import nn
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError
 from benchmark.models.base import Guidance, ModelFamily
+from benchmark.models.keyed_noise import KeyedRandnLike, content_keys
 from benchmark.models.noise import NoiseProcess
 from benchmark.models.unet import MARKER, UNetNetwork, load_unet, read_marker, unet_forward
 from benchmark.samplers import euler_maruyama
@@ -143,7 +144,10 @@ class SubVPFamily(UNetNetwork, ModelFamily):
         """Solve from ``latents`` at time ``start`` (1: pure noise) to x_0 with ``sampler``."""
         self.check_sampler(sampler)
         check_start(start)
-        randn_like = _randn_from(generators or self._noise_generator(latents))
+        # each image's noise keyed by its own latent, drawn on its device (no host loop)
+        randn_like = (
+            _randn_from(generators) if generators else KeyedRandnLike(content_keys(latents))
+        )
         x, nfe = score_sampler(sampler.name).sample(
             self._eps_fn(net), self.sde, latents, sampler, start, guidance, randn_like
         )
@@ -154,13 +158,6 @@ class SubVPFamily(UNetNetwork, ModelFamily):
             return self.eps(net, x, t)
 
         return eps_fn
-
-    @staticmethod
-    def _noise_generator(latents: torch.Tensor) -> list[torch.Generator]:
-        """The SDE samplers' noise: one generator per image, seeded by that image's own
-        state, so an image does not depend on its batch (same latents, same image)."""
-        rows = latents.detach().flatten(1)[:, :64].double().abs().sum(1).cpu()
-        return [torch.Generator().manual_seed(int(v * 1e6) % 2**62) for v in rows]
 
     # -- t* ----------------------------------------------------------------------------
     def solver_grid(self, sampler: SamplerConfig) -> list[float]:
@@ -186,7 +183,7 @@ class SubVPFamily(UNetNetwork, ModelFamily):
         out = score_sampler(sampler.name).step(
             self._eps_fn(net), self.sde, x, _t(time),
             None if next_time is None else _t(next_time), sampler, guidance,
-            _randn_from(self._noise_generator(x)),
+            KeyedRandnLike(content_keys(x)),
         )  # fmt: skip
         if next_time is None:
             out = out.clamp(-1, 1)
@@ -258,10 +255,10 @@ class SubVPFamily(UNetNetwork, ModelFamily):
 
 
 def _randn_from(gens: list[torch.Generator]):
-    """``randn_like`` drawing row i from ``gens[i]`` (on the CPU, then moved)."""
+    """``randn_like`` drawing row i from ``gens[i]`` (given generators, on their device)."""
 
     def randn_like(x: torch.Tensor) -> torch.Tensor:
-        rows = [torch.randn(x.shape[1:], generator=g, dtype=x.dtype) for g in gens]
+        rows = [torch.randn(x.shape[1:], generator=g, dtype=x.dtype, device=g.device) for g in gens]
         return torch.stack(rows).to(x.device)
 
     return randn_like
