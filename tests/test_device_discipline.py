@@ -126,3 +126,16 @@ def test_host_syncs_per_sampler_step_stay_within_their_budget(family, data):
         counts.append(sum(mode.syncs.values()))
     per_step = (counts[1] - counts[0]) / 2
     assert per_step <= SYNCS_PER_STEP[family], (family, per_step, dict(mode.syncs))
+
+
+def test_gsa_syncs_once_per_image(data):
+    """GSA's gradient norms are stacked on the device and copied once an image (they were
+    read one parameter tensor at a time: one sync per tensor per image)."""
+    cls = registry.attacks.get("gsa")
+    counts = []
+    for n in (4, 8):
+        with on_fake_cuda() as mode:
+            model = _model("ddim", data)
+            cls(**cls.quick_params).gradient_features(model, data.train[:n], device="cuda")
+        counts.append(sum(mode.syncs.values()))
+    assert (counts[1] - counts[0]) / 4 <= 1, counts

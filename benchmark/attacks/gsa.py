@@ -95,8 +95,10 @@ class GSAAttack(MembershipAttack):
                             + per_image_error(family.predict_eps(net, x_t, time, None), eps).sum()
                         )
                     grads = torch.autograd.grad(loss, params, allow_unused=True)
-                    norms = [0.0 if g is None else float(g.double().norm()) for g in grads]
-                    feats[i] = torch.tensor(norms, dtype=torch.float64)
+                    zero = x0.new_zeros((), dtype=torch.float64)
+                    # every norm stacked on the device, copied to the host once an image
+                    norms = [zero if g is None else g.double().norm() for g in grads]
+                    feats[i] = torch.stack(norms).cpu()
                     pbar.update(1)
         finally:
             for p, flag in zip(params, flags, strict=True):
