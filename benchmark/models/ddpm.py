@@ -116,7 +116,6 @@ class DDIMFamily(UNetNetwork, ModelFamily):
         guidance: Guidance | None = None,
     ) -> torch.Tensor:
         t = torch.tensor(int(time), device=x.device)
-        prev = None if next_time is None else torch.tensor(int(next_time), device=x.device)
         eps = self.eps(net, x, t)
         if guidance is not None:
             eps = guidance(x, t, eps)
@@ -124,8 +123,8 @@ class DDIMFamily(UNetNetwork, ModelFamily):
             x,
             eps,
             self.alphas_cumprod.to(x.device),
-            t,
-            prev,
+            torch.tensor(int(time)),  # host indices into alpha-bar: no sync
+            None if next_time is None else torch.tensor(int(next_time)),
             eta=sampler.eta,
             clip_sample=sampler.clip_sample,
         )

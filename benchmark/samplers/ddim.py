@@ -69,13 +69,14 @@ def ddim_sample(
     x = latents
     alphas_cumprod = alphas_cumprod.to(latents.device)
     nfe = 0
+    timesteps = timesteps.cpu()  # alpha-bar is looked up by host indices: no sync a step
     for i, t in enumerate(timesteps):
-        t = t.to(latents.device)
+        t_dev = t.to(latents.device)
         prev_t = timesteps[i + 1] if i + 1 < len(timesteps) else None
-        eps = eps_fn(x, t)  # DDIM paper eq. (12): eps_theta(x_t, t)
+        eps = eps_fn(x, t_dev)  # DDIM paper eq. (12): eps_theta(x_t, t)
         nfe += 1
         if guidance is not None:
-            eps = guidance(x, t, eps)
+            eps = guidance(x, t_dev, eps)
         x = ddim_step(
             x,
             eps,
