@@ -226,7 +226,11 @@ def parser() -> argparse.ArgumentParser:
         help="the detectors' held-out accuracy gate for |q| and t* (default 0.95; 0: off)",
     )
     speed = run.add_argument_group("speed (GPU runners; each switch is recorded with the results)")
-    speed.add_argument("--precision", choices=PRECISIONS, help="autocast while sampling")
+    speed.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="autocast while sampling (default: bf16 for the paper tier on a GPU, else fp32)",
+    )
     speed.add_argument("--train-precision", choices=PRECISIONS, help="autocast while training")
     speed.add_argument(
         "--tf32",

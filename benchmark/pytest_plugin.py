@@ -9,7 +9,6 @@ versions and settings added.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
@@ -103,9 +102,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     g.addoption(
         "--memobench-precision",
-        default="fp32",
+        default=None,
         choices=PRECISIONS,
-        help="autocast of the network while sampling, t* and the attacks (bf16 on a GPU)",
+        help="autocast of the network while sampling, t* and the attacks (default: bf16 for "
+        "the paper tier on a GPU, with TF32; fp32 elsewhere)",
     )
     g.addoption(
         "--memobench-train-precision",
@@ -115,10 +115,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     g.addoption(
         "--memobench-tf32",
-        action=argparse.BooleanOptionalAction,
+        action="store_const",
+        const=True,
+        dest="memobench_tf32",
         default=None,
-        help="TF32 matmuls and convolutions (CUDA); --memobench-no-tf32: strict IEEE fp32 for "
-        "both; neither: PyTorch's defaults (TF32 convolutions, IEEE matmuls)",
+        help="TF32 matmuls and convolutions (CUDA; the paper tier's default on a GPU); neither "
+        "this nor --memobench-no-tf32: PyTorch's defaults (TF32 convolutions, IEEE matmuls)",
+    )
+    g.addoption(
+        "--memobench-no-tf32",
+        action="store_const",
+        const=False,
+        dest="memobench_tf32",
+        help="strict IEEE fp32 for CUDA matmuls and convolutions",
     )
     g.addoption(
         "--memobench-channels-last",
@@ -253,13 +262,30 @@ def check_run_options(device: str | None, model_path: str | None, rehearse: bool
 
 
 def speed_from_options(config: pytest.Config) -> Speed:
-    """The run's speed switches (``benchmark.speed.Speed``) from its options."""
+    """The run's speed switches (``benchmark.speed.Speed``) from its options, with the
+    paper tier's defaults on a GPU (``paper_speed``) where an option is left out."""
+    from benchmark.device import resolve_device
+
+    precision = config.getoption("--memobench-precision")
+    tf32 = config.getoption("--memobench-tf32")
+    rehearse = config.getoption("--memobench-rehearse")
+    device = resolve_device("cpu" if rehearse else config.getoption("--memobench-device"))
+    if config.getoption("--memobench-tier") == PAPER and device.type == "cuda":
+        precision = PAPER_GPU_SPEED.precision if precision is None else precision
+        tf32 = PAPER_GPU_SPEED.tf32 if tf32 is None else tf32
     return Speed(
-        precision=config.getoption("--memobench-precision"),
-        tf32=config.getoption("--memobench-tf32"),
+        precision=precision or "fp32",
+        tf32=tf32,
         channels_last=config.getoption("--memobench-channels-last"),
         compile=config.getoption("--memobench-compile"),
     )
+
+
+# The paper tier's switches on a GPU unless the run says otherwise: bf16 autocast for
+# sampling, t* and the attacks (the solvers integrate in fp32; the smoke suite's
+# test_smoke_speed checks bf16 against fp32 on the memorizing model) and TF32 for what
+# stays in fp32. --memobench-precision fp32 --memobench-no-tf32 is strict fp32.
+PAPER_GPU_SPEED = Speed(precision="bf16", tf32=True)
 
 
 def check_options(config: pytest.Config) -> None:

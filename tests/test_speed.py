@@ -248,3 +248,44 @@ def test_a_compiled_network_gives_the_networks_output(ddim_model, monkeypatch):
     compiled = Speed(compile=True).wrap(ddim_model.net, "cpu")
     assert compiled._call is not ddim_model.net
     torch.testing.assert_close(_eps(ddim_model, compiled), _eps(ddim_model, ddim_model.net))
+
+
+@pytest.mark.parametrize(
+    ("options", "gpu", "expected"),
+    [
+        ([], False, Speed()),  # the smoke tier, or any tier on the CPU: PyTorch's defaults
+        (["--memobench-tier", "paper"], False, Speed()),
+        (["--memobench-tier", "paper"], True, Speed("bf16", tf32=True)),
+        (["--memobench-tier", "smoke"], True, Speed()),
+        (["--memobench-tier", "paper", "--memobench-precision", "fp32", "--memobench-no-tf32"],
+         True, Speed("fp32", tf32=False)),  # strict fp32: one switch away
+        (["--memobench-tier", "paper", "--memobench-rehearse"], True, Speed()),
+    ],
+)  # fmt: skip
+def test_the_paper_tier_runs_fast_on_a_gpu_unless_told_otherwise(
+    options, gpu, expected, monkeypatch
+):
+    import argparse
+
+    from benchmark import pytest_plugin
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    parser = argparse.ArgumentParser()
+
+    class Group:
+        def addoption(self, name, **kw):
+            kw.setdefault("dest", name.lstrip("-").replace("-", "_"))
+            parser.add_argument(name, **kw)
+
+    class Parser:
+        def getgroup(self, *_):
+            return Group()
+
+    pytest_plugin.pytest_addoption(Parser())
+    values = vars(parser.parse_args(options))
+
+    class Config:
+        def getoption(self, name):
+            return values[name.lstrip("-").replace("-", "_")]
+
+    assert pytest_plugin.speed_from_options(Config()) == expected
