@@ -152,6 +152,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise MemobenchError(f"--tflops must be > 0, got {args.tflops}")
     if args.n_gen is not None and args.n_gen < 1:
         raise MemobenchError(f"--n-gen must be >= 1, got {args.n_gen}")
+    if args.batch < 1:
+        raise MemobenchError(f"--batch must be >= 1, got {args.batch}")
     shard = parse_shard(args.shard)  # a ConfigError: one line, like the suite's own
 
     from benchmark.cache import Cache
@@ -167,7 +169,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         device_type="cuda",
     )
-    print(format_plan(plans, args.tflops))
+    if not args.measure:
+        print(format_plan(plans, args.tflops))
+        return 0
+    from benchmark.device import resolve_device
+    from benchmark.plan import measure_plans
+    from benchmark.pytest_plugin import PAPER_GPU_SPEED
+    from benchmark.speed import Speed
+
+    device = resolve_device(args.device or "auto")
+    speeds = [("strict fp32", Speed(tf32=False))]
+    if device.type == "cuda":  # the paper tier's defaults there, beside strict fp32
+        speeds.append((f"the paper tier's default ({PAPER_GPU_SPEED.label()})", PAPER_GPU_SPEED))
+    for label, speed in speeds:
+        rates = measure_plans(plans, device, speed, args.batch)
+        print(f"== at {label}, network measured on {device}")
+        print(format_plan(plans, args.tflops, rates))
     return 0
 
 
@@ -264,6 +281,16 @@ def parser() -> argparse.ArgumentParser:
         default=100.0,
         help="sustained network throughput to predict GPU time with, in TFLOP/s (default 100: "
         "an assumption, not a measurement; measure yours on the runner)",
+    )
+    pln.add_argument(
+        "--measure",
+        action="store_true",
+        help="time each case's real network on --device (evaluations and training steps) and "
+        "predict from that instead of --tflops; on a GPU also at the paper tier's defaults",
+    )
+    pln.add_argument("--device", help="where --measure times the network (default auto)")
+    pln.add_argument(
+        "--batch", type=int, default=256, help="images per timed call of --measure (default 256)"
     )
     pln.add_argument("--cache", help="cache folder to check (default as `run`)")
     pln.add_argument("--data-root", help="folder with the MedMNIST .npz files")

@@ -41,6 +41,7 @@ class CasePlan:
     cached: dict[str, str] = field(default_factory=dict)  # model/detectors/audit -> state
     nfe: dict[str, int] = field(default_factory=dict)  # train/sample/tstar/attacks
     flops_per_eval: int = 0
+    image_shape: tuple[int, int, int] = (1, 1, 1)
 
     @property
     def flops(self) -> float:
@@ -51,6 +52,103 @@ class CasePlan:
         if self.cached.get("audit") == "cached":
             todo = {k: v for k, v in todo.items() if k == "train"}
         return float(sum(todo.values())) * self.flops_per_eval
+
+    def phase_seconds(self, rates: Rates) -> dict[str, float]:
+        """Seconds of each phase still to run at ``rates`` (training at the training
+        rate, sampling, t* and the attacks at the evaluation rate)."""
+        todo = dict(self.nfe)
+        if self.cached.get("model") == "cached":
+            todo["train"] = 0
+        if self.cached.get("audit") == "cached":
+            todo = {k: (v if k == "train" else 0) for k, v in todo.items()}
+        return {
+            phase: n / (TRAIN_EVALS_PER_IMAGE * rates.train if phase == "train" else rates.evaluate)
+            for phase, n in todo.items()
+        }
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Images per second one network runs at: evaluations (sampling, t*, attacks) and
+    training (a forward, a backward and an optimizer step per image).
+
+    Attributes:
+        source: how they were obtained: measured on a device, or from a FLOP rate.
+    """
+
+    evaluate: float
+    train: float
+    source: str
+
+    @classmethod
+    def from_tflops(cls, tflops: float, flops_per_eval: int) -> Rates:
+        evaluate = tflops * 1e12 / max(flops_per_eval, 1)
+        return cls(evaluate, evaluate / TRAIN_EVALS_PER_IMAGE, f"{tflops:g} TFLOP/s assumed")
+
+
+def measure_plans(plans: list[CasePlan], device, speed=None, batch: int = 256) -> dict:
+    """Measured ``Rates`` of every distinct network among ``plans``, for ``format_plan``."""
+    from benchmark.models.store import family_for
+
+    out: dict[tuple, Rates] = {}
+    for p in plans:
+        key = (p.case.model.family, p.case.model, p.image_shape)
+        if key not in out:
+            out[key] = measure_rates(family_for(p.case.model), p.image_shape, device, speed, batch)
+    return out
+
+
+def measure_rates(
+    family: ModelFamily,
+    image_shape: tuple[int, int, int],
+    device: torch.device | str,
+    speed=None,
+    batch: int = 256,
+    repeats: int = 3,
+) -> Rates:
+    """Images per second of the real network on ``device``: evaluations as the audit calls
+    it (under ``speed``, no gradients) and training steps (forward, backward, AdamW), each
+    the best of ``repeats`` timed calls of ``batch`` images after a warm-up call."""
+    import time
+
+    from benchmark.speed import Speed
+
+    device = torch.device(device)
+    speed = speed or Speed()
+    net = family.build_network(tuple(image_shape)).to(device)
+    x = torch.randn((batch, *image_shape), device=device)
+    t = family.noise.time_at(0.5)
+    fast = speed.wrap(net, device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def best(call) -> float:
+        call()  # warm-up (and compilation, with torch.compile)
+        sync()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            sync()
+            times.append(time.perf_counter() - start)
+        return batch / min(times)
+
+    def evaluate() -> None:
+        with torch.no_grad():
+            family.predict_eps(fast.eval(), x, t)
+
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def train() -> None:
+        net.train()
+        opt.zero_grad(set_to_none=True)
+        family.loss(net, x, gen).backward()
+        opt.step()
+
+    return Rates(best(evaluate), best(train), f"measured on {device} at batch {batch}")
 
 
 class _ZeroNet(nn.Module):
@@ -155,6 +253,7 @@ def plan_case(
     family.check_image_shape(shape)
     plan = CasePlan(node_id, case, shard)
     plan.flops_per_eval = flops_per_eval(family, shape)
+    plan.image_shape = tuple(shape)
     n_members = min(case.data.n_train - int(case.data.saf), n_heldout, counts.mia_max_per_set)
     plan.nfe = {
         "train": case.train.steps * case.train.batch_size * TRAIN_EVALS_PER_IMAGE,
@@ -220,9 +319,19 @@ def plan_cases(
     return plans
 
 
-def format_plan(plans: list[CasePlan], tflops: float) -> str:
-    """The table ``memobench plan`` prints: a line per case, then totals per shard."""
-    rate = tflops * 1e12
+def format_plan(
+    plans: list[CasePlan], tflops: float, rates: dict[tuple, Rates] | None = None
+) -> str:
+    """The table ``memobench plan`` prints: a line per case, then totals per shard and
+    per phase. Hours come from ``rates`` (keyed by (family, model config, image shape):
+    measured on a device) where given, else from ``tflops``."""
+
+    def case_rates(p: CasePlan) -> Rates:
+        key = (p.case.model.family, p.case.model, p.image_shape)
+        if rates and key in rates:
+            return rates[key]
+        return Rates.from_tflops(tflops, p.flops_per_eval)
+
     head = (
         f"{'case':<44} {'shard':>5} {'model':>9} {'detect':>9} {'audit':>8} "
         f"{'train NFE':>10} {'sample NFE':>11} {'t* NFE<=':>10} {'attack NFE':>10} "
@@ -230,27 +339,39 @@ def format_plan(plans: list[CasePlan], tflops: float) -> str:
     )
     lines = [head, "-" * len(head)]
     shards: dict[int, list[CasePlan]] = {}
+    phases: dict[str, float] = {}
     for p in plans:
         shards.setdefault(p.shard, []).append(p)
+        seconds = p.phase_seconds(case_rates(p))
+        for phase, sec in seconds.items():
+            phases[phase] = phases.get(phase, 0.0) + sec
         lines.append(
             f"{p.node_id.split('::')[-1]:<44} {p.shard:>5} {p.cached['model']:>9} "
             f"{p.cached['detectors']:>9} {p.cached['audit']:>8} {p.nfe['train']:>10.3g} "
             f"{p.nfe['sample']:>11.3g} {p.nfe['tstar']:>10.3g} {p.nfe['attacks']:>10.3g} "
-            f"{p.flops_per_eval / 1e9:>10.2f} {p.flops / rate / 3600:>7.2f}"
+            f"{p.flops_per_eval / 1e9:>10.2f} {sum(seconds.values()) / 3600:>7.2f}"
         )
     lines.append("-" * len(head))
     for k in sorted(shards):
         group = shards[k]
         flops = sum(p.flops for p in group)
+        hours = sum(sum(p.phase_seconds(case_rates(p)).values()) for p in group) / 3600
         todo = sum(p.cached.get("model") != "cached" for p in group)
         lines.append(
             f"shard {k}: {len(group)} cases, {todo} models to train, {flops / 1e15:.1f} PFLOP "
-            f"to run, predicted {flops / rate / 3600:.1f} GPU h"
+            f"to run, predicted {hours:.1f} GPU h"
         )
     total = sum(p.flops for p in plans)
+    hours = sum(phases.values()) / 3600
+    by_phase = ", ".join(f"{phase} {sec / 3600:.1f} h" for phase, sec in phases.items())
+    how = (
+        "; ".join(sorted({r.source for r in rates.values()}))
+        if rates
+        else f"at a sustained {tflops:g} TFLOP/s"
+    )
     lines.append(
-        f"total: {len(plans)} cases, {total / 1e15:.1f} PFLOP, predicted "
-        f"{total / rate / 3600:.1f} GPU h at a sustained {tflops:g} TFLOP/s (network "
-        f"evaluations only: detectors, features and the sub-VP NLL are not counted)"
+        f"total: {len(plans)} cases, {total / 1e15:.1f} PFLOP, predicted {hours:.1f} GPU h "
+        f"({by_phase}) {how} (network evaluations only: detectors, features and the "
+        f"sub-VP NLL are not counted)"
     )
     return "\n".join(lines)

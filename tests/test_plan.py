@@ -115,4 +115,27 @@ def test_plan_shards_and_totals(tmp_path):
     assert "shard 1: 3 cases" in text and "shard 2: 2 cases" in text
     total = sum(p.flops for p in one + two)
     assert f"{total / 1e15:.1f} PFLOP" in text
-    assert f"{total / 100e12 / 3600:.1f} GPU h at a sustained 100 TFLOP/s" in text
+    assert f"predicted {total / 100e12 / 3600:.1f} GPU h (" in text
+    assert "at a sustained 100 TFLOP/s" in text
+
+
+def test_plan_predicts_each_phase_from_measured_rates(tmp_path):
+    """Rates measured on the real network (here the CPU, tiny batch) give per-phase hours;
+    a phase's hours are its NFE over the rate, training at the training rate."""
+    from benchmark.plan import Rates, measure_plans
+
+    cases = [("s::c[0]", paper_case("ddim", "breastmnist", 546, n_gen=10))]
+    counts = Rehearsal().audit
+    plans = plan_cases(cases, Cache(tmp_path), detector_config("paper"), counts)
+    rates = measure_plans(plans, "cpu", batch=2)
+    (measured,) = rates.values()
+    assert measured.evaluate > 0 and measured.train > 0 and "measured on cpu" in measured.source
+    fixed = Rates(evaluate=100.0, train=10.0, source="test")
+    seconds = plans[0].phase_seconds(fixed)
+    assert seconds["sample"] == plans[0].nfe["sample"] / 100.0
+    assert seconds["train"] == plans[0].nfe["train"] / (3 * 10.0)
+    key = next(iter(rates))
+    text = format_plan(plans, tflops=100, rates={key: fixed})
+    hours = sum(seconds.values()) / 3600
+    assert f"predicted {hours:.1f} GPU h (train {seconds['train'] / 3600:.1f} h" in text
+    assert "test" in text
