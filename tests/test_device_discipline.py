@@ -140,3 +140,23 @@ def test_gsa_syncs_once_per_image(data):
             cls(**cls.quick_params).gradient_features(model, data.train[:n], device="cuda")
         counts.append(sum(mode.syncs.values()))
     assert (counts[1] - counts[0]) / 4 <= 1, counts
+
+
+@pytest.mark.parametrize("family", ["ddim", "subvp"])
+def test_the_training_loop_runs_on_cuda_with_one_sync_per_logging_window(family, tmp_path):
+    """The shared training loop on a fake GPU: no device error, and the loss read on the
+    host once per LOSS_LOG_EVERY steps (it was read, and checked, every step)."""
+    from benchmark.models.store import family_for
+    from benchmark.models.training import LOSS_LOG_EVERY, train
+    from tests.helpers import TINY_TRAIN
+
+    data = load_dataset(DataConfig(n_train=16))
+    images = torch.nn.functional.avg_pool2d(data.train, 2)
+    counts = []
+    for steps in (LOSS_LOG_EVERY, 3 * LOSS_LOG_EVERY):
+        cfg = replace(TINY_TRAIN, steps=steps, checkpoint_every=10_000)
+        with on_fake_cuda() as mode:
+            model = family_for(replace(smoke_case(family, 16).model, block_out_channels=(8, 8)))
+            train(model, images, cfg, tmp_path / f"{family}-{steps}", device="cuda", progress=False)
+        counts.append(sum(mode.syncs.values()))
+    assert (counts[1] - counts[0]) / (2 * LOSS_LOG_EVERY) <= 1 / LOSS_LOG_EVERY, counts
