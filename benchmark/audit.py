@@ -117,10 +117,11 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
     failure = session.failed_audit(key)
     if failure is not None:  # the worker's error, not a second identical attempt
         err = failure.error
-        raise type(err)(
-            f"case {case.case_id}: {err} (raised while a worker process audited it; the "
-            f"same inputs give the same error, so it was not sampled again)"
-        ) from err
+        err.add_note(
+            f"case {case.case_id}: raised while a worker process audited it; the same "
+            f"inputs give the same error, so it was not sampled again"
+        )
+        raise err
     here = session.audited_here(key)  # stored moments ago by a worker process
     start = time.perf_counter()
     payload, reused = session.cache.get_or_create(

@@ -174,8 +174,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 0
     from benchmark.device import resolve_device
     from benchmark.plan import measure_plans
-    from benchmark.pytest_plugin import PAPER_GPU_SPEED
     from benchmark.speed import Speed
+    from benchmark.tiers import PAPER_GPU_SPEED
 
     device = resolve_device(args.device or "auto")
     speeds = [("strict fp32", Speed(tf32=False))]

@@ -26,7 +26,8 @@ from benchmark.config import CaseConfig, DetectorConfig, replace
 from benchmark.data.base import ImageDataset, load_dataset
 from benchmark.errors import MemobenchError, TooFewImagesError
 from benchmark.models.base import ModelFamily, TrainedModel
-from benchmark.tiers import AuditCounts
+from benchmark.speed import Speed
+from benchmark.tiers import PAPER_GPU_SPEED, AuditCounts
 
 TRAIN_EVALS_PER_IMAGE = 3  # forward + backward of one training image, in forward passes
 
@@ -274,9 +275,12 @@ def plan_case(
         cache.path("detectors", detector_key(k, detectors, data)).exists() for k in ("saf", "id")
     ]
     plan.cached["detectors"] = "cached" if all(have) else "to train"
+    # the switches a default run of the paper tier uses on that device (its audit's key)
+    speed = PAPER_GPU_SPEED if device_type == "cuda" else Speed()
     akey = audit_key(
-        case, case.data, key, detectors, inception_weights, counts, device_type, family
-    )
+        case, case.data, key, detectors, inception_weights, counts, device_type, family,
+        (speed, None),
+    )  # fmt: skip
     plan.cached["audit"] = "cached" if cache.path("audits", akey).exists() else "to run"
     return plan
 

@@ -79,8 +79,10 @@ class JobFailure:
 
     @property
     def deterministic(self) -> bool:
-        from benchmark.errors import MemobenchError
+        from benchmark.errors import DeviceError, MemobenchError
 
+        if isinstance(self.error, DeviceError):  # free memory is shared: it may fit later
+            return False
         return isinstance(self.error, (MemobenchError, FloatingPointError))
 
 
@@ -190,7 +192,7 @@ def train_many(
                         raise
                     failure = results[task.what] = JobFailure(task.what, error)
                     then = (
-                        "the same inputs fail the same way, so it is not built again"
+                        "the same inputs fail the same way"
                         if failure.deterministic
                         else "its owner builds it again"
                     )

@@ -19,7 +19,7 @@ from benchmark import progress  # noqa: F401  (keeps stderr before pytest captur
 from benchmark.config import PRECISIONS
 from benchmark.errors import ConfigError, MemobenchError
 from benchmark.speed import Speed, check_batch_size
-from benchmark.tiers import PAPER, SMOKE, TIER_MARKERS, TIERS, tier_runs
+from benchmark.tiers import PAPER, PAPER_GPU_SPEED, SMOKE, TIER_MARKERS, TIERS, tier_runs
 
 MARKERS = {
     **TIER_MARKERS,
@@ -279,13 +279,6 @@ def speed_from_options(config: pytest.Config) -> Speed:
         channels_last=config.getoption("--memobench-channels-last"),
         compile=config.getoption("--memobench-compile"),
     )
-
-
-# The paper tier's switches on a GPU unless the run says otherwise: bf16 autocast for
-# sampling, t* and the attacks (the solvers integrate in fp32; the smoke suite's
-# test_smoke_speed checks bf16 against fp32 on the memorizing model) and TF32 for what
-# stays in fp32. --memobench-precision fp32 --memobench-no-tf32 is strict fp32.
-PAPER_GPU_SPEED = Speed(precision="bf16", tf32=True)
 
 
 def check_options(config: pytest.Config) -> None:

@@ -308,9 +308,10 @@ class Session:
 
         if self.batch_override is not None:
             raise DeviceError(
-                f"out of memory on {self.device} at --memobench-batch-size "
-                f"{self.batch_override}; pass a smaller one, or leave it out (the batch is "
-                f"then chosen from free memory and halved on out-of-memory)"
+                f"out of memory on {self.device} at a batch of {self.batch_override} images; "
+                f"pass a smaller one (memobench run --batch-size N, --memobench-batch-size "
+                f"in pytest), or leave it out (the batch is then chosen from free memory "
+                f"and halved on out-of-memory)"
             )
         mine = [memo for memo in self._batches if memo[0] == model.key]
         if not mine or all(self._batches[m] <= BATCH_FLOOR for m in mine):

@@ -91,13 +91,15 @@ class Speed:
         if self.tf32 is None:
             yield
             return
-        matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-        before = (matmul.allow_tf32, cudnn.allow_tf32)
-        matmul.allow_tf32 = cudnn.allow_tf32 = bool(self.tf32)
+        cudnn = torch.backends.cudnn
+        before = (torch.get_float32_matmul_precision(), cudnn.allow_tf32)
+        torch.set_float32_matmul_precision("high" if self.tf32 else "highest")
+        cudnn.allow_tf32 = bool(self.tf32)
         try:
             yield
-        finally:
-            matmul.allow_tf32, cudnn.allow_tf32 = before
+        finally:  # as they were, through the same API (a user's "medium" included)
+            torch.set_float32_matmul_precision(before[0])
+            cudnn.allow_tf32 = before[1]
 
     def wrap(self, net: nn.Module, device: torch.device | str) -> nn.Module:
         """``net`` as the audit calls it on ``device``: unchanged with no switch on (the

@@ -21,6 +21,7 @@ from benchmark.config import (
     TrainConfig,
     replace,
 )
+from benchmark.speed import Speed
 
 SMOKE, PAPER, ALL = "smoke", "paper", "all"
 TIERS = (SMOKE, PAPER, ALL)
@@ -104,6 +105,11 @@ def smoke_case(
 
 
 # -- the paper tier (Dombrowski & Kainz, 2023) ------------------------------------------
+# Its switches on a GPU unless the run says otherwise: bf16 autocast for sampling, t* and
+# the attacks (the solvers integrate in fp32; the smoke suite's test_smoke_speed checks
+# bf16 against fp32 on the memorizing model) and TF32 for what stays in fp32.
+# --memobench-precision fp32 --memobench-no-tf32 is strict fp32.
+PAPER_GPU_SPEED = Speed(precision="bf16", tf32=True)
 PATHMNIST_N = (1000, 5000, 10000, 20000, 50000)  # its Table 1
 # Table 2: dataset -> N_train (the full MedMNIST training split)
 TABLE2 = {

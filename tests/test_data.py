@@ -205,7 +205,25 @@ def test_medmnist_values_outside_both_ranges_are_refused(tmp_path):
     np.savez(tmp_path / "breastmnist.npz", **parts)
     with pytest.raises(DataError, match=r"train_images reaches .*rescale the images"):
         load_dataset(DataConfig(name="breastmnist", n_train=8, root=str(tmp_path)))
-    parts["train_images"] = parts["train_images"] - 600.0
+    parts["train_images"] = parts["train_images"] - 600.0  # far below 0, not resampling noise
     np.savez(tmp_path / "breastmnist.npz", **parts)
     with pytest.raises(DataError, match=r"train_images holds negative or non-finite"):
         load_dataset(DataConfig(name="breastmnist", n_train=8, root=str(tmp_path)))
+
+
+def test_float_images_a_hair_outside_0_1_are_clamped_not_rescaled(tmp_path):
+    """A resampled [0, 1] file overshoots a little (1.0004, -0.0002): read as [0, 1] and
+    clamped, not divided by 255 (black) nor refused."""
+    import numpy as np
+
+    write_medmnist_npz(tmp_path / "breastmnist.npz", n_train=20, n_test=8)
+    with np.load(tmp_path / "breastmnist.npz") as npz:
+        parts = dict(npz)
+    for key in ("train_images", "val_images", "test_images"):
+        parts[key] = parts[key].astype(np.float32) / 255.0
+    parts["train_images"][0, 0, 0] = 1.0004
+    parts["train_images"][0, 0, 1] = -0.0002
+    np.savez(tmp_path / "breastmnist.npz", **parts)
+    data = load_dataset(DataConfig(name="breastmnist", n_train=20, root=str(tmp_path)))
+    assert data.train.max() == 1.0 and data.train.min() == -1.0
+    assert data.train.mean() > -0.5, "not all black"

@@ -57,5 +57,7 @@ def test_an_explicit_batch_that_does_not_fit_says_so(tmp_path):
     case = session.scaled(smoke_case("ddim", 32, n_gen=8))
     trained = session.model(case.model, case.train, case.data)
     net = OutOfMemoryAbove(trained.net, limit=2)
-    with pytest.raises(DeviceError, match="--memobench-batch-size 8; pass a smaller one"):
+    with pytest.raises(
+        DeviceError, match="at a batch of 8 images; pass a smaller one .*--batch-size"
+    ):
         run_case(case, session, model=replace(trained, net=net, key=trained.key))

@@ -104,6 +104,15 @@ def test_run_case_reports_a_workers_deterministic_failure_without_auditing_again
     model = session.model(case.model, case.train, case.data)
     key = case_audit_key(case, session, model.key, family_for(case.model))
     session._failed_audits[key] = JobFailure("audit", ConfigError("no such setting x"))
-    with pytest.raises(ConfigError, match="no such setting x .*not sampled again"):
+    with pytest.raises(ConfigError, match="no such setting x") as err:
         run_case(case, session)
+    assert any("not sampled again" in note for note in err.value.__notes__)
     assert not session.cache.path("audits", key).exists()
+
+
+def test_running_out_of_memory_in_a_worker_is_not_taken_for_a_bad_input():
+    from benchmark.errors import DeviceError
+
+    assert not JobFailure("audit", DeviceError("only 0 image(s) fit")).deterministic
+    assert JobFailure("audit", FloatingPointError("nan")).deterministic
+    assert not JobFailure("audit", RuntimeError("worker died")).deterministic

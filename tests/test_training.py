@@ -121,3 +121,14 @@ def test_a_non_finite_loss_stops_training_within_one_logging_window(tmp_path, im
     with pytest.raises(FloatingPointError, match=f"became nan within steps 1-{LOSS_LOG_EVERY}"):
         train(family, images, cfg, tmp_path, progress=False)
     assert calls["n"] == LOSS_LOG_EVERY
+
+
+def test_a_checkpoint_from_before_the_device_field_is_read_by_its_state_s_size():
+    """Checkpoints written before they named their generator's device: a 16-byte state is
+    a CUDA generator's (resumed on a GPU it continues), a CPU one's is thousands."""
+    from benchmark.models.training import restore_generator
+
+    gen = torch.Generator().manual_seed(3)
+    assert restore_generator(torch.Generator(), {"gen": gen.get_state(), "step": 1}, seed=0)
+    cuda_like = {"gen": torch.zeros(16, dtype=torch.uint8), "step": 1}
+    assert not restore_generator(torch.Generator(), cuda_like, seed=0)

@@ -117,16 +117,17 @@ def _to_tensor(images: np.ndarray, path: Path, key: str) -> torch.Tensor:
     """MedMNIST's uint8 images, or float ones in [0, 1] or [0, 255], as floats in [0, 1]."""
     array = np.asarray(images)
     x = torch.from_numpy(array).float()
-    if x.numel() and (not torch.isfinite(x).all() or x.min() < 0):
+    slack = 1e-3  # resampled [0, 1] images overshoot a little: read in range, clamped
+    if x.numel() and (not torch.isfinite(x).all() or x.min() < -slack):
         raise DataError(
             f"{path}: {key} holds negative or non-finite values (min {float(x.min()):.3g}); "
             f"a MedMNIST file holds uint8 pixels 0-255 (or floats in [0, 1] or [0, 255])"
         )
     peak = float(x.max()) if x.numel() else 0.0
-    if np.issubdtype(array.dtype, np.floating) and peak <= 1.0:
-        pass  # already in [0, 1]
-    elif peak <= 255.0:
-        x = x / 255.0
+    if np.issubdtype(array.dtype, np.floating) and peak <= 1.0 + slack:
+        x = x.clamp(0.0, 1.0)  # already in [0, 1]
+    elif peak <= 255.0 + slack:
+        x = (x / 255.0).clamp(0.0, 1.0)
     else:
         raise DataError(
             f"{path}: {key} reaches {peak:.6g}; a MedMNIST file holds uint8 pixels 0-255 "

@@ -15,6 +15,7 @@ from torchmetrics import Metric
 
 from benchmark.metrics.base import AuditInputs, CaseMetric
 from benchmark.record import Field
+from benchmark.speed import STRICT_FP32
 
 CARLINI_L2 = Field(
     "carlini_l2",
@@ -48,6 +49,13 @@ def nearest_two(
     """
     if train.shape[0] < 2:
         raise ValueError(f"need at least 2 training images, got {train.shape[0]}")
+    if candidates < 2:
+        raise ValueError(f"candidates must be >= 2 (the nearest two), got {candidates}")
+    with STRICT_FP32.backends():  # the float32 products' error bound assumes IEEE, not TF32
+        return _nearest_two(samples, train, chunk, device, candidates)
+
+
+def _nearest_two(samples, train, chunk, device, candidates):
     out_device = samples.device
     device = torch.device(device) if device is not None else samples.device
     a = samples.reshape(samples.shape[0], -1)
@@ -66,7 +74,8 @@ def nearest_two(
         exact, order = exact.sort(dim=1)
         nearest = cand.gather(1, order)
         if k < b64.shape[0]:  # could a training image outside the candidates be nearer?
-            slack = 1e-5 * (p_norm + b_norm.max()) + 1e-12
+            # float32 products' error, with room: grows with the dimension
+            slack = (1e-5 + 1e-7 * b64.shape[1]) * (p_norm + b_norm.max()) + 1e-12
             unsure = (far[:, -1] - slack < exact[:, 1].float() ** 2).nonzero().flatten()
             for row in unsure.tolist():  # rare: every training image, in float64
                 full = (b64 - p64[row]).norm(dim=1).topk(2, largest=False)

@@ -18,13 +18,20 @@ import torch
 _M32 = 0xFFFFFFFF
 
 
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """(x * c) mod 2**32 for uint32 values held in int64, in 16-bit halves of ``c`` so no
+    product leaves int64's range (no reliance on signed overflow)."""
+    low = x * (c & 0xFFFF)
+    high = ((x * (c >> 16)) & 0xFFFF) << 16
+    return (low + high) & _M32
+
+
 def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """A 32-bit integer hash (lowbias32, C. Wellons) on int64 tensors holding uint32
-    values; products wrap, and only their low 32 bits are kept."""
+    """A 32-bit integer hash (lowbias32, C. Wellons) on int64 tensors holding uint32."""
     x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & _M32
+    x = _mul32(x, 0x7FEB352D)
     x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & _M32
+    x = _mul32(x, 0x846CA68B)
     return x ^ (x >> 16)
 
 
@@ -49,7 +56,10 @@ def keyed_normal(
     n = math.prod(shape)
     idx = torch.arange(n, device=keys.device, dtype=torch.int64)
     lo, hi = keys & _M32, (keys >> 32) & _M32
-    base = _mix32(_mix32(_mix32(lo) ^ hi) ^ (int(counter) & _M32))[:, None]
+    # the counter is hashed before it meets the key: two images' streams never coincide
+    # as a whole (an XOR of the raw counter made keys d apart permutations of each other)
+    counter = torch.tensor(int(counter) & _M32, dtype=torch.int64, device=keys.device)
+    base = _mix32(_mix32(_mix32(counter) ^ lo) ^ hi)[:, None]
     u1 = _uniform(_mix32(base ^ _mix32(2 * idx)[None]))
     u2 = _uniform(_mix32(base ^ _mix32(2 * idx + 1)[None]))
     z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)

@@ -194,6 +194,12 @@ def train(
         log.info("resuming training from step %d/%d (%s)", step, cfg.steps, ckpt_path)
 
     def save() -> None:
+        # never a checkpoint of weights a non-finite loss has already updated
+        if not math.isfinite(float(running)):
+            raise FloatingPointError(
+                f"training loss became non-finite before step {step}; not checkpointed; "
+                f"lower lr (now {cfg.lr}) or check the data range"
+            )
         atomic_torch_save(
             {
                 "family": family.name,
@@ -308,7 +314,8 @@ def restore_generator(gen: torch.Generator, state: dict, seed: int) -> bool:
     """Continue the checkpoint's random stream in ``gen``; returns False where it cannot:
     a checkpoint written on another device type (a CPU generator's state is not a CUDA
     one's), where ``gen`` is seeded afresh from (seed, step) instead, said in the log."""
-    saved = state.get("gen_device", "cpu")  # checkpoints before this field: the CPU's
+    # checkpoints before this field: a CUDA (Philox) state is 16 bytes, a CPU one thousands
+    saved = state.get("gen_device") or ("cuda" if state["gen"].numel() <= 16 else "cpu")
     if saved == gen.device.type:
         gen.set_state(state["gen"])
         return True
