@@ -63,6 +63,42 @@ def guided_eps(
     return eps if guidance is None else guidance(x, t, eps)
 
 
+class FiniteWatch:
+    """Watches a sampler's state for NaN/inf on the device, step by step, and reads the
+    verdict on the host once, at the end (``check``): no sync a step, and the error still
+    names the first step whose state went non-finite."""
+
+    def __init__(self, sampler: str) -> None:
+        self.sampler = sampler
+        self.first: torch.Tensor | None = None  # 0-d: the first bad step, or -1
+        self.bad: torch.Tensor | None = None  # images non-finite at that step
+        self.times: list[float] = []
+
+    def step(self, x: torch.Tensor, step: int, t: torch.Tensor | float) -> None:
+        rows = ~torch.isfinite(x).flatten(1).all(1)
+        if self.first is None:
+            self.first = torch.full((), -1, dtype=torch.long, device=x.device)
+            self.bad = torch.zeros((), dtype=torch.long, device=x.device)
+        fresh = (self.first < 0) & rows.any()
+        self.first = torch.where(fresh, torch.full_like(self.first, step), self.first)
+        self.bad = torch.where(fresh, rows.sum(), self.bad)
+        self.times.append(t)
+
+    def check(self, batch: int) -> None:
+        if self.first is None:
+            return
+        if bool(self.first < 0):  # the one host read: every step stayed finite
+            return
+        first = int(self.first)
+        if first >= 0:
+            t = float(self.times[first])
+            raise FloatingPointError(
+                f"{self.sampler}: the state became non-finite at step {first} (t = {t:.4g}) "
+                f"in {int(self.bad)} of {batch} images; the score (network or guidance) "
+                f"returned NaN/inf there"
+            )
+
+
 def check_finite(x: torch.Tensor, sampler: str, step: int, t: float) -> None:
     """Stop at the first step whose state is NaN or infinite, naming the step."""
     if not torch.isfinite(x).all():

@@ -18,11 +18,11 @@ import torch
 
 from benchmark.samplers.base import (
     EpsFn,
+    FiniteWatch,
     Guidance,
     RandnLike,
     ScoreSampler,
     ScoreSDE,
-    check_finite,
     check_start,
     denoise,
     guided_eps,
@@ -97,6 +97,7 @@ def em_sample(
     check_start(times[0])
     name = "predictor-corrector" if corrector_steps else "Euler-Maruyama"
     nfe = 0
+    watch = FiniteWatch(name)  # read on the host once, after the last step
     for i, t in enumerate(times):
         for _ in range(corrector_steps):
             x = langevin_step(eps_fn, sde, x, t, snr, guidance, randn_like)
@@ -107,7 +108,8 @@ def em_sample(
             x = em_step(eps, sde, x, t, times[i + 1], randn_like)
         else:
             x = denoise(sde, x, t, eps)
-        check_finite(x, name, i, float(t))
+        watch.step(x, i, t)
+    watch.check(x.shape[0])
     return x, nfe
 
 
