@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.record import Field
+from benchmark.speed import STRICT_FP32
 
 REPLICATION_TAU = Field("replication_tau", "float", "the fixed cosine threshold τ")
 REPLICATION_FRACTION = Field(
@@ -55,34 +56,42 @@ REPLICATION_FIELDS = (
 
 
 def nearest_cosine(
-    samples: torch.Tensor, train: torch.Tensor, chunk: int = 1024
+    samples: torch.Tensor, train: torch.Tensor, chunk: int = 1024, device=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosine similarity of each (N, D) sample feature to its nearest (M, D) training feature.
+    """Cosine similarity of each (N, D) sample feature to its nearest (M, D) training feature,
+    searched chunk by chunk on ``device`` (default: the samples') in IEEE float32.
 
     Returns:
-        similarity (N,) and the nearest training index (N,).
+        similarity (N,) and the nearest training index (N,), on the samples' device.
     """
     if samples.ndim != 2 or train.ndim != 2 or samples.shape[1] != train.shape[1]:
         raise ValueError(
             f"features must be 2-D with equal width, got {tuple(samples.shape)} and "
             f"{tuple(train.shape)}"
         )
-    b = F.normalize(train.float(), dim=1)
+    out = samples.device
+    device = torch.device(device) if device is not None else out
     sims, idx = [], []
-    for part in samples.split(chunk):
-        s = F.normalize(part.float(), dim=1) @ b.T
-        v, i = s.max(dim=1)
-        sims.append(v)
-        idx.append(i)
-    return torch.cat(sims), torch.cat(idx)
+    with STRICT_FP32.backends():  # no TF32: a threshold compares these to 1e-3
+        b = F.normalize(train.to(device).float(), dim=1)
+        for part in samples.split(chunk):
+            s = F.normalize(part.to(device).float(), dim=1) @ b.T
+            v, i = s.max(dim=1)
+            sims.append(v)
+            idx.append(i)
+    return torch.cat(sims).to(out), torch.cat(idx).to(out)
 
 
 def heldout_threshold(
-    heldout_features: torch.Tensor, train_features: torch.Tensor, quantile: float, chunk: int = 1024
+    heldout_features: torch.Tensor,
+    train_features: torch.Tensor,
+    quantile: float,
+    chunk: int = 1024,
+    device=None,
 ) -> tuple[float, torch.Tensor]:
     """The ``quantile`` of held-out images' nearest-training cosine similarity, and those
     similarities: a fresh image of the distribution exceeds it with probability 1 - quantile."""
-    held, _ = nearest_cosine(heldout_features, train_features, chunk)
+    held, _ = nearest_cosine(heldout_features, train_features, chunk, device)
     return float(torch.quantile(held.double(), quantile)), held
 
 
@@ -94,6 +103,7 @@ def replication(
     chunk: int = 1024,
     heldout_features: torch.Tensor | None = None,
     heldout_quantile: float = 0.99,
+    device=None,
 ) -> dict:
     """Fraction of samples above ``tau`` cosine similarity, Carlini's criterion, top-k pairs.
 
@@ -110,8 +120,8 @@ def replication(
         raise ValueError(f"tau is a cosine similarity threshold in [-1, 1], got {tau}")
     if not 0 < heldout_quantile < 1:
         raise ValueError(f"heldout_quantile must be in (0, 1), got {heldout_quantile}")
-    sim, idx = nearest_cosine(sample_features, train_features, chunk)
-    d1, d2, _ = nearest_two(sample_features, train_features, chunk=chunk)
+    sim, idx = nearest_cosine(sample_features, train_features, chunk, device)
+    d1, d2, _ = nearest_two(sample_features, train_features, chunk=chunk, device=device)
     order = sim.argsort(descending=True)[:top_k]
     record = {
         REPLICATION_TAU: tau,
@@ -122,7 +132,9 @@ def replication(
         SIMILARITY_HIST: similarity_histogram(sim),
     }
     if heldout_features is not None:
-        tau_h, held = heldout_threshold(heldout_features, train_features, heldout_quantile, chunk)
+        tau_h, held = heldout_threshold(
+            heldout_features, train_features, heldout_quantile, chunk, device
+        )
         record[REPLICATION_TAU_HELDOUT] = tau_h
         record[REPLICATION_HELDOUT_QUANTILE] = heldout_quantile
         record[REPLICATION_FRACTION_HELDOUT] = float((sim > tau_h).float().mean())

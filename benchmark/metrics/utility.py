@@ -46,6 +46,7 @@ def utility_audit(
     top_k: int = 8,
     seed: int = 0,
     train_features: torch.Tensor | None = None,
+    device=None,
 ) -> dict[str, Any]:
     """FID against members and against held-out images, their gap, and replication (SPEC 7).
 
@@ -60,7 +61,12 @@ def utility_audit(
     record[FID_EXTRACTOR] = extractor_name(extractor)
     record.update(
         replication(
-            sample_features, train_features, tau=tau, top_k=top_k, heldout_features=heldout_features
+            sample_features,
+            train_features,
+            tau=tau,
+            top_k=top_k,
+            heldout_features=heldout_features,
+            device=device,  # the nearest-neighbour searches on the session's device
         )
     )
     record[REPLICATION_EXTRACTOR] = record[FID_EXTRACTOR]
@@ -82,6 +88,7 @@ class Utility(CaseMetric):
             session.extractor(case.data),
             seed=case.seed,
             train_features=session.train_features(case.data),
+            device=inputs.device,
         )
 
     @classmethod
