@@ -4,6 +4,7 @@ memobench run [--tier smoke] [--dataset NAME --data-root DIR] [--rehearse] [-- P
 memobench report FILES... [-o reports/leaderboard.html]
 memobench plan [--tier paper] [--shard K/N] [--tflops X]
 memobench list
+memobench doctor [--device D] [--cache DIR] [--data-root DIR]
 """
 
 from __future__ import annotations
@@ -188,6 +189,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from benchmark.doctor import doctor
+
+    return doctor(args.device or "auto", args.cache, args.data_root)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for kind, reg in registry.REGISTRIES.items():
         print(f"{kind}: {', '.join(reg.names()) or '(none)'}")
@@ -295,6 +302,16 @@ def parser() -> argparse.ArgumentParser:
     pln.add_argument("--cache", help="cache folder to check (default as `run`)")
     pln.add_argument("--data-root", help="folder with the MedMNIST .npz files")
     pln.set_defaults(func=cmd_plan)
+
+    doc = sub.add_parser(
+        "doctor",
+        help="check the device, libraries, cache folder and data root before a run (exit 1 "
+        "with the fix where something would stop it)",
+    )
+    doc.add_argument("--device", help="the device a run would use (default auto)")
+    doc.add_argument("--cache", help="the cache folder a run would use")
+    doc.add_argument("--data-root", help="the data root a run would read")
+    doc.set_defaults(func=cmd_doctor)
 
     lst = sub.add_parser("list", help="list registered plugins")
     lst.set_defaults(func=cmd_list)
