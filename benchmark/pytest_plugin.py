@@ -263,7 +263,7 @@ def check_run_options(device: str | None, model_path: str | None, rehearse: bool
 
 def speed_from_options(config: pytest.Config) -> Speed:
     """The run's speed switches (``benchmark.speed.Speed``) from its options, with the
-    paper tier's defaults on a GPU (``paper_speed``) where an option is left out."""
+    paper tier's defaults on a GPU (``PAPER_GPU_SPEED``) where an option is left out."""
     from benchmark.device import resolve_device
 
     precision = config.getoption("--memobench-precision")
