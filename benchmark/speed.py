@@ -85,8 +85,9 @@ class Speed:
     @contextlib.contextmanager
     def backends(self) -> Iterator[None]:
         """TF32 on or off (IEEE fp32) for CUDA matmuls and convolutions, restored after;
-        nothing changed for ``tf32=None``. Set through the one API (``allow_tf32``) so
-        every getter of either API answers consistently inside (a mix of the two makes
+        nothing changed for ``tf32=None``. Set and restored through PyTorch's older API
+        alone (``set_float32_matmul_precision``, ``cudnn.allow_tf32``), so every getter
+        of either API answers consistently inside (a mix of the two makes
         ``torch.backends.cudnn.allow_tf32`` raise)."""
         if self.tf32 is None:
             yield

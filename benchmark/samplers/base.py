@@ -90,23 +90,22 @@ class FiniteWatch:
         if bool(self.first < 0):  # the one host read: every step stayed finite
             return
         first = int(self.first)
-        if first >= 0:
-            t = float(self.times[first])
-            raise FloatingPointError(
-                f"{self.sampler}: the state became non-finite at step {first} (t = {t:.4g}) "
-                f"in {int(self.bad)} of {batch} images; the score (network or guidance) "
-                f"returned NaN/inf there"
-            )
+        raise non_finite(self.sampler, first, float(self.times[first]), int(self.bad), batch)
+
+
+def non_finite(sampler: str, step: int, t: float, bad: int, batch: int) -> FloatingPointError:
+    """The error of a sampler whose state went NaN/inf, naming the step."""
+    return FloatingPointError(
+        f"{sampler}: the state became non-finite at step {step} (t = {t:.4g}) in {bad} of "
+        f"{batch} images; the score (network or guidance) returned NaN/inf there"
+    )
 
 
 def check_finite(x: torch.Tensor, sampler: str, step: int, t: float) -> None:
     """Stop at the first step whose state is NaN or infinite, naming the step."""
     if not torch.isfinite(x).all():
         bad = int((~torch.isfinite(x)).flatten(1).any(1).sum())
-        raise FloatingPointError(
-            f"{sampler}: the state became non-finite at step {step} (t = {t:.4g}) in {bad} of "
-            f"{x.shape[0]} images; the score (network or guidance) returned NaN/inf there"
-        )
+        raise non_finite(sampler, step, t, bad, x.shape[0])
 
 
 def denoise(sde: ScoreSDE, x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
