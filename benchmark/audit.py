@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -70,11 +70,9 @@ from benchmark.record import (
     TRAIN_STEPS,
     check_entries,
 )
+from benchmark.session import Session
 from benchmark.speed import Speed
 from benchmark.tiers import with_mitigation_training
-
-if TYPE_CHECKING:
-    from benchmark.session import Session
 
 log = logging.getLogger("memobench")
 
@@ -107,8 +105,8 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
     """
     case = with_mitigation_training(case)  # a training-time mitigation's model
     memo = (case, model.key if model is not None else None)
-    if memo in session._audits:
-        return session._audits[memo]
+    if memo in session.audits:
+        return session.audits[memo]
     if model is None:
         model = session.model(case.model, case.train, case.data)
     model = session.fast(model)  # the network as the run's speed switches call it
@@ -142,7 +140,7 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
     metrics = dict(payload["metrics"])
     metrics[AUDIT_REUSED] = reused and not here
     result = AuditResult(case, samples, metrics, data, reused and not here)
-    session._audits[memo] = result
+    session.audits[memo] = result
     return result
 
 
@@ -251,9 +249,7 @@ def code_fingerprint(*objects) -> str:
     Taken once per process, so an edit made while a run goes on does not key that
     run's audits (measured by the code as loaded) on the edited files.
     """
-    import benchmark
-
-    package = Path(benchmark.__file__).parent
+    package = Path(__file__).parent  # the benchmark package
     files = sorted(package.rglob("*.py"))
     files += sorted((package.parent / "fixtures").rglob("*.py"))  # they run the audit
     for obj in objects:

@@ -202,7 +202,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from benchmark.record import schema
+    from benchmark.metrics.base import schema
 
     for field in schema():
         print(field.describe())

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from benchmark import registry
 from benchmark.cache import default_root
 from benchmark.device import resolve_device
 from benchmark.errors import DeviceError
@@ -112,8 +113,6 @@ def cache_check(cache: str | None) -> Check:
 
 
 def data_check(data_root: str | None) -> Check:
-    from benchmark import registry
-
     if not data_root:
         return Check("data root", "none given: the smoke tier runs on the embedded digits")
     root = Path(data_root).expanduser()

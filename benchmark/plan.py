@@ -21,13 +21,17 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark import registry
 from benchmark.attacks.threat import DENOISER_API, threat_models_for
+from benchmark.audit import audit_key
 from benchmark.cache import Cache
 from benchmark.config import CaseConfig, DetectorConfig, replace
 from benchmark.data.base import ImageDataset, load_dataset
+from benchmark.detectors.detector import detector_key
 from benchmark.errors import MemobenchError, TooFewImagesError
+from benchmark.measures.tstar import default_grid, expected_exhaustive_nfe
 from benchmark.models.base import ModelFamily, TrainedModel
+from benchmark.models.store import family_for, model_key
 from benchmark.speed import Speed
-from benchmark.tiers import PAPER_GPU_SPEED, AuditCounts
+from benchmark.tiers import PAPER_GPU_SPEED, AuditCounts, shard_index
 
 TRAIN_EVALS_PER_IMAGE = 3  # forward + backward of one training image, in forward passes
 
@@ -89,8 +93,6 @@ class Rates:
 
 def measure_plans(plans: list[CasePlan], device, speed=None, batch: int = 256) -> dict:
     """Measured ``Rates`` of every distinct network among ``plans``, for ``format_plan``."""
-    from benchmark.models.store import family_for
-
     out: dict[tuple, Rates] = {}
     for p in plans:
         key = (p.case.model.family, p.case.model, p.image_shape)
@@ -111,8 +113,6 @@ def measure_rates(
     it (under ``speed``, no gradients) and training steps (forward, backward, AdamW), each
     the best of ``repeats`` timed calls of ``batch`` images after a warm-up call."""
     import time
-
-    from benchmark.speed import Speed
 
     device = torch.device(device)
     speed = speed or Speed()
@@ -192,14 +192,12 @@ def sampler_nfe(family: ModelFamily, case: CaseConfig, image_shape) -> int:
 
 
 def tstar_nfe_bound(family: ModelFamily, case: CaseConfig, counts: AuditCounts) -> int:
-    """An upper bound on the adaptive t* search's NFE (``benchmark.metrics.tstar``).
+    """An upper bound on the adaptive t* search's NFE (``benchmark.measures.tstar``).
 
     Its exact scan stops within ``scan_budget`` (10%) of the exhaustive search's NFE,
     plus one level; then at most a coarse scan (every 10th level) and a bisection of
     one bracket, each level at most M trajectories from the top of the grid.
     """
-    from benchmark.metrics.tstar import default_grid, expected_exhaustive_nfe
-
     levels = default_grid(counts.tstar_step)
     stub = TrainedModel(family, _ZeroNet(), "plan", (1, 1, 1))
     exhaustive = expected_exhaustive_nfe(stub, case.sampler, counts.tstar_m, levels)
@@ -239,10 +237,6 @@ def plan_case(
 ) -> CasePlan:
     """The plan of one case; ``data`` None when its file is not on this machine (the
     cache state is then unknown and the attack count assumes N_train held-out images)."""
-    from benchmark.audit import audit_key
-    from benchmark.detectors.detector import detector_key
-    from benchmark.models.store import family_for, model_key
-
     family = family_for(case.model)
     if data is not None:
         shape = data.image_shape
@@ -295,8 +289,6 @@ def plan_cases(
     device_type: str = "cuda",
 ) -> list[CasePlan]:
     """Plans of ``cases`` ((node id, case) pairs), in the shares ``--memobench-shard`` runs."""
-    from benchmark.tiers import shard_index
-
     order = sorted(node for node, _ in cases)
     datasets: dict = {}
     plans = []

@@ -28,6 +28,8 @@ import torch
 from benchmark.cache import Cache
 from benchmark.config import DataConfig, ModelConfig, TrainConfig
 from benchmark.data import load_dataset
+from benchmark.errors import DeviceError, MemobenchError
+from benchmark.models.store import EVENTS, family_for, get_trained, is_cached
 from benchmark.progress import line
 
 log = logging.getLogger("memobench.pool")
@@ -79,8 +81,6 @@ class JobFailure:
 
     @property
     def deterministic(self) -> bool:
-        from benchmark.errors import DeviceError, MemobenchError
-
         if isinstance(self.error, DeviceError):  # free memory is shared: it may fit later
             return False
         return isinstance(self.error, (MemobenchError, FloatingPointError))
@@ -96,7 +96,6 @@ def _train_one(
 ) -> tuple[str, bool]:
     """(model key, reused): reused when another process built it while this one waited."""
     torch.set_num_threads(threads)
-    from benchmark.models.store import get_trained
 
     cache = Cache(cache_root)
     data = load_dataset(spec.data, cache_root=cache.root)
@@ -131,8 +130,6 @@ def train_many(
     Raises whatever a required job or a training raised (a ``KeyboardInterrupt`` after
     the workers wrote their checkpoints, so a rerun resumes).
     """
-    from benchmark.models.store import EVENTS, family_for, is_cached
-
     todo = []
     for spec in dict.fromkeys(specs):  # unique, in order
         data = load_dataset(spec.data, cache.root)

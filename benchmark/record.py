@@ -264,10 +264,3 @@ AUDIT: tuple[Declared, ...] = (
     METRIC_SKIPPED,
 )
 SUITE: tuple[Field, ...] = (TIER, PICTURES)
-
-
-def schema() -> list[Declared]:
-    """Every declared key of a record: the audit's, each registered metric's, the suites'."""
-    from benchmark.metrics.base import metric_classes
-
-    return [*AUDIT, *(f for cls in metric_classes() for f in cls.fields), *SUITE]

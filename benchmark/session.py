@@ -26,7 +26,12 @@ from benchmark.cache import Cache
 from benchmark.config import CaseConfig, DataConfig, DetectorConfig, ModelConfig, TrainConfig
 from benchmark.config import replace as replace_config
 from benchmark.data import ImageDataset, load_dataset
+from benchmark.detectors.detector import get_detector
 from benchmark.device import resolve_device
+from benchmark.errors import DeviceError
+from benchmark.measures.features import InceptionFeatures, classifier_features, extract
+from benchmark.models.store import get_trained, load_pretrained
+from benchmark.pool import TrainSpec
 from benchmark.progress import enabled_by_default
 from benchmark.speed import (
     Speed,
@@ -43,7 +48,6 @@ from benchmark.tiers import (
     Rehearsal,
     audit_counts,
     detector_config,
-    with_mitigation_training,
 )
 
 
@@ -94,7 +98,7 @@ class Session:
     ) -> None:
         self.cache = cache if isinstance(cache, Cache) else Cache(cache)
         # what a pool's worker process builds its own session from (``_audit_jobs``)
-        self._worker_settings = dict(
+        self.worker_settings = dict(
             cache=str(self.cache.root), device="cpu", tier=tier, n_gen=n_gen,
             data_root=data_root, smoke_dataset=smoke_dataset, rehearsal=rehearsal,
             inception_weights=inception_weights, reaudit=reaudit, progress=False,
@@ -126,13 +130,13 @@ class Session:
         self._batches: dict = {}
         self._datasets: dict = {}
         self._models: dict = {}
-        self._trained_here: set = set()  # trained by this run's worker processes
-        self._audited_here: set = set()  # audit keys stored by this run's worker processes
+        self.trained_here: set = set()  # trained by this run's worker processes
+        self.audited_by_workers: set = set()  # audit keys stored by this run's worker processes
         self._detectors: dict = {}
         self._extractors: dict = {}
         self._train_features: dict = {}
-        self._audits: dict = {}
-        self._failed_audits: dict = {}  # audit key -> JobFailure of a worker, deterministic
+        self.audits: dict = {}
+        self.failed_audits: dict = {}  # audit key -> JobFailure of a worker, deterministic
         logging.getLogger("memobench").setLevel(logging.INFO)
 
     # -- counts -------------------------------------------------------------------
@@ -169,101 +173,27 @@ class Session:
     # -- models -------------------------------------------------------------------
     def model(self, model: ModelConfig, train: TrainConfig, data: DataConfig):
         """The trained model (``TrainedModel``): from this session, the cache, or trained."""
-        from benchmark.models.store import get_trained
-        from benchmark.pool import TrainSpec
-
         key = (model, train, self.resolve(data))
         if key not in self._models:
             trained = get_trained(
                 model, train, self.dataset(data), self.cache, self.device, self.progress
             )
-            if TrainSpec(model, train, self.resolve(data)) in self._trained_here:
+            if TrainSpec(model, train, self.resolve(data)) in self.trained_here:
                 trained.stats["reused"] = False  # trained moments ago by a worker process
             self._models[key] = trained
         return self._models[key]
 
-    def prefetch(self, specs: list, cases: list[CaseConfig] = ()) -> None:
-        """Train the uncached models among ``specs`` (``TrainSpec``) and audit the unstored
-        ``cases`` in parallel processes, each audit once its model and classifiers are
-        stored (CPU only; on a GPU they train and audit one after the other as cases
-        need them). A case's own ``run_case`` then loads its audit. One that failed in a
-        worker for a reason the same inputs give again (``JobFailure.deterministic``: a
-        bad input, a setting) fails its case with that error without sampling again;
-        any other failure is audited again in the case itself."""
-        from benchmark.pool import JobFailure, TrainSpec, train_many
-
-        if self.device.type != "cpu":
-            return
-        cases = [with_mitigation_training(c) for c in cases]
-        specs = [replace_config(s, data=self.resolve(s.data)) for s in specs]
-        specs += [TrainSpec(c.model, c.train, self.resolve(c.data)) for c in cases]
-        jobs = self._classifier_jobs([s.data for s in specs])
-        audits = self._audit_jobs(cases, jobs)
-        trained, done = train_many(specs, self.cache, self.progress, jobs=jobs, after=tuple(audits))
-        self._trained_here.update(trained)
-        for job, key in audits.items():
-            outcome = done.get(job.what, None)
-            if isinstance(outcome, JobFailure):
-                if outcome.deterministic:
-                    self._failed_audits[key] = outcome
-            elif job.what in done:
-                self._audited_here.add(key)
-
     def audited_here(self, key: str) -> bool:
         """Whether this run's worker processes stored the audit ``key`` moments ago."""
-        return key in self._audited_here
+        return key in self.audited_by_workers
 
     def failed_audit(self, key: str):
         """The ``JobFailure`` of the audit ``key`` in a worker that the same inputs would
         repeat, or None."""
-        return self._failed_audits.get(key)
-
-    def _audit_jobs(self, cases: list[CaseConfig], classifiers: tuple) -> dict:
-        """{job: audit key} for the pool: each case not yet stored (or every case under
-        ``reaudit``), after its model and its split's classifiers."""
-        from benchmark.audit import case_audit_key
-        from benchmark.models.store import family_for, model_key
-        from benchmark.pool import BuildJob, TrainSpec
-
-        jobs = {}
-        for case in dict.fromkeys(cases):
-            family = family_for(case.model)
-            model = model_key(family, case.train, self.dataset(case.data))
-            key = case_audit_key(case, self, model, family)
-            if key in self._audited_here or key in jobs.values():
-                continue
-            if not self.reaudit and self.cache.path("audits", key).exists():
-                continue
-            data = self.resolve(case.data)
-            needs = (TrainSpec(case.model, case.train, data),)
-            needs += tuple(j.what for j in classifiers if data in j.args or data.name in j.args)
-            args = (self._worker_settings, case)
-            jobs[BuildJob(f"audit {case.case_id}", store_audit, args, needs, False)] = key
-        return jobs
-
-    def _classifier_jobs(self, splits: list[DataConfig]) -> tuple:
-        """The small classifiers the audits of ``splits`` need (C_SAF and C_ID per
-        fingerprinted split, the feature classifier per dataset), as jobs for the training
-        pool: built with the same functions and keys as ``detectors`` and ``extractor``."""
-        from benchmark.pool import BuildJob
-
-        root, jobs = str(self.cache.root), []
-        for data in dict.fromkeys(splits):
-            if data.saf:
-                for kind in ("saf", "id"):
-                    what = f"C_{kind.upper()} {data.name} {data.n_train}"
-                    args = (kind, self.detector_config, data, root)
-                    jobs.append(BuildJob(what, store_detector, args))
-        if not self.inception_weights:
-            for name, data_root in dict.fromkeys((d.name, d.root) for d in splits):
-                args = (name, data_root, root, self.counts.feature_steps)
-                jobs.append(BuildJob(f"features {name}", store_features, args))
-        return tuple(jobs)
+        return self.failed_audits.get(key)
 
     def pretrained(self, folder: str, family: str, data: DataConfig):
         """A user's checkpoint folder as a ``TrainedModel``, loaded once per session."""
-        from benchmark.models.store import load_pretrained
-
         key = ("pretrained", folder, family, self.resolve(data))
         if key not in self._models:
             self._models[key] = load_pretrained(folder, family, self.dataset(data))
@@ -304,8 +234,6 @@ class Session:
             DeviceError: the batch was given (``--memobench-batch-size``), or is already
                 down to the floor: free memory on the device or pass a smaller batch.
         """
-        from benchmark.errors import DeviceError
-
         if self.batch_override is not None:
             raise DeviceError(
                 f"out of memory on {self.device} at a batch of {self.batch_override} images; "
@@ -326,8 +254,6 @@ class Session:
     # -- what the metrics measure with ----------------------------------------------
     def detectors(self, data: DataConfig) -> tuple[Any, Any]:
         """(C_SAF, C_ID) for the split ``data`` describes."""
-        from benchmark.detectors.detector import get_detector
-
         data = self.resolve(data)
         if data not in self._detectors:
             ds = self.dataset(data)
@@ -340,8 +266,6 @@ class Session:
     def extractor(self, data: DataConfig) -> nn.Module:
         """The feature extractor of FID and replication: the dataset's classifier, or
         Inception-v3 when ``inception_weights`` is given."""
-        from benchmark.metrics.features import InceptionFeatures, classifier_features
-
         data = self.resolve(data)
         key = "inception" if self.inception_weights else (data.name, data.root)
         if key not in self._extractors:
@@ -373,8 +297,6 @@ class Session:
         session: every case on the split shares them (the members of a 78k-image MedMNIST
         set take seconds to minutes to extract). ``extractor`` builds the network, on
         the device it should run on, the first time only."""
-        from benchmark.metrics.features import extract
-
         key = (self.resolve(data), space)
         if key not in self._train_features:
             self._train_features[key] = extract(extractor(), self.dataset(data).train)
@@ -394,27 +316,3 @@ def image_bytes(model, device: torch.device) -> float:
     time = model.family.noise.time_at(0.5)
     used = activation_bytes(lambda: model.family.predict_eps(net, x, time), net)
     return max(used, 1) / PROBE_IMAGES
-
-
-def store_detector(kind: str, cfg: DetectorConfig, data: DataConfig, cache_root: str) -> None:
-    """Train and store C_SAF or C_ID for ``data`` (a training-pool job; see ``prefetch``)."""
-    from benchmark.detectors.detector import get_detector
-
-    cache = Cache(cache_root)
-    get_detector(kind, cfg, load_dataset(data, cache_root=cache.root), cache, "cpu", False)
-
-
-def store_audit(settings: dict[str, Any], case: CaseConfig) -> None:
-    """Audit ``case`` into the cache in a session made from ``settings`` (a pool job)."""
-    from benchmark.audit import run_case
-
-    run_case(case, Session(**settings))
-
-
-def store_features(name: str, data_root: str | None, cache_root: str, steps: int) -> None:
-    """Train and store the dataset's feature classifier (a training-pool job)."""
-    from benchmark.metrics.features import classifier_features
-
-    cache = Cache(cache_root)
-    source = registry.datasets.get(name)(root=data_root, cache_root=cache.root)
-    classifier_features(source, cache, steps=steps, device="cpu", progress=False)

@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from benchmark import registry
+from benchmark.cache import atomic_write
 from benchmark.record import CASE_ID
 
 RECORD_PROPERTY = "memobench_record"
@@ -58,8 +60,6 @@ def model_group(item: pytest.Item) -> str | None:
 
 
 def _changes_training(name: str, params: Any) -> bool:
-    from benchmark import registry
-
     try:
         return registry.mitigations.get(name)(**dict(params or {})).changes_training
     except Exception:  # an unknown name or bad parameters fail in the case itself
@@ -135,8 +135,6 @@ class GatheredResults:
         if not self.records:
             return
         import pytest_benchmark
-
-        from benchmark.cache import atomic_write
 
         config = self.config
         bench_session = getattr(config, "_benchmarksession", None)

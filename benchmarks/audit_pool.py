@@ -15,6 +15,7 @@ import time
 
 from benchmark.audit import run_case
 from benchmark.pool import TrainSpec
+from benchmark.prefetch import prefetch
 from benchmark.session import Session
 from benchmark.tiers import smoke_case
 
@@ -33,7 +34,7 @@ def main() -> None:
         family, n_train, mitigation = text.split(":")
         cases.append(smoke_case(family, int(n_train), mitigation))
     warm = Session(args.cache, progress=False)
-    warm.prefetch([TrainSpec(c.model, c.train, c.data) for c in cases])  # not timed
+    prefetch(warm, [TrainSpec(c.model, c.train, c.data) for c in cases])  # not timed
     for case in cases:
         warm.model(case.model, case.train, case.data)
 
@@ -45,7 +46,7 @@ def main() -> None:
 
     start = time.perf_counter()
     pooled = Session(args.cache, progress=False, reaudit=True)
-    pooled.prefetch([], cases)
+    prefetch(pooled, [], cases)
     for case in cases:
         run_case(case, pooled)  # loads the workers' audits
     pool = time.perf_counter() - start

@@ -33,7 +33,7 @@ def _rss_mib() -> float:
 
 
 def _replication_job(n: int, m: int, dim: int, queue) -> None:
-    from benchmark.metrics.replication import replication
+    from benchmark.measures.feature_replication import replication
 
     g = torch.Generator().manual_seed(0)
     samples = torch.randn(n, dim, generator=g)

@@ -21,10 +21,10 @@ import argparse
 
 from benchmark import registry
 from benchmark.audit import run_case
-from benchmark.metrics.carlini import CARLINI_L2
-from benchmark.metrics.fid import FID_TEST, FID_TRAIN
-from benchmark.metrics.membership import MIA_AUC
-from benchmark.metrics.reproduction import Q_EXPECTED, Q
+from benchmark.measures.carlini_l2 import CARLINI_L2
+from benchmark.measures.fid import FID_TEST, FID_TRAIN
+from benchmark.measures.membership_scores import MIA_AUC
+from benchmark.measures.reproduction import Q_EXPECTED, Q
 from benchmark.record import (
     AUDIT_REUSED,
     MITIGATION_ENTRY,

@@ -19,7 +19,7 @@ import argparse
 from benchmark.attacks.base import membership_sets
 from benchmark.audit import case_seeds
 from benchmark.config import SamplerConfig
-from benchmark.metrics.carlini import CarliniL2
+from benchmark.measures.carlini_l2 import CarliniL2
 from benchmark.metrics.likelihood import bits_per_dim
 from benchmark.samplers import euler_maruyama, pf_ode
 from benchmark.session import Session

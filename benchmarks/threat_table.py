@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from benchmark.metrics.blind import BLIND_AUC, BLIND_AUC_CI
-from benchmark.metrics.membership import (
+from benchmark.measures.membership_scores import (
     MIA_AUC,
     MIA_FPR_ACHIEVED,
     MIA_TPR,
     MIA_TPR_TRANSFER,
 )
+from benchmark.metrics.blind import BLIND_AUC, BLIND_AUC_CI
 from benchmark.metrics.membership_inference import MIA_RUNS
 from benchmark.record import CASE_ID
 from benchmark.report.results import load_table

@@ -17,8 +17,8 @@ import time
 import torch
 
 from benchmark.audit import case_seeds
-from benchmark.metrics.reproduction import count_reproductions
-from benchmark.metrics.tstar import default_grid, run_lockstep, start_noise, tstar
+from benchmark.measures.reproduction import count_reproductions
+from benchmark.measures.tstar import default_grid, run_lockstep, start_noise, tstar
 from benchmark.session import Session
 from benchmark.tiers import smoke_case
 

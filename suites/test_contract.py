@@ -125,7 +125,7 @@ def test_family_runs_tstar_every_attack_and_every_mitigation(
     t* runs its solver from a noised image, every attack scores through its noise
     process, and every mitigation's guidance hook goes through its sampler."""
     from benchmark.attacks.base import get_attack
-    from benchmark.metrics.tstar import tstar
+    from benchmark.measures.tstar import tstar
 
     family_cls = registry.models.get(family_name)
     model_cfg, _, sampler_cfg = family_cls.smoke_configs()
@@ -161,10 +161,10 @@ def test_every_registered_metric_is_computed_on_a_case(tmp_path):
     """A registered metric (``CaseMetric``) appears in every audited case's record: its
     columns' keys, or ``<name>_skipped`` with the reason."""
     from benchmark.audit import run_case
+    from benchmark.display import Column
     from benchmark.metrics.base import CaseMetric, metric_classes
+    from benchmark.metrics.base import schema as record_schema
     from benchmark.record import METRIC_SECONDS, METRIC_SKIPPED, resolve
-    from benchmark.record import schema as record_schema
-    from benchmark.report.columns import Column
     from benchmark.session import Session
     from benchmark.tiers import Rehearsal, smoke_case
 

@@ -16,8 +16,8 @@ import pytest
 
 from benchmark import registry
 from benchmark.audit import run_case
-from benchmark.metrics.reproduction import Q_CONCLUSIVE, Q_EXPECTED, Q_MIN_N_GEN, Q_P_VALUE, Q
-from benchmark.metrics.tstar import TSTAR, TSTAR_NFE
+from benchmark.measures.reproduction import Q_CONCLUSIVE, Q_EXPECTED, Q_MIN_N_GEN, Q_P_VALUE, Q
+from benchmark.measures.tstar import TSTAR, TSTAR_NFE
 from benchmark.record import N_GEN, N_TRAIN
 from benchmark.report.thumbnails import case_record
 from benchmark.tiers import PAPER, PATHMNIST_N, TABLE2, paper_case, suite_names

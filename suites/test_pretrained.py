@@ -12,8 +12,8 @@ import pytest
 from benchmark import registry
 from benchmark.audit import run_case
 from benchmark.config import CaseConfig, DataConfig, MitigationConfig
-from benchmark.metrics.carlini import CARLINI_L2
-from benchmark.metrics.membership import MIA_AUC
+from benchmark.measures.carlini_l2 import CARLINI_L2
+from benchmark.measures.membership_scores import MIA_AUC
 from benchmark.metrics.membership_inference import MIA_RUNS
 from benchmark.record import CASE_ID
 from benchmark.report.thumbnails import case_record

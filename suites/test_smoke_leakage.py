@@ -13,19 +13,15 @@ import pytest
 from benchmark import registry
 from benchmark.attacks.threat import run_name, threat_models_for
 from benchmark.audit import run_case
-from benchmark.metrics.blind import BLIND_AUC, BLIND_AUC_CI, BLIND_SHIFT
-from benchmark.metrics.carlini import CARLINI_L2
-from benchmark.metrics.fid import FID_GAP, FID_N, FID_TEST, FID_TRAIN
-from benchmark.metrics.independent_replication import REPLICATION_INDEPENDENT
-from benchmark.metrics.likelihood import NLL_GAP, NLL_GAP_CI
-from benchmark.metrics.membership import MIA_AUC, MIA_AUC_CI, MIA_FPR_ACHIEVED, MIA_TPR
-from benchmark.metrics.membership_inference import MIA_RUNS
-from benchmark.metrics.replication import (
+from benchmark.measures.carlini_l2 import CARLINI_L2
+from benchmark.measures.feature_replication import (
     REPLICATION_FRACTION,
     REPLICATION_FRACTION_HELDOUT,
     SIMILARITY_HIST,
 )
-from benchmark.metrics.reproduction import (
+from benchmark.measures.fid import FID_GAP, FID_N, FID_TEST, FID_TRAIN
+from benchmark.measures.membership_scores import MIA_AUC, MIA_AUC_CI, MIA_FPR_ACHIEVED, MIA_TPR
+from benchmark.measures.reproduction import (
     Q_EXPECTED,
     Q_ID_ONLY,
     Q_P_VALUE,
@@ -34,8 +30,13 @@ from benchmark.metrics.reproduction import (
     Q,
     fewer_reproductions_p,
 )
-from benchmark.metrics.tstar import TSTAR
+from benchmark.measures.tstar import TSTAR
+from benchmark.metrics.blind import BLIND_AUC, BLIND_AUC_CI, BLIND_SHIFT
+from benchmark.metrics.independent_replication import REPLICATION_INDEPENDENT
+from benchmark.metrics.likelihood import NLL_GAP, NLL_GAP_CI
+from benchmark.metrics.membership_inference import MIA_RUNS
 from benchmark.pool import TrainSpec
+from benchmark.prefetch import prefetch
 from benchmark.record import CIRCULAR, MITIGATION_ENTRY, N_GEN, NFE_PER_IMAGE, PICTURES
 from benchmark.report.thumbnails import case_record
 from benchmark.tiers import SMOKE, SMOKE_N_TRAIN, smoke_case, suite_names
@@ -114,7 +115,7 @@ NLL_MARGIN = 0.50
 @pytest.fixture(scope="module", autouse=True)
 def _build_in_parallel(request, memobench_session):
     """Train the models the selected cases need and audit the cases, one process each
-    (CPU; ``Session.prefetch``), so both cores work until the last audit ends. Under
+    (CPU; ``benchmark.prefetch``), so both cores work until the last audit ends. Under
     pytest-xdist each worker builds its own cases, one after the other: the workers are
     the parallel processes."""
     if is_worker(request.config):
@@ -131,7 +132,7 @@ def _build_in_parallel(request, memobench_session):
         else:  # a science check: the `none` models at both sizes
             cases += [case_for(memobench_session, family, n) for n in (SMALL_N, LARGE_N)]
     specs = dict.fromkeys(TrainSpec(c.model, c.train, c.data) for c in cases)
-    memobench_session.prefetch(list(specs), cases)
+    prefetch(memobench_session, list(specs), cases)
 
 
 def case_for(ctx, family: str, n_train: int, mitigation: str = "none", params=()):
@@ -492,7 +493,7 @@ DP_CARLINI_MARGIN = 0.30
 def test_dp_sgd_keeps_membership_inference_within_its_guarantee(family, memobench_session):
     """A DP-SGD model: every white-box attack's AUC is within its interval of 0.5 and
     consistent with the (epsilon, delta) bound, and its samples copy no training image."""
-    from benchmark.metrics.dp_bound import auc_bound
+    from benchmark.measures.dp_bound import auc_bound
 
     settings, plain, dp = against_none(family, memobench_session, "dpsgd")
     epsilon = dp[MITIGATION_ENTRY(entry="epsilon")]

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from benchmark.config import replace
-from benchmark.metrics.carlini import CarliniL2
+from benchmark.measures.carlini_l2 import CarliniL2
 from benchmark.speed import Speed
 from benchmark.tiers import smoke_case
 

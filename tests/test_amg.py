@@ -9,7 +9,7 @@ import torch
 from benchmark.config import DataConfig, SamplerConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
-from benchmark.metrics.carlini import nearest_two
+from benchmark.measures.carlini_l2 import nearest_two
 from benchmark.mitigations.amg import AntiMemorizationGuidance
 from benchmark.mitigations.base import MitigationContext
 from tests.helpers import analytic_memorizer

@@ -8,9 +8,9 @@ from benchmark.data import load_dataset
 from benchmark.detectors.detector import Detector, DetectorAccuracyError
 from benchmark.detectors.networks import build_detector
 from benchmark.errors import ConfigError
+from benchmark.measures.reproduction import Q_EXPECTED, Q_FLAGGED, Q
+from benchmark.measures.tstar import TSTAR, TSTAR_STRATEGY
 from benchmark.metrics.fingerprint import C_SAF_ENTRY, Q_NN_CONFIRMED, fingerprint_audit
-from benchmark.metrics.reproduction import Q_EXPECTED, Q_FLAGGED, Q
-from benchmark.metrics.tstar import TSTAR, TSTAR_STRATEGY
 from benchmark.mitigations.none import NoMitigation
 from benchmark.models.base import SampleResult
 from tests.helpers import mixture_model
@@ -70,10 +70,10 @@ def test_detectors_below_their_gate_withhold_q_and_tstar_and_nothing_else(tmp_pa
     detectors' accuracy recorded, the leaderboard cells say so); Carlini, the attacks,
     FID and replication are still measured."""
     from benchmark.audit import run_case
-    from benchmark.metrics.carlini import CARLINI_L2
-    from benchmark.metrics.fid import FID_GAP
+    from benchmark.measures.carlini_l2 import CARLINI_L2
+    from benchmark.measures.fid import FID_GAP
+    from benchmark.measures.membership_scores import MIA_AUC
     from benchmark.metrics.fingerprint import WITHHELD, Fingerprint
-    from benchmark.metrics.membership import MIA_AUC
     from benchmark.record import METRIC_SKIPPED
     from benchmark.session import Session
     from benchmark.tiers import Rehearsal, smoke_case

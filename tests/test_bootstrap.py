@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmark.metrics.bootstrap import bootstrap_ci
+from benchmark.measures.bootstrap import bootstrap_ci
 
 
 def test_two_sample_interval_matches_welch_normal_theory():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.metrics.carlini import CarliniL2, nearest_two
+from benchmark.measures.carlini_l2 import CarliniL2, nearest_two
 
 
 def test_nearest_two_matches_numpy():

@@ -13,7 +13,7 @@ import torch
 from benchmark.config import DataConfig, ModelConfig, replace
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
-from benchmark.metrics.dp_bound import auc_bound, tpr_bound
+from benchmark.measures.dp_bound import auc_bound, tpr_bound
 from benchmark.mitigations.dp_sgd import DPSGD
 from benchmark.models.base import TrainedModel
 from benchmark.models.ddpm import DDIMFamily

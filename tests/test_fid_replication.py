@@ -8,8 +8,18 @@ from torch import nn
 from benchmark.cache import Cache
 from benchmark.data.digits import DigitsDataset
 from benchmark.errors import ConfigError, DataError
-from benchmark.metrics.features import InceptionFeatures, classifier_features, extract
-from benchmark.metrics.fid import (
+from benchmark.measures.feature_replication import (
+    CARLINI_L2_FEATURES,
+    HELDOUT_SIMILARITY_HIST,
+    REPLICATION_FRACTION,
+    REPLICATION_FRACTION_HELDOUT,
+    REPLICATION_TAU_HELDOUT,
+    TOP_PAIRS,
+    nearest_cosine,
+    replication,
+)
+from benchmark.measures.features import InceptionFeatures, classifier_features, extract
+from benchmark.measures.fid import (
     FID_EXTRACTOR,
     FID_GAP,
     FID_GAP_CI,
@@ -19,16 +29,6 @@ from benchmark.metrics.fid import (
     fid,
     fid_gap,
     frechet_distance,
-)
-from benchmark.metrics.replication import (
-    CARLINI_L2_FEATURES,
-    HELDOUT_SIMILARITY_HIST,
-    REPLICATION_FRACTION,
-    REPLICATION_FRACTION_HELDOUT,
-    REPLICATION_TAU_HELDOUT,
-    TOP_PAIRS,
-    nearest_cosine,
-    replication,
 )
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from benchmark.metrics.carlini import CARLINI_L2
+from benchmark.measures.carlini_l2 import CARLINI_L2
 
 pytest_plugins = ["pytester"]
 

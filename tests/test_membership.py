@@ -15,7 +15,7 @@ from benchmark.attacks.base import get_attack, membership_sets, run_attack
 from benchmark.config import DataConfig, ModelConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError, UnknownNameError
-from benchmark.metrics.membership import (
+from benchmark.measures.membership_scores import (
     check_member_sets,
     roc_auc,
     roc_curve,

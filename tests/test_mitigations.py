@@ -162,7 +162,7 @@ def test_rejection_accepts_what_passes_and_stops_at_the_budget(model, data):
 def test_rejection_threshold_is_calibrated_on_heldout_images(model, data):
     rs = RejectionSampling(quantile=0.5)
     rs.prepare(model, MitigationContext(data=data, features=_flatten()))
-    from benchmark.metrics.replication import nearest_cosine
+    from benchmark.measures.feature_replication import nearest_cosine
 
     held, _ = nearest_cosine(data.heldout.flatten(1), data.train.flatten(1))
     assert rs.threshold == pytest.approx(float(torch.quantile(held.double(), 0.5)))

@@ -10,8 +10,8 @@ from torch import nn
 from benchmark.audit import run_case
 from benchmark.config import replace
 from benchmark.errors import DeviceError
-from benchmark.metrics.membership import MIA_AUC
-from benchmark.metrics.tstar import TSTAR
+from benchmark.measures.membership_scores import MIA_AUC
+from benchmark.measures.tstar import TSTAR
 from benchmark.record import BATCH_SIZE
 from benchmark.session import BATCH_FLOOR, Session
 from benchmark.tiers import Rehearsal, smoke_case

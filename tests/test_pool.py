@@ -1,5 +1,5 @@
 """The CPU pool (``benchmark.pool.train_many``): models, classifiers and audits
-in parallel processes, each after what it needs; and which audits ``Session.prefetch``
+in parallel processes, each after what it needs; and which audits ``benchmark.prefetch``
 gives it (tests/test_store.py runs one: the figures are an in-process audit's)."""
 
 import json
@@ -12,6 +12,7 @@ from benchmark.audit import run_case
 from benchmark.cache import Cache
 from benchmark.errors import ConfigError
 from benchmark.pool import BuildJob, JobFailure, TrainSpec, train_many
+from benchmark.prefetch import audit_jobs
 from benchmark.session import Session
 from benchmark.tiers import Rehearsal, smoke_case
 
@@ -77,9 +78,9 @@ def test_prefetch_leaves_stored_audits_alone_unless_reaudit(tmp_path):
     for case in cases:
         run_case(case, session)  # stored, in this process
     fresh = Session(tmp_path, rehearsal=Rehearsal(), progress=False)
-    assert fresh._audit_jobs(cases, ()) == {}
+    assert audit_jobs(fresh, cases, ()) == {}
     again = Session(tmp_path, rehearsal=Rehearsal(), progress=False, reaudit=True)
-    jobs = again._audit_jobs(cases, ())
+    jobs = audit_jobs(again, cases, ())
     assert sorted(j.what for j in jobs) == sorted(f"audit {c.case_id}" for c in cases)
     by_name = {job.what: job for job in jobs}
     for case in cases:  # each after its model
@@ -103,7 +104,7 @@ def test_run_case_reports_a_workers_deterministic_failure_without_auditing_again
     case = _cases(session)[0]
     model = session.model(case.model, case.train, case.data)
     key = case_audit_key(case, session, model.key, family_for(case.model))
-    session._failed_audits[key] = JobFailure("audit", ConfigError("no such setting x"))
+    session.failed_audits[key] = JobFailure("audit", ConfigError("no such setting x"))
     with pytest.raises(ConfigError, match="no such setting x") as err:
         run_case(case, session)
     assert any("not sampled again" in note for note in err.value.__notes__)

@@ -12,9 +12,8 @@ import pytest
 
 from benchmark import registry
 from benchmark.config import SamplerConfig
-from benchmark.metrics.base import CaseMetric
-from benchmark.metrics.carlini import CARLINI_L2
-from benchmark.metrics.membership import (
+from benchmark.measures.carlini_l2 import CARLINI_L2
+from benchmark.measures.membership_scores import (
     ATTACK_FIELDS,
     MIA_AUC,
     MIA_TPR,
@@ -22,6 +21,7 @@ from benchmark.metrics.membership import (
     MIA_TPR_TRANSFER,
     fpr_tag,
 )
+from benchmark.metrics.base import CaseMetric, schema
 from benchmark.record import (
     CASE_ID,
     Field,
@@ -29,7 +29,6 @@ from benchmark.record import (
     RecordSchemaError,
     check_entries,
     resolve,
-    schema,
 )
 
 

@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 
 from benchmark import registry
-from benchmark.metrics.carlini import CARLINI_L2
-from benchmark.metrics.fid import FID_GAP
+from benchmark.measures.carlini_l2 import CARLINI_L2
+from benchmark.measures.fid import FID_GAP
+from benchmark.measures.membership_scores import MIA_AUC
+from benchmark.measures.reproduction import Q_CONCLUSIVE, Q
+from benchmark.measures.tstar import TSTAR, TSTAR_NFE
 from benchmark.metrics.fingerprint import C_SAF_ENTRY
 from benchmark.metrics.likelihood import NLL_N
-from benchmark.metrics.membership import MIA_AUC
 from benchmark.metrics.membership_inference import MIA_RUNS
-from benchmark.metrics.reproduction import Q_CONCLUSIVE, Q
-from benchmark.metrics.tstar import TSTAR, TSTAR_NFE
 from benchmark.metrics.utility import REPLICATION_EXTRACTOR
 from benchmark.record import (
     CASE_ID,

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from benchmark.cli import main
-from benchmark.metrics.carlini import CARLINI_L2
+from benchmark.measures.carlini_l2 import CARLINI_L2
 from benchmark.record import CASE_ID, IMAGES_PER_SECOND
 from benchmark.report.leaderboard import render
 from benchmark.report.results import ResultsError, load_table
@@ -288,7 +288,7 @@ def test_a_rehearsals_rows_are_marked(tmp_path):
 def test_threat_model_groups_circular_cells_and_shift_warnings(tmp_path):
     """One header group per threat model; a mitigation's own measurement is marked and not
     ranked; a case whose blind baseline separates the sets is flagged."""
-    from benchmark.metrics.replication import REPLICATION_FRACTION_HELDOUT
+    from benchmark.measures.feature_replication import REPLICATION_FRACTION_HELDOUT
 
     rows = [
         record(

@@ -4,8 +4,8 @@ import pytest
 import torch
 from scipy.stats import binomtest, hypergeom
 
-from benchmark.metrics.carlini import nearest_two
-from benchmark.metrics.reproduction import (
+from benchmark.measures.carlini_l2 import nearest_two
+from benchmark.measures.reproduction import (
     clopper_pearson,
     confirmed_by_nearest,
     count_reproductions,

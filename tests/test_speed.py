@@ -119,7 +119,7 @@ def test_the_likelihood_runs_in_strict_fp32(monkeypatch):
     monkeypatch.setattr(family, "predict_eps", predict_eps)
     monkeypatch.setattr(likelihood, "nll_gap", one_call)
     inputs = SimpleNamespace(
-        session=SimpleNamespace(counts=AuditCounts()), data=data, device="cpu",
+        context=SimpleNamespace(counts=AuditCounts()), data=data, device="cpu",
         model=SimpleNamespace(net=family.build_network(data.image_shape), family=family),
         case=SimpleNamespace(seed=0), progress=False,
     )  # fmt: skip

@@ -297,7 +297,7 @@ def test_unknown_sampler_and_tstar_on_the_adaptive_solver_are_refused():
 @pytest.mark.parametrize("name", ["ode_heun", "em", "pc"])
 def test_tstar_lockstep_counts_each_solvers_evaluations(name):
     """t* charges a Heun step two evaluations, a PC step 1 + corrector, the last step one."""
-    from benchmark.metrics.tstar import expected_exhaustive_nfe, run_lockstep
+    from benchmark.measures.tstar import expected_exhaustive_nfe, run_lockstep
     from benchmark.models.base import TrainedModel
 
     family = SubVPFamily(TINY)

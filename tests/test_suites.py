@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from benchmark.config import ModelConfig
-from benchmark.metrics.carlini import CARLINI_L2
+from benchmark.measures.carlini_l2 import CARLINI_L2
 from benchmark.models.ddpm import DDIMFamily
 from benchmark.record import CASE_ID, MODEL_SOURCE, N_GEN
 

@@ -21,6 +21,22 @@ from benchmark.attacks.threat import (
 from benchmark.config import DataConfig, ModelConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
+from benchmark.measures.membership_scores import (
+    MIA_AUC,
+    MIA_FPR_ACHIEVED,
+    MIA_TPR_TRANSFER,
+    threshold_for_fpr,
+    transfer_threshold,
+)
+from benchmark.measures.reproduction import (
+    Q_POWER,
+    Q_POWER_N_GEN,
+    ReproductionCount,
+    critical_count,
+    min_n_gen_to_reject,
+    n_gen_for_power,
+    q_power,
+)
 from benchmark.metrics.base import AuditInputs
 from benchmark.metrics.blind import BLIND_AUC, BLIND_AUC_CI, BLIND_SHIFT, blind_baseline
 from benchmark.metrics.independent_replication import (
@@ -30,23 +46,7 @@ from benchmark.metrics.independent_replication import (
     RandomFeatures,
     independent_replication,
 )
-from benchmark.metrics.membership import (
-    MIA_AUC,
-    MIA_FPR_ACHIEVED,
-    MIA_TPR_TRANSFER,
-    threshold_for_fpr,
-    transfer_threshold,
-)
 from benchmark.metrics.membership_inference import MIA_RUNS, membership_audit
-from benchmark.metrics.reproduction import (
-    Q_POWER,
-    Q_POWER_N_GEN,
-    ReproductionCount,
-    critical_count,
-    min_n_gen_to_reject,
-    n_gen_for_power,
-    q_power,
-)
 from benchmark.mitigations.base import Mitigation
 from benchmark.models.base import SampleResult, TrainedModel
 from benchmark.models.ddpm import DDIMFamily
@@ -220,7 +220,7 @@ def test_independent_replication_extracts_a_splits_members_once_per_session(tmp_
             data=data,
             samples=SampleResult(images, torch.arange(len(images)), nfe=0, seconds=0.0),
             mitigation=None,
-            session=session,
+            context=session,
         )
         return IndependentReplication().compute(inputs)
 

@@ -6,7 +6,7 @@ import torch
 from benchmark.config import DataConfig, SamplerConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
-from benchmark.metrics.tstar import (
+from benchmark.measures.tstar import (
     default_grid,
     expected_exhaustive_nfe,
     run_lockstep,

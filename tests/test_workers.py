@@ -15,10 +15,10 @@ import torch
 
 from benchmark.device import worker_device
 from benchmark.errors import DeviceError
-from benchmark.metrics.carlini import CARLINI_L2
-from benchmark.metrics.fid import FID_TEST
-from benchmark.metrics.membership import MIA_AUC
-from benchmark.metrics.reproduction import Q
+from benchmark.measures.carlini_l2 import CARLINI_L2
+from benchmark.measures.fid import FID_TEST
+from benchmark.measures.membership_scores import MIA_AUC
+from benchmark.measures.reproduction import Q
 from benchmark.record import CASE_ID, MODEL_KEY
 
 REPO = Path(__file__).resolve().parents[1]

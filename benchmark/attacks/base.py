@@ -24,7 +24,7 @@ from benchmark import registry
 from benchmark.attacks.threat import DENOISER_API, check_threat_model
 from benchmark.data.base import ImageDataset
 from benchmark.errors import ConfigError
-from benchmark.metrics.membership import (
+from benchmark.measures.membership_scores import (
     MIA_IMAGES_PER_SECOND,
     MIA_PARAMS,
     MIA_QUERIES,

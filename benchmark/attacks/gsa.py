@@ -22,7 +22,7 @@ import torch
 from benchmark.attacks.base import MembershipAttack, per_image_error
 from benchmark.attacks.threat import WEIGHTS
 from benchmark.errors import ConfigError
-from benchmark.metrics.membership import cross_fitted_scores
+from benchmark.measures.membership_scores import cross_fitted_scores
 from benchmark.progress import bar
 
 

@@ -13,18 +13,51 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
+from torch import nn
+
+from benchmark import registry
+from benchmark.display import Column, Figure
+from benchmark.errors import UnknownNameError
+from benchmark.record import AUDIT, SUITE, Declared
 
 if TYPE_CHECKING:
-    from benchmark.config import CaseConfig
+    from benchmark.config import CaseConfig, DataConfig, DetectorConfig
     from benchmark.data.base import ImageDataset
+    from benchmark.detectors.detector import Detector
     from benchmark.mitigations.base import Mitigation
     from benchmark.models.base import SampleResult, TrainedModel
-    from benchmark.record import Declared
-    from benchmark.report.columns import Column
-    from benchmark.session import Session
+    from benchmark.tiers import AuditCounts
+
+
+class AuditContext(Protocol):
+    """What a metric may read of the run besides its case: the run's settings and the
+    things built once per run (detectors, feature extractors, members' features).
+    ``benchmark.session.Session`` is one; a test can pass any object with these."""
+
+    device: torch.device
+    progress: bool
+    counts: AuditCounts
+    detector_config: DetectorConfig
+
+    def batch_size(self, model: TrainedModel, default: int) -> int:
+        """Images per network call of ``model``."""
+
+    def detectors(self, data: DataConfig) -> tuple[Detector, Detector]:
+        """(C_SAF, C_ID) of the split ``data``."""
+
+    def extractor(self, data: DataConfig) -> nn.Module:
+        """The feature extractor of FID and replication for ``data``'s dataset."""
+
+    def train_features(self, data: DataConfig) -> torch.Tensor:
+        """The extractor's features of the split's members."""
+
+    def member_features(
+        self, data: DataConfig, space: str, extractor: Callable[[], nn.Module]
+    ) -> torch.Tensor:
+        """The split's members in the feature space ``space`` (built by ``extractor``)."""
 
 
 @dataclass
@@ -33,7 +66,7 @@ class AuditInputs:
 
     Attributes:
         record: what the metrics before this one recorded (read it, do not change it).
-        session: the run's resources (detectors, feature extractor, counts, device).
+        context: the run's settings and built resources (``AuditContext``).
     """
 
     case: CaseConfig
@@ -41,33 +74,20 @@ class AuditInputs:
     data: ImageDataset
     samples: SampleResult
     mitigation: Mitigation
-    session: Session
+    context: AuditContext
     record: dict[str, Any] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
-        return self.session.device
+        return self.context.device
 
     @property
     def progress(self) -> bool:
-        return self.session.progress
+        return self.context.progress
 
     def batch_size(self, default: int) -> int:
-        """Images per network call for this case's model (``Session.batch_size``)."""
-        return self.session.batch_size(self.model, default)
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A figure of a case page, drawn from the case's record alone (no cache, no model).
-
-    Attributes:
-        draw: record -> ``data:image/png;base64`` URI, or None when the record lacks it.
-    """
-
-    title: str
-    draw: Callable[[dict[str, Any]], str | None]
-    caption: str
+        """Images per network call for this case's model."""
+        return self.context.batch_size(self.model, default)
 
 
 class CaseMetric(ABC):
@@ -108,9 +128,6 @@ class CaseMetric(ABC):
 
 def metric_classes() -> list[type[CaseMetric]]:
     """Every registered metric class, in the order they run."""
-    from benchmark import registry
-    from benchmark.errors import UnknownNameError
-
     classes = [registry.metrics.get(n) for n in registry.metrics.names()]
     for cls in classes:
         if not (isinstance(cls, type) and issubclass(cls, CaseMetric)):
@@ -124,3 +141,8 @@ def metric_classes() -> list[type[CaseMetric]]:
 def case_metrics() -> list[CaseMetric]:
     """Every registered metric, instantiated, in the order they run."""
     return [cls() for cls in metric_classes()]
+
+
+def schema() -> list[Declared]:
+    """Every declared key of a record: the audit's, each registered metric's, the suites'."""
+    return [*AUDIT, *(f for cls in metric_classes() for f in cls.fields), *SUITE]

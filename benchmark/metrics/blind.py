@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from benchmark.attacks.base import membership_sets
+from benchmark.display import Column
+from benchmark.measures.membership_scores import cross_fitted_scores, score_attack
 from benchmark.metrics.base import AuditInputs, CaseMetric
-from benchmark.metrics.membership import cross_fitted_scores, score_attack
 from benchmark.record import Field
 
 BLIND_AUC = Field("blind_auc", "float", "AUC of an images-only classifier, members vs non-members")
@@ -82,13 +83,12 @@ class BlindBaseline(CaseMetric):
 
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
         members, nonmembers = membership_sets(
-            inputs.data, max_per_set=inputs.session.counts.mia_max_per_set, seed=inputs.case.seed
+            inputs.data, max_per_set=inputs.context.counts.mia_max_per_set, seed=inputs.case.seed
         )
         return blind_baseline(members, nonmembers, seed=inputs.case.seed)
 
     @classmethod
     def columns(cls):
-        from benchmark.report.columns import Column
 
         return [
             Column(

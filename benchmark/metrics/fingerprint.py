@@ -14,8 +14,8 @@ from benchmark.config import CaseConfig
 from benchmark.data.base import ImageDataset
 from benchmark.detectors.augment import sampler_artefacts
 from benchmark.detectors.detector import Detector, DetectorAccuracyError
-from benchmark.metrics.base import AuditInputs, CaseMetric, Figure
-from benchmark.metrics.reproduction import (
+from benchmark.display import Column, Figure, new_figure, to_data_uri
+from benchmark.measures.reproduction import (
     Q_EXPECTED,
     Q_P_VALUE,
     Q_POWER,
@@ -25,7 +25,8 @@ from benchmark.metrics.reproduction import (
     confirmed_by_nearest,
     count_reproductions,
 )
-from benchmark.metrics.tstar import TSTAR, TSTAR_FIELDS, default_grid, tstar
+from benchmark.measures.tstar import TSTAR, TSTAR_CURVE, TSTAR_FIELDS, TSTAR_M, default_grid, tstar
+from benchmark.metrics.base import AuditInputs, CaseMetric
 from benchmark.mitigations.base import Mitigation
 from benchmark.models.base import SampleResult, TrainedModel
 from benchmark.record import METRIC_SKIPPED, Field, Fields
@@ -141,6 +142,30 @@ def _show_tstar(record: dict) -> str | None:
     return "none" if t < 0 else f"{t:.2f}"
 
 
+def draw_tstar_curve(record: dict[str, Any]) -> str | None:
+    """q_M(t) against t with t* marked (the fingerprint paper's Fig. 6)."""
+    curve = record.get(TSTAR_CURVE)
+    if not isinstance(curve, dict) or not curve.get("t"):
+        return None
+    pts = [
+        (t, q)
+        for t, q in zip(curve["t"], curve.get("q") or [], strict=False)
+        if q is not None  # levels the adaptive search did not visit
+    ]
+    if not pts:
+        return None
+    fig, ax = new_figure()
+    ts, qs = zip(*sorted(pts), strict=True)
+    ax.plot(ts, qs, "o-", ms=3)
+    tstar = record.get(TSTAR)
+    if tstar is not None and tstar >= 0:
+        ax.axvline(tstar, color="C3", ls="--", label=f"t* = {tstar:.2f}")
+        ax.legend(loc="upper right")
+    ax.set(xlabel="t (diffusion fraction)", ylabel="q_M(t)", xlim=(0, 1), ylim=(-0.02, 1.02))
+    ax.set_title(f"fingerprint recovered from x_t, M = {record.get(TSTAR_M, '?')}")
+    return to_data_uri(fig)
+
+
 class Fingerprint(CaseMetric):
     """|q| (reproductions of x_p both detectors flag) and t* (SPEC 3, 4)."""
 
@@ -160,12 +185,12 @@ class Fingerprint(CaseMetric):
         return None
 
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
-        session = inputs.session
-        c_saf, c_id = session.detectors(inputs.case.data)
-        counts = session.counts
+        context = inputs.context
+        c_saf, c_id = context.detectors(inputs.case.data)
+        counts = context.counts
         try:
             for det in (c_saf, c_id):
-                det.require_accuracy(session.detector_config.min_accuracy)
+                det.require_accuracy(context.detector_config.min_accuracy)
         except DetectorAccuracyError as err:
             # |q| and t* would be verdicts of a detector that cannot tell: withheld, with
             # the detectors' figures; every other metric of the case is still measured
@@ -178,7 +203,7 @@ class Fingerprint(CaseMetric):
             c_saf,
             c_id,
             inputs.mitigation,
-            min_accuracy=session.detector_config.min_accuracy,
+            min_accuracy=context.detector_config.min_accuracy,
             strategy=counts.tstar_strategy,
             m=counts.tstar_m,
             levels=default_grid(counts.tstar_step),
@@ -189,7 +214,6 @@ class Fingerprint(CaseMetric):
 
     @classmethod
     def columns(cls):
-        from benchmark.report.columns import Column
 
         return [
             Column(
@@ -217,6 +241,5 @@ class Fingerprint(CaseMetric):
 
     @classmethod
     def figures(cls) -> list[Figure]:
-        from benchmark.report import plots
 
-        return [Figure("q_M(t) and t*", plots.tstar_curve, "the fingerprint paper's Fig. 6")]
+        return [Figure("q_M(t) and t*", draw_tstar_curve, "the fingerprint paper's Fig. 6")]

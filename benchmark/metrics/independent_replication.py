@@ -16,9 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from benchmark.display import Column
+from benchmark.measures.feature_replication import heldout_threshold, nearest_cosine
+from benchmark.measures.features import extract
 from benchmark.metrics.base import AuditInputs, CaseMetric
-from benchmark.metrics.features import extract
-from benchmark.metrics.replication import heldout_threshold, nearest_cosine
 from benchmark.record import Field
 
 REPLICATION_INDEPENDENT = Field(
@@ -88,7 +89,7 @@ class IndependentReplication(CaseMetric):
 
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
         data, device = inputs.data, inputs.device
-        members = inputs.session.member_features(
+        members = inputs.context.member_features(
             inputs.case.data, SPACE, lambda: RandomFeatures(data.image_shape[0]).to(device)
         )
         return independent_replication(
@@ -97,7 +98,6 @@ class IndependentReplication(CaseMetric):
 
     @classmethod
     def columns(cls):
-        from benchmark.report.columns import Column
 
         return [
             Column(

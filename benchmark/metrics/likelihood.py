@@ -26,8 +26,10 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
+from benchmark.attacks.base import membership_sets
+from benchmark.display import Column, with_interval
+from benchmark.measures.bootstrap import bootstrap_ci
 from benchmark.metrics.base import AuditInputs, CaseMetric
-from benchmark.metrics.bootstrap import bootstrap_ci
 from benchmark.progress import bar
 from benchmark.record import Field
 from benchmark.samplers.base import ScoreSDE
@@ -206,9 +208,7 @@ class Likelihood(CaseMetric):
         return None
 
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
-        from benchmark.attacks.base import membership_sets
-
-        counts, model, device = inputs.session.counts, inputs.model, inputs.device
+        counts, model, device = inputs.context.counts, inputs.model, inputs.device
         members, nonmembers = membership_sets(
             inputs.data, max_per_set=counts.nll_max_per_set, seed=inputs.case.seed
         )
@@ -232,7 +232,6 @@ class Likelihood(CaseMetric):
 
     @classmethod
     def columns(cls):
-        from benchmark.report.columns import Column, with_interval
 
         return [
             Column(

@@ -13,9 +13,19 @@ import torch
 from torch import nn
 
 from benchmark.data.base import ImageDataset
-from benchmark.metrics.base import AuditInputs, CaseMetric, Figure
-from benchmark.metrics.features import extract, extractor_name
-from benchmark.metrics.fid import (
+from benchmark.display import Column, Figure, new_figure, to_data_uri, with_interval
+from benchmark.measures.feature_replication import (
+    HELDOUT_SIMILARITY_HIST,
+    REPLICATION_FIELDS,
+    REPLICATION_FRACTION,
+    REPLICATION_FRACTION_HELDOUT,
+    REPLICATION_TAU,
+    REPLICATION_TAU_HELDOUT,
+    SIMILARITY_HIST,
+    replication,
+)
+from benchmark.measures.features import extract, extractor_name
+from benchmark.measures.fid import (
     FID_EXTRACTOR,
     FID_FIELDS,
     FID_GAP,
@@ -24,12 +34,7 @@ from benchmark.metrics.fid import (
     FID_TRAIN,
     fid_gap_from_features,
 )
-from benchmark.metrics.replication import (
-    REPLICATION_FIELDS,
-    REPLICATION_FRACTION,
-    REPLICATION_FRACTION_HELDOUT,
-    replication,
-)
+from benchmark.metrics.base import AuditInputs, CaseMetric
 from benchmark.models.base import SampleResult
 from benchmark.record import Field
 
@@ -73,6 +78,36 @@ def utility_audit(
     return record
 
 
+def draw_similarity_histogram(record: dict[str, Any]) -> str | None:
+    """Nearest-training similarity of samples (and held-out images) against the thresholds."""
+    hist = record.get(SIMILARITY_HIST)
+    if not hist:
+        return None
+    bins = len(hist)
+    edges = [-1 + 2 * i / bins for i in range(bins + 1)]
+    lo = next((i for i, c in enumerate(hist) if c), 0)
+    held = record.get(HELDOUT_SIMILARITY_HIST) or []
+    if held:
+        lo = min(lo, next((i for i, c in enumerate(held) if c), lo))
+    fig, ax = new_figure()
+    total = max(sum(hist), 1)
+    ax.stairs([c / total for c in hist], edges, fill=True, alpha=0.6, label="samples")
+    if held:
+        held_total = max(sum(held), 1)
+        ax.stairs([c / held_total for c in held], edges, label="held-out images")
+    for key, style, name in (
+        (REPLICATION_TAU, "--", "τ"),
+        (REPLICATION_TAU_HELDOUT, ":", "calibrated"),
+    ):
+        if record.get(key) is not None:
+            ax.axvline(record[key], color="C3", ls=style, label=f"{name} = {record[key]:.3f}")
+    ax.set(xlim=(edges[lo], 1), xlabel="cosine similarity to nearest training image")
+    ax.set(ylabel="share")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("replication")
+    return to_data_uri(fig)
+
+
 class Utility(CaseMetric):
     """FID against members and held-out images, their gap, and replication."""
 
@@ -81,19 +116,18 @@ class Utility(CaseMetric):
     fields = (*FID_FIELDS, *REPLICATION_FIELDS, REPLICATION_EXTRACTOR)
 
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
-        session, case = inputs.session, inputs.case
+        context, case = inputs.context, inputs.case
         return utility_audit(
             inputs.data,
             inputs.samples,
-            session.extractor(case.data),
+            context.extractor(case.data),
             seed=case.seed,
-            train_features=session.train_features(case.data),
+            train_features=context.train_features(case.data),
             device=inputs.device,
         )
 
     @classmethod
     def columns(cls):
-        from benchmark.report.columns import Column, with_interval
 
         return [
             Column(FID_TRAIN, "FID train", "FID of the samples against the training images"),
@@ -130,6 +164,5 @@ class Utility(CaseMetric):
 
     @classmethod
     def figures(cls) -> list[Figure]:
-        from benchmark.report import plots
 
-        return [Figure("Replication", plots.similarity_histogram, "CPSample's Fig. 3")]
+        return [Figure("Replication", draw_similarity_histogram, "CPSample's Fig. 3")]

@@ -33,7 +33,7 @@ import torch
 
 from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY
 from benchmark.errors import ConfigError
-from benchmark.metrics.carlini import CARLINI_L2, nearest_two
+from benchmark.measures.carlini_l2 import CARLINI_L2, nearest_two
 from benchmark.mitigations.base import MitigationContext
 from benchmark.mitigations.guided import TrackedGuidance
 from benchmark.models.base import Guidance, ModelFamily, TrainedModel

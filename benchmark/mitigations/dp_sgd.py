@@ -39,7 +39,7 @@ from torch import nn
 from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY, WEIGHTS
 from benchmark.config import MitigationConfig, TrainConfig, replace
 from benchmark.errors import ConfigError
-from benchmark.metrics.dp_bound import auc_bound
+from benchmark.measures.dp_bound import auc_bound
 from benchmark.mitigations.base import Mitigation, MitigationContext
 from benchmark.models.base import TrainedModel
 from benchmark.models.training import TrainingHook

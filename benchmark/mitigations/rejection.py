@@ -19,8 +19,7 @@ from torch import nn
 
 from benchmark.attacks.threat import SAMPLES_ONLY
 from benchmark.errors import ConfigError
-from benchmark.metrics.features import extract
-from benchmark.metrics.replication import (
+from benchmark.measures.feature_replication import (
     CARLINI_L2_FEATURES,
     REPLICATION_FRACTION,
     REPLICATION_FRACTION_HELDOUT,
@@ -28,6 +27,7 @@ from benchmark.metrics.replication import (
     heldout_threshold,
     nearest_cosine,
 )
+from benchmark.measures.features import extract
 from benchmark.mitigations.base import Mitigation, MitigationContext
 from benchmark.models.base import SampleResult, TrainedModel
 

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from benchmark import registry
 from benchmark.cache import atomic_torch_save
 from benchmark.config import TrainConfig
 from benchmark.errors import CheckpointError, ConfigError
@@ -119,7 +120,6 @@ def training_hook(cfg: TrainConfig, n_train: int) -> TrainingHook:
     """The hook of ``cfg.mitigation`` (a registered mitigation), or the identity."""
     if cfg.mitigation is None:
         return TrainingHook()
-    from benchmark import registry
 
     mitigation = registry.mitigations.get(cfg.mitigation.name)(**cfg.mitigation.kwargs)
     hook = mitigation.training_hook(cfg, n_train)

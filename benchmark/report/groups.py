@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY, THREAT_MODELS, WEIGHTS
-from benchmark.metrics.carlini import CARLINI_L2
-from benchmark.metrics.fid import FID_TEST
-from benchmark.metrics.membership import MIA_AUC, MIA_AUC_CI
-from benchmark.metrics.reproduction import Q
+from benchmark.measures.carlini_l2 import CARLINI_L2
+from benchmark.measures.fid import FID_TEST
+from benchmark.measures.membership_scores import MIA_AUC, MIA_AUC_CI
+from benchmark.measures.reproduction import Q
 from benchmark.record import (
     CASE_ID,
     DATASET,
@@ -35,6 +35,7 @@ from benchmark.record import (
     TRAIN_SECONDS,
     TRAIN_STEPS,
 )
+from benchmark.report.plots import group_privacy_utility, pareto_front
 
 # the leakage figure of each threat model (lower = safer): the loss attack through the
 # raw weights and through the deployed denoiser, the nearest-sample attack on samples
@@ -154,8 +155,6 @@ def _per_sample(rec: dict) -> float | None:
 
 def front_of(records: list[dict], threat: str) -> list[dict]:
     """The records no other record of the group beats on both FID_test and leakage."""
-    from benchmark.report.plots import pareto_front
-
     key = MIA_AUC(attack=PRIVACY[threat][0])
     have = [
         r for r in records if _num(r.get(FID_TEST)) is not None and _num(r.get(key)) is not None
@@ -225,8 +224,6 @@ class Group:
 
 def compare_groups(records: list[dict]) -> list[Group]:
     """The records grouped by base model, each with its comparisons, plots and summaries."""
-    from benchmark.report.plots import group_privacy_utility
-
     by: OrderedDict[tuple, list[dict]] = OrderedDict()
     for r in records:
         by.setdefault(base_key(r), []).append(r)

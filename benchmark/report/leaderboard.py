@@ -17,9 +17,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from benchmark.attacks.threat import THREAT_LABELS, THREAT_MODELS
 from benchmark.cache import atomic_write
+from benchmark.measures.reproduction import Q_FLAGGED
 from benchmark.metrics.base import metric_classes
 from benchmark.metrics.blind import BLIND_SHIFT
-from benchmark.metrics.reproduction import Q_FLAGGED
 from benchmark.record import (
     CASE_ID,
     CIRCULAR,

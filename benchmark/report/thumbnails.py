@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from benchmark.metrics.replication import TOP_PAIRS
-from benchmark.metrics.reproduction import Q_FLAGGED
+from benchmark.measures.feature_replication import TOP_PAIRS
+from benchmark.measures.reproduction import Q_FLAGGED
 from benchmark.record import PICTURES, SUITE, TIER, check_entries
 
 SCALE = 3  # pixels per image pixel (nearest neighbour), so 16x16 digits stay legible

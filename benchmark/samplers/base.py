@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 import torch
 
+from benchmark import registry
+from benchmark.config import SamplerConfig
 from benchmark.errors import ConfigError
-
-if TYPE_CHECKING:
-    from benchmark.config import SamplerConfig
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -175,6 +174,4 @@ class ScoreSampler(ABC):
 
 def score_sampler(name: str) -> ScoreSampler:
     """The registered score-SDE sampler called ``name``; ``UnknownNameError`` lists the rest."""
-    from benchmark import registry
-
     return registry.samplers.get(name)()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from benchmark.measures.carlini_l2 import nearest_two
 from benchmark.record import Field
 from benchmark.speed import STRICT_FP32
 
@@ -114,8 +115,6 @@ def replication(
     fresh image of the distribution exceeds it 1% of the time, and
     ``replication_fraction_heldout`` is the share of samples above it.
     """
-    from benchmark.metrics.carlini import nearest_two
-
     if not -1 <= tau <= 1:
         raise ValueError(f"tau is a cosine similarity threshold in [-1, 1], got {tau}")
     if not 0 < heldout_quantile < 1:

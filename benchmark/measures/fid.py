@@ -15,8 +15,8 @@ from scipy import linalg
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from benchmark.metrics.bootstrap import bootstrap_ci
-from benchmark.metrics.features import extract, extractor_name
+from benchmark.measures.bootstrap import bootstrap_ci
+from benchmark.measures.features import extract, extractor_name
 from benchmark.record import Field
 
 FID_TRAIN = Field("fid_train", "float", "FID of the samples against the training images")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from scipy import stats
 
-from benchmark.metrics.carlini import nearest_two
+from benchmark.measures.carlini_l2 import nearest_two
 from benchmark.record import Field
 
 Q = Field("q", "int", "samples both C_SAF and C_ID flag as SAF(x_p): the reproductions |q|")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from benchmark.metrics.bootstrap import bootstrap_ci
+from benchmark.measures.bootstrap import bootstrap_ci
 from benchmark.record import Fields
 
 # one of each per registered attack (``MIA_AUC(attack="loss")`` is ``mia_loss_auc``)
