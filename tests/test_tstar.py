@@ -98,3 +98,38 @@ def test_the_exact_scan_finds_a_sporadic_topmost_hit(data):
     ad = tstar(model, data, is_hit, SAMPLER, "adaptive", m=8, levels=GRID, scan_budget=0.5)
     assert ad.t_star == ex.t_star == 0.8
     assert ad.nfe < 0.5 * ex.nfe + 8 * 20
+
+
+@pytest.mark.parametrize(
+    ("weight", "budget"), [(1e-2, 0.5), (1e-2, 0.1), (1e-4, 0.1), (1.0, 0.1), (0.0, 0.1)]
+)
+def test_a_wide_window_finds_the_same_t_star_in_fewer_calls(data, weight, budget, monkeypatch):
+    """The GPU's windowed scan (``window=``) runs several levels' chunks per batch: the same
+    t*, the same verdict on every level it decides, far fewer network calls; it spends
+    extra NFE only on levels below the topmost hit."""
+    import benchmark.measures.tstar as tstar_module
+
+    model, is_hit = mixture_model(data, weight) if weight else (mixture_model(data, 0.5)[0], None)
+    if is_hit is None:
+        is_hit = lambda images: torch.zeros(images.shape[0], dtype=torch.bool)  # noqa: E731
+    calls = []
+    lockstep = tstar_module.run_lockstep
+
+    def counted(*args, **kwargs):
+        calls.append(len(args[2]))
+        return lockstep(*args, **kwargs)
+
+    monkeypatch.setattr(tstar_module, "run_lockstep", counted)
+    kw = dict(strategy="adaptive", m=8, levels=GRID, scan_budget=budget, coarse_stride=5)
+    narrow = tstar(model, data, is_hit, SAMPLER, **kw)
+    narrow_calls, calls[:] = len(calls), []
+    wide = tstar(model, data, is_hit, SAMPLER, window=8, **kw)
+    assert wide.t_star == narrow.t_star
+    for i, (hn, hw) in enumerate(zip(narrow.hits, wide.hits, strict=True)):
+        if hn is not None and (wide.t_star < 0 or GRID[i] >= wide.t_star):
+            assert bool(hn) == bool(hw), f"level {GRID[i]}: {hn} vs {hw}"
+    assert len(calls) <= narrow_calls and max(calls) > 4
+    if narrow.t_star < 0 or narrow.t_star == GRID[0]:
+        assert wide.nfe >= narrow.nfe  # only speculation can add work
+    with pytest.raises(ConfigError, match="window"):
+        tstar(model, data, is_hit, SAMPLER, window=0)

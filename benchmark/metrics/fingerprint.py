@@ -25,7 +25,15 @@ from benchmark.measures.reproduction import (
     confirmed_by_nearest,
     count_reproductions,
 )
-from benchmark.measures.tstar import TSTAR, TSTAR_CURVE, TSTAR_FIELDS, TSTAR_M, default_grid, tstar
+from benchmark.measures.tstar import (
+    GPU_TSTAR_WINDOW,
+    TSTAR,
+    TSTAR_CURVE,
+    TSTAR_FIELDS,
+    TSTAR_M,
+    default_grid,
+    tstar,
+)
 from benchmark.metrics.base import AuditInputs, CaseMetric
 from benchmark.mitigations.base import Mitigation
 from benchmark.models.base import SampleResult, TrainedModel
@@ -83,6 +91,7 @@ def fingerprint_audit(
         device=device,
         progress=progress,
         max_batch=batch_size,
+        window=GPU_TSTAR_WINDOW if torch.device(device).type == "cuda" else 1,
     )
     record = {**reproductions.as_record(), **curve.as_record()}
     record[Q_NN_CONFIRMED] = confirmed_by_nearest(
