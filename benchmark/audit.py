@@ -101,18 +101,20 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
 
     Audited once per session; stored in ``session.cache`` and reused while the case,
     model weights, detectors, feature extractor, counts, device type and code are
-    unchanged (``session.reaudit`` measures again).
+    unchanged (``reaudit`` in the run's settings measures again). The run's settings
+    apply here (a rehearsal's counts, the training precision: ``RunSettings.scaled``),
+    so a case given unscaled is measured as the run says.
     """
-    case = with_mitigation_training(case)  # a training-time mitigation's model
+    case = with_mitigation_training(session.settings.scaled(case))
     memo = (case, model.key if model is not None else None)
-    if memo in session.audits:
-        return session.audits[memo]
+    if memo in session.log.audits:
+        return session.log.audits[memo]
     if model is None:
         model = session.model(case.model, case.train, case.data)
     model = session.fast(model)  # the network as the run's speed switches call it
     data = session.dataset(case.data)
     key = case_audit_key(case, session, model.key, model.family)
-    failure = session.failed_audit(key)
+    failure = session.log.failed.get(key)
     if failure is not None:  # the worker's error, not a second identical attempt
         err = failure.error
         err.add_note(
@@ -120,14 +122,14 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
             f"inputs give the same error, so it was not sampled again"
         )
         raise err
-    here = session.audited_here(key)  # stored moments ago by a worker process
+    here = key in session.log.audited  # stored moments ago by a worker process
     start = time.perf_counter()
     payload, reused = session.cache.get_or_create(
         "audits",
         key,
         lambda: _stored(audit_case(case, model, data, session)),
         what=f"audit {case.case_id}",
-        rebuild=session.reaudit and not here,
+        rebuild=session.settings.reaudit and not here,
     )
     seconds = time.perf_counter() - start
     if here or reused:
@@ -140,7 +142,7 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
     metrics = dict(payload["metrics"])
     metrics[AUDIT_REUSED] = reused and not here
     result = AuditResult(case, samples, metrics, data, reused and not here)
-    session.audits[memo] = result
+    session.log.audits[memo] = result
     return result
 
 
@@ -172,7 +174,7 @@ def audit_case(
     samples = retry_on_oom(sample, session, model, f"case {case.case_id}: sampling")
     batch = session.batch_size(model, SAMPLE_BATCH)
     record = measure(case, model, samples)
-    record.update(speed_record(session.speed, batch))
+    record.update(speed_record(session.settings.speed, batch))
     record[SEEDS] = {
         "split": case.data.split_seed,
         "saf": case.data.saf_seed,
@@ -215,7 +217,7 @@ def audit_case(
 def retry_on_oom(call, session: Session, model: TrainedModel, what: str):
     """``call()``, again with every batch of ``model`` halved after each CUDA
     out-of-memory error (said once per call site in the log), until it fits or the
-    batch is at its floor (``Session.halve_batches`` raises then)."""
+    batch is at its floor (``Batches.halve`` raises then)."""
     said = False
     while True:
         try:
@@ -223,7 +225,7 @@ def retry_on_oom(call, session: Session, model: TrainedModel, what: str):
         except torch.cuda.OutOfMemoryError:
             if session.device.type == "cuda":
                 torch.cuda.empty_cache()
-            batch = session.halve_batches(model)
+            batch = session.batches.halve(model)
             if not said:
                 log.warning("%s: out of memory, retrying with smaller batches", what)
                 line(f"{what}: out of GPU memory; retried with at most {batch} images per call")
@@ -267,14 +269,14 @@ def case_audit_key(case: CaseConfig, session: Session, model_key: str, family: M
     """The stored audit's key of ``case`` on the model ``model_key`` in ``session``."""
     return audit_key(
         case,
-        session.resolve(case.data),
+        session.settings.resolve(case.data),
         model_key,
         session.detector_config,
-        session.inception_weights,
+        session.settings.inception_weights,
         session.counts,
         session.device.type,
         family,
-        (session.speed, session.batch_override),
+        (session.settings.speed, session.settings.batch_size),
     )
 
 

@@ -4,13 +4,10 @@ On the CPU, ``prefetch(session, specs, cases)`` trains the uncached models, the
 audits' small classifiers and the unstored audits in the training pool
 (``benchmark.pool``), each audit once its model and classifiers are stored, so
 both cores work until the last audit ends. A case's own ``run_case`` then loads its
-audit. The session remembers what its workers built (``Session.trained_here``,
-``audited_by_workers``, ``failed_audits``).
+audit. The session's ``log`` (``RunLog``) remembers what its workers built.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from benchmark import registry
 from benchmark.audit import case_audit_key, run_case
@@ -23,6 +20,7 @@ from benchmark.measures.features import classifier_features
 from benchmark.models.store import family_for, model_key
 from benchmark.pool import BuildJob, JobFailure, TrainSpec, train_many
 from benchmark.session import Session
+from benchmark.settings import RunSettings
 from benchmark.tiers import with_mitigation_training
 
 
@@ -36,21 +34,21 @@ def prefetch(session: Session, specs: list, cases: list[CaseConfig] = ()) -> Non
     if session.device.type != "cpu":
         return
     cases = [with_mitigation_training(c) for c in cases]
-    specs = [replace_config(s, data=session.resolve(s.data)) for s in specs]
-    specs += [TrainSpec(c.model, c.train, session.resolve(c.data)) for c in cases]
+    specs = [replace_config(s, data=session.settings.resolve(s.data)) for s in specs]
+    specs += [TrainSpec(c.model, c.train, session.settings.resolve(c.data)) for c in cases]
     jobs = classifier_jobs(session, [s.data for s in specs])
     audits = audit_jobs(session, cases, jobs)
     trained, done = train_many(
         specs, session.cache, session.progress, jobs=jobs, after=tuple(audits)
     )
-    session.trained_here.update(trained)
+    session.log.trained.update(trained)
     for job, key in audits.items():
         outcome = done.get(job.what, None)
         if isinstance(outcome, JobFailure):
             if outcome.deterministic:
-                session.failed_audits[key] = outcome
+                session.log.failed[key] = outcome
         elif job.what in done:
-            session.audited_by_workers.add(key)
+            session.log.audited.add(key)
 
 
 def audit_jobs(session: Session, cases: list[CaseConfig], classifiers: tuple) -> dict:
@@ -61,14 +59,14 @@ def audit_jobs(session: Session, cases: list[CaseConfig], classifiers: tuple) ->
         family = family_for(case.model)
         model = model_key(family, case.train, session.dataset(case.data))
         key = case_audit_key(case, session, model, family)
-        if session.audited_here(key) or key in jobs.values():
+        if key in session.log.audited or key in jobs.values():
             continue
-        if not session.reaudit and session.cache.path("audits", key).exists():
+        if not session.settings.reaudit and session.cache.path("audits", key).exists():
             continue
-        data = session.resolve(case.data)
+        data = session.settings.resolve(case.data)
         needs = (TrainSpec(case.model, case.train, data),)
         needs += tuple(j.what for j in classifiers if data in j.args or data.name in j.args)
-        args = (session.worker_settings, case)
+        args = (session.worker_settings(), case)
         jobs[BuildJob(f"audit {case.case_id}", store_audit, args, needs, False)] = key
     return jobs
 
@@ -85,7 +83,7 @@ def classifier_jobs(session: Session, splits: list[DataConfig]) -> tuple:
                 what = f"C_{kind.upper()} {data.name} {data.n_train}"
                 args = (kind, session.detector_config, data, root)
                 jobs.append(BuildJob(what, store_detector, args))
-    if not session.inception_weights:
+    if not session.settings.inception_weights:
         for name, data_root in dict.fromkeys((d.name, d.root) for d in splits):
             args = (name, data_root, root, session.counts.feature_steps)
             jobs.append(BuildJob(f"features {name}", store_features, args))
@@ -98,9 +96,9 @@ def store_detector(kind: str, cfg: DetectorConfig, data: DataConfig, cache_root:
     get_detector(kind, cfg, load_dataset(data, cache_root=cache.root), cache, "cpu", False)
 
 
-def store_audit(settings: dict[str, Any], case: CaseConfig) -> None:
+def store_audit(settings: RunSettings, case: CaseConfig) -> None:
     """Audit ``case`` into the cache in a session made from ``settings`` (a pool job)."""
-    run_case(case, Session(**settings))
+    run_case(case, Session(settings=settings))
 
 
 def store_features(name: str, data_root: str | None, cache_root: str, steps: int) -> None:

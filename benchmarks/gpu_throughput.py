@@ -30,12 +30,12 @@ from collections.abc import Callable
 import torch
 
 from benchmark import registry
+from benchmark.batching import GPU_BATCH_CAP, image_bytes
 from benchmark.config import ModelConfig
 from benchmark.device import resolve_device
 from benchmark.models.base import TrainedModel
 from benchmark.models.training import build_network
 from benchmark.plan import count_flops
-from benchmark.session import GPU_BATCH_CAP, image_bytes
 from benchmark.speed import Speed, autocast, choose_batch, free_memory
 from benchmark.tiers import PAPER_MODEL
 

@@ -24,7 +24,7 @@ from benchmark.tiers import PAPER, PATHMNIST_N, TABLE2, paper_case, suite_names
 
 
 def _record(family, dataset, n_train, ctx, benchmark):
-    case = ctx.scaled(paper_case(family, dataset, n_train, ctx.n_gen))
+    case = ctx.settings.scaled(paper_case(family, dataset, n_train, ctx.settings.samples))
     result = benchmark.pedantic(run_case, args=(case, ctx), rounds=1, iterations=1)
     metrics = case_record(result, tier=PAPER)
     benchmark.extra_info.update(metrics)

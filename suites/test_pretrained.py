@@ -38,7 +38,7 @@ def test_audit_pretrained(mitigation, request, memobench_session, benchmark):
         data=data_cfg,
         model=model.family.config,
         mitigation=MitigationConfig(mitigation),
-        n_gen=ctx.n_gen,
+        n_gen=ctx.settings.samples,
     )
     result = benchmark.pedantic(
         run_case, args=(case, ctx), kwargs={"model": model}, rounds=1, iterations=1

@@ -137,8 +137,10 @@ def _build_in_parallel(request, memobench_session):
 
 def case_for(ctx, family: str, n_train: int, mitigation: str = "none", params=()):
     """A smoke case on the run's dataset (``--memobench-dataset``) at the run's counts."""
-    case = smoke_case(family, n_train, mitigation, params, ctx.n_gen, ctx.smoke_dataset)
-    return ctx.scaled(case)
+    case = smoke_case(
+        family, n_train, mitigation, params, ctx.settings.samples, ctx.settings.smoke_dataset
+    )
+    return ctx.settings.scaled(case)
 
 
 def _settings_id(params: dict) -> str:

@@ -31,7 +31,7 @@ CARLINI_TOL = 0.03
 @pytest.mark.parametrize("speed", [Speed("bf16", channels_last=True)], ids=lambda s: s.label())
 def test_bf16_sampling_keeps_the_smoke_models_figures(speed, memobench_session):
     ctx = memobench_session
-    case = ctx.scaled(smoke_case("ddim", 64, dataset=ctx.smoke_dataset))
+    case = ctx.settings.scaled(smoke_case("ddim", 64, dataset=ctx.settings.smoke_dataset))
     model = ctx.model(case.model, case.train, case.data)
     train = ctx.dataset(case.data).train
     seeds = torch.arange(N_SAMPLES)

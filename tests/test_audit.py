@@ -82,7 +82,7 @@ def test_detectors_below_their_gate_withhold_q_and_tstar_and_nothing_else(tmp_pa
     session = Session(
         tmp_path, n_gen=4, rehearsal=Rehearsal(), progress=False, detector_min_accuracy=1.0
     )
-    record = run_case(session.scaled(smoke_case("dummy", 32, n_gen=4)), session).metrics
+    record = run_case(session.settings.scaled(smoke_case("dummy", 32, n_gen=4)), session).metrics
     reason = record[METRIC_SKIPPED(metric="fingerprint")]
     assert "below the required 1.00" in reason and "--detector-steps" in reason
     assert Q not in record and TSTAR not in record

@@ -30,7 +30,7 @@ from benchmark.tiers import SMOKE, Rehearsal, smoke_case
 @pytest.mark.parametrize("n", [32, 48])
 def test_case(n, benchmark):
     session = Session({cache!r}, n_gen=4, rehearsal=Rehearsal(), progress=False)
-    case = session.scaled(smoke_case("dummy", n, n_gen=4))
+    case = session.settings.scaled(smoke_case("dummy", n, n_gen=4))
     if n == 48:  # Ctrl-C while the second case is being measured
 
         def cut():

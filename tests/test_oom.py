@@ -8,12 +8,13 @@ import torch
 from torch import nn
 
 from benchmark.audit import run_case
+from benchmark.batching import BATCH_FLOOR
 from benchmark.config import replace
 from benchmark.errors import DeviceError
 from benchmark.measures.membership_scores import MIA_AUC
 from benchmark.measures.tstar import TSTAR
 from benchmark.record import BATCH_SIZE
-from benchmark.session import BATCH_FLOOR, Session
+from benchmark.session import Session
 from benchmark.tiers import Rehearsal, smoke_case
 
 
@@ -41,7 +42,7 @@ def test_a_case_out_of_memory_halves_its_batches_and_retries(tmp_path, caplog):
     """Sampling 16 images runs out above 8 a call: retried at 8, then t* and the attacks
     (each retried the same way, metric by metric) run at the halved batches."""
     session = Session(tmp_path, n_gen=16, rehearsal=Rehearsal(), progress=False)
-    case = session.scaled(smoke_case("ddim", 32, n_gen=16))
+    case = session.settings.scaled(smoke_case("ddim", 32, n_gen=16))
     trained = session.model(case.model, case.train, case.data)
     net = OutOfMemoryAbove(trained.net, limit=BATCH_FLOOR * 2)
     record = run_case(case, session, model=replace(trained, net=net, key=trained.key)).metrics
@@ -54,7 +55,7 @@ def test_a_case_out_of_memory_halves_its_batches_and_retries(tmp_path, caplog):
 
 def test_an_explicit_batch_that_does_not_fit_says_so(tmp_path):
     session = Session(tmp_path, n_gen=8, rehearsal=Rehearsal(), progress=False, batch_size=8)
-    case = session.scaled(smoke_case("ddim", 32, n_gen=8))
+    case = session.settings.scaled(smoke_case("ddim", 32, n_gen=8))
     trained = session.model(case.model, case.train, case.data)
     net = OutOfMemoryAbove(trained.net, limit=2)
     with pytest.raises(

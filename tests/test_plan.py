@@ -84,7 +84,9 @@ def test_plan_reports_cache_states_from_a_cache_a_real_audit_filled(tmp_path):
     other = replace(audited, data=replace(audited.data, n_train=32))
     run_case(audited, ctx)
 
-    cases = [("suite::case[audited]", audited), ("suite::case[other]", other)]
+    # as the run measured them (run_case applies the rehearsal's counts itself)
+    scaled = ctx.settings.scaled
+    cases = [("suite::case[audited]", scaled(audited)), ("suite::case[other]", scaled(other))]
     plans = plan_cases(cases, ctx.cache, ctx.detector_config, ctx.counts, device_type="cpu")
     state = {p.node_id: p.cached for p in plans}
     assert state["suite::case[audited]"] == {
@@ -95,8 +97,9 @@ def test_plan_reports_cache_states_from_a_cache_a_real_audit_filled(tmp_path):
     }  # fmt: skip
     done, todo = plans
     assert done.flops == 0 and todo.flops > 0, "a cached audit costs nothing more"
-    assert todo.nfe["train"] == TINY_TRAIN.steps * TINY_TRAIN.batch_size * 3
-    assert todo.nfe["sample"] == 4 * TINY_SAMPLER.num_steps
+    train, sampler = scaled(other).train, scaled(other).sampler
+    assert todo.nfe["train"] == train.steps * train.batch_size * 3
+    assert todo.nfe["sample"] == 4 * sampler.num_steps
 
 
 def test_plan_shards_and_totals(tmp_path):

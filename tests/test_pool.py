@@ -69,7 +69,7 @@ def test_one_task_runs_in_the_callers_process(tmp_path):
 
 
 def _cases(session):
-    return [session.scaled(smoke_case("dummy", n, n_gen=4)) for n in (32, 64)]
+    return [session.settings.scaled(smoke_case("dummy", n, n_gen=4)) for n in (32, 64)]
 
 
 def test_prefetch_leaves_stored_audits_alone_unless_reaudit(tmp_path):
@@ -104,7 +104,7 @@ def test_run_case_reports_a_workers_deterministic_failure_without_auditing_again
     case = _cases(session)[0]
     model = session.model(case.model, case.train, case.data)
     key = case_audit_key(case, session, model.key, family_for(case.model))
-    session.failed_audits[key] = JobFailure("audit", ConfigError("no such setting x"))
+    session.log.failed[key] = JobFailure("audit", ConfigError("no such setting x"))
     with pytest.raises(ConfigError, match="no such setting x") as err:
         run_case(case, session)
     assert any("not sampled again" in note for note in err.value.__notes__)

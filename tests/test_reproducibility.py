@@ -36,7 +36,7 @@ def _audit(cache: Path, threads: int, reaudit: bool) -> dict:
     torch.set_num_threads(threads)
     try:
         session = Session(cache, n_gen=8, rehearsal=Rehearsal(), progress=False, reaudit=reaudit)
-        return run_case(session.scaled(smoke_case("ddim", 64, n_gen=8)), session).metrics
+        return run_case(session.settings.scaled(smoke_case("ddim", 64, n_gen=8)), session).metrics
     finally:
         torch.set_num_threads(before)
 

@@ -9,12 +9,13 @@ import torch
 
 from benchmark import registry
 from benchmark.audit import audit_key, run_case
+from benchmark.batching import image_bytes
 from benchmark.config import SamplerConfig, TrainConfig, identity, replace
 from benchmark.errors import ConfigError, DeviceError
 from benchmark.models.base import TrainedModel
 from benchmark.models.training import build_network
 from benchmark.record import BATCH_SIZE, CHANNELS_LAST, COMPILED, PRECISION, TF32, TRAIN_PRECISION
-from benchmark.session import Session, image_bytes
+from benchmark.session import Session
 from benchmark.speed import FastNetwork, Speed, activation_bytes, choose_batch, exact
 from benchmark.tiers import Rehearsal, smoke_case
 
@@ -187,7 +188,7 @@ def test_an_audit_records_its_switches_and_keys_them(tmp_path):
         tmp_path, n_gen=4, rehearsal=Rehearsal(), progress=False, speed=speed,
         batch_size=3, train_precision="bf16",
     )  # fmt: skip
-    base = session.scaled(smoke_case("ddim", 32, n_gen=4))
+    base = session.settings.scaled(smoke_case("ddim", 32, n_gen=4))
     case = replace(base, sampler=SamplerConfig(num_steps=2))
     record = run_case(case, session).metrics
     assert record[PRECISION] == "bf16" and record[CHANNELS_LAST] is True
@@ -198,7 +199,7 @@ def test_an_audit_records_its_switches_and_keys_them(tmp_path):
     model = session.model(case.model, case.train, case.data)
     keys = {
         audit_key(case, case.data, model.key, s.detector_config, None, s.counts, "cpu",
-                  model.family, (s.speed, s.batch_override))
+                  model.family, (s.settings.speed, s.settings.batch_size))
         for s in (session, plain)
     }  # fmt: skip
     assert len(keys) == 2, "an fp32 run does not reuse a bf16 audit"

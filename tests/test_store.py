@@ -152,13 +152,13 @@ def test_prefetch_builds_the_classifiers_and_audits_beside_the_models(tmp_path):
     from benchmark.tiers import Rehearsal, smoke_case
 
     session = Session(tmp_path, rehearsal=Rehearsal(), progress=False)
-    cases = [session.scaled(smoke_case("dummy", n, n_gen=4)) for n in (32, 64)]
+    cases = [session.settings.scaled(smoke_case("dummy", n, n_gen=4)) for n in (32, 64)]
     specs = [TrainSpec(c.model, c.train, c.data) for c in cases]
     prefetch(session, specs, cases)
     stored = {p.parent.name for p in tmp_path.rglob("*.safetensors")}
     assert {"models", "detectors", "features", "audits"} <= stored, stored
     assert len(list((tmp_path / "detectors").glob("*.safetensors"))) == 4  # 2 kinds x 2 splits
-    assert len(session.trained_here) == 2 and len(session.audited_by_workers) == 2
+    assert len(session.log.trained) == 2 and len(session.log.audited) == 2
     for case in cases:
         c_saf, c_id = session.detectors(case.data)
         assert c_saf.metrics["reused"] and c_id.metrics["reused"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -204,6 +204,11 @@ class TrainedModel:
     image_shape: tuple[int, int, int]
     stats: dict[str, Any] = field(default_factory=dict)
     _last_plain: tuple[Any, SampleResult] | None = field(default=None, repr=False, compare=False)
+
+    def with_net(self, net: nn.Module) -> TrainedModel:
+        """This model calling ``net`` (e.g. the network wrapped in the run's speed switches),
+        with a memo of plain draws of its own."""
+        return replace(self, net=net, _last_plain=None)
 
     def generate(
         self,

@@ -1,0 +1,124 @@
+"""A run's settings: one frozen object, checked when made, applied by the audit itself.
+
+``RunSettings`` is everything a run is told (the ``--memobench-*`` options, or
+``Session(...)``'s keywords): where its cache is, the device, the tier and its
+counts, a rehearsal's scaling, the speed switches. It holds no built thing and
+does no work; ``benchmark.session.Session`` builds what it describes, and
+``benchmark.audit.run_case`` applies ``scaled`` to every case it audits, so no
+caller can forget the rehearsal or the training precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from benchmark.config import CaseConfig, DataConfig, DetectorConfig, check_precision
+from benchmark.errors import ConfigError
+from benchmark.speed import Speed, check_batch_size
+from benchmark.tiers import (
+    N_GEN_DEFAULT,
+    SMOKE,
+    TIERS,
+    AuditCounts,
+    Rehearsal,
+    audit_counts,
+    detector_config,
+)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run measures with.
+
+    Attributes:
+        cache: cache folder (None: ``$MEMOBENCH_CACHE`` or ``~/.cache/memobench``).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (a rehearsal runs on the
+            CPU whatever this says).
+        tier: the tier whose detectors and sample counts apply (``smoke``/``paper``).
+        n_gen: samples per case (None: the rehearsal's or the tier's).
+        data_root: folder with the datasets' local files.
+        smoke_dataset: the dataset the smoke tier's cases run on.
+        rehearsal: run every count scaled down (``Rehearsal()``).
+        inception_weights: Inception-v3 weights for FID, instead of the dataset's classifier.
+        reaudit: measure every case again instead of reusing stored audits.
+        progress: show progress bars (None: on a terminal).
+        speed: the switches of the audit's network calls (``benchmark.speed``).
+        batch_size: images per network call, instead of choosing it from free memory.
+        train_precision: train every case's model with this autocast (``bf16``) instead of
+            its ``TrainConfig.precision`` (a new model, keyed by it).
+        tstar_curve: compute q_M(t) on the whole t* grid (``exhaustive``).
+        detector_steps: training steps of C_SAF and C_ID instead of the tier's.
+        detector_min_accuracy: the detectors' held-out accuracy gate instead of the tier's
+            (below it |q| and t* are withheld; 0 turns the gate off).
+    """
+
+    cache: str | None = None
+    device: str = "cpu"
+    tier: str = SMOKE
+    n_gen: int | None = None
+    data_root: str | None = None
+    smoke_dataset: str = "digits"
+    rehearsal: Rehearsal | None = None
+    inception_weights: str | None = None
+    reaudit: bool = False
+    progress: bool | None = None
+    speed: Speed = Speed()
+    batch_size: int | None = None
+    train_precision: str | None = None
+    tstar_curve: bool = False
+    detector_steps: int | None = None
+    detector_min_accuracy: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.tier not in TIERS:
+            raise ConfigError(f"tier must be one of {', '.join(TIERS)}, got {self.tier!r}")
+        if self.n_gen is not None and self.n_gen < 1:
+            raise ConfigError(f"n_gen (samples per case) must be >= 1, got {self.n_gen}")
+        check_batch_size(self.batch_size)
+        if self.train_precision is not None:
+            check_precision(self.train_precision, "--memobench-train-precision")
+        if self.speed is None:
+            object.__setattr__(self, "speed", Speed())
+        if self.cache is not None:
+            object.__setattr__(self, "cache", str(self.cache))
+        self.detector_config  # noqa: B018  (checks the detector overrides now)
+
+    @property
+    def samples(self) -> int:
+        """Samples per case: ``n_gen``, else the rehearsal's, else the tier's."""
+        if self.n_gen is not None:
+            return self.n_gen
+        return self.rehearsal.n_gen if self.rehearsal else N_GEN_DEFAULT[self.tier]
+
+    @property
+    def counts(self) -> AuditCounts:
+        """What each audit measures: the rehearsal's counts, or the tier's (with the whole
+        q_M(t) curve where ``tstar_curve``)."""
+        counts = self.rehearsal.audit if self.rehearsal else audit_counts(self.tier)
+        return replace(counts, tstar_strategy="exhaustive") if self.tstar_curve else counts
+
+    @property
+    def detector_config(self) -> DetectorConfig:
+        return detector_config(
+            self.tier,
+            self.rehearsal,
+            steps=self.detector_steps,
+            min_accuracy=self.detector_min_accuracy,
+        )
+
+    def scaled(self, case: CaseConfig) -> CaseConfig:
+        """``case`` as this run measures it: with the run's training precision and a
+        rehearsal's counts, where set. Applying it twice changes nothing more."""
+        if self.train_precision is not None:
+            case = replace(case, train=replace(case.train, precision=self.train_precision))
+        return self.rehearsal.case(case) if self.rehearsal else case
+
+    def resolve(self, cfg: DataConfig) -> DataConfig:
+        """``cfg`` with the run's ``data_root`` filled in."""
+        if cfg.root is None and self.data_root:
+            return replace(cfg, root=self.data_root)
+        return cfg
+
+    def for_worker(self, cache_root: str) -> RunSettings:
+        """These settings in a CPU pool's worker process: the CPU, no bars, the same cache."""
+        return replace(self, cache=cache_root, device="cpu", progress=False)
