@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 from benchmark import registry
-from benchmark.config import PRECISIONS
 from benchmark.errors import MemobenchError
-from benchmark.tiers import PAPER, SMOKE, TIERS
+from benchmark.options import add_to_argparse
+from benchmark.tiers import PAPER, SMOKE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,74 +32,41 @@ def _suites_dir() -> Path:
     return suites
 
 
-SPEED_FLAGS = {
-    "channels-last": "NHWC memory layout",
-    "compile": "torch.compile the network for sampling",
-}
-
-
-def speed_options(args: argparse.Namespace) -> list[str]:
-    """``memobench run``'s speed switches as the ``--memobench-*`` options of pytest."""
-    out = [f"--memobench-{flag}" for flag in SPEED_FLAGS if getattr(args, flag.replace("-", "_"))]
-    if args.tf32 is not None:
-        out.append("--memobench-tf32" if args.tf32 else "--memobench-no-tf32")
-    for name in ("precision", "train_precision", "batch_size"):
-        value = getattr(args, name)
-        if value is not None:
-            out.append(f"--memobench-{name.replace('_', '-')}={value}")
-    return out
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    results = Path(args.results or REPO_ROOT / "reports" / "results" / f"run-{stamp}.json")
-    pytest_args = [
-        str(_suites_dir()),
-        "-m",
-        args.tier if args.tier != "all" else "smoke or paper",
-        f"--memobench-tier={args.tier}",
-        f"--memobench-results={results}",
-        f"--rootdir={REPO_ROOT}",
-        "-p",
-        "no:cacheprovider",
-    ]
-    if args.cache:
-        pytest_args.append(f"--memobench-cache={args.cache}")
-    if args.device:
-        pytest_args.append(f"--memobench-device={args.device}")
-    from benchmark.pytest_plugin import check_run_options
+    from benchmark.options import BY_NAME, CLI_PREFIX, check_values, given_values
+    from benchmark.pytest_plugin import GivenOptions, check_dataset_option, check_run_options
 
-    check_run_options(args.device, None, args.rehearse)  # one line, before pytest
-    if args.data_root:
-        pytest_args.append(f"--memobench-data-root={args.data_root}")
-    if args.dataset:
-        if args.tier == PAPER:
+    values = given_values(args)
+    tier = values.setdefault("tier", SMOKE)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    results = Path(values.get("results") or REPO_ROOT / "reports" / "results" / f"run-{stamp}.json")
+    values["results"] = str(results)
+
+    def get(name: str):
+        return values.get(name, BY_NAME[name].default)
+
+    # each bad value in one line before pytest starts, named as the user spelled it
+    check_values(get, CLI_PREFIX)
+    check_run_options(values.get("device"), None, bool(values.get("rehearse")))
+    if "dataset" in values:
+        if tier == PAPER:
             raise MemobenchError(
                 "--dataset chooses the smoke tier's data; the paper tier's cases name their "
                 "MedMNIST sets themselves (drop --dataset, or run --tier smoke)"
             )
-        from benchmark.pytest_plugin import check_dataset_option
-
-        check_dataset_option(args.dataset, args.data_root, args.cache)  # one line, before pytest
-        pytest_args.append(f"--memobench-dataset={args.dataset}")
-    if args.tstar_curve:
-        pytest_args.append("--memobench-tstar-curve")
-    from benchmark.pytest_plugin import check_detector_options
-
-    check_detector_options(args.detector_steps, args.detector_min_accuracy, "--")
-    if args.detector_steps is not None:
-        pytest_args.append(f"--memobench-detector-steps={args.detector_steps}")
-    if args.detector_min_accuracy is not None:
-        pytest_args.append(f"--memobench-detector-min-accuracy={args.detector_min_accuracy}")
-    if args.rehearse:
-        if args.tier == "all":
-            raise MemobenchError("--rehearse scales one tier: use --tier smoke or --tier paper")
-        pytest_args.append("--memobench-rehearse")
-    pytest_args += speed_options(args)
-    pytest_args += args.pytest_args
-    code = int(pytest.main(pytest_args))
+        check_dataset_option(values["dataset"], values.get("data-root"), values.get("cache"))
+    pytest_args = [
+        str(_suites_dir()),
+        "-m",
+        tier if tier != "all" else "smoke or paper",
+        f"--rootdir={REPO_ROOT}",
+        "-p",
+        "no:cacheprovider",
+        *args.pytest_args,
+    ]
+    code = int(pytest.main(pytest_args, plugins=[GivenOptions(values)]))
     return finish_run(code, results, args.output)
 
 
@@ -214,58 +181,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a tier of the suite and render the leaderboard")
-    run.add_argument("--tier", choices=TIERS, default=SMOKE)
-    run.add_argument("--results", help="results JSON to write (default reports/results/run-*.json)")
     run.add_argument("--output", "-o", help="leaderboard HTML (default reports/leaderboard.html)")
-    run.add_argument(
-        "--cache", help="cache folder (default $MEMOBENCH_CACHE or ~/.cache/memobench)"
-    )
-    run.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    run.add_argument(
-        "--dataset",
-        help="registered dataset for the smoke tier's cases (default digits), e.g. "
-        "pneumoniamnist with --data-root holding pneumoniamnist.npz",
-    )
-    run.add_argument("--data-root", help="folder with the data files (MedMNIST .npz)")
-    run.add_argument(
-        "--rehearse",
-        action="store_true",
-        help="run the tier's cases on the CPU with every count scaled down (checks the whole "
-        "path, e.g. the paper tier before GPU hours; its figures are not results)",
-    )
-    run.add_argument(
-        "--tstar-curve",
-        action="store_true",
-        help="compute q_M(t) on the whole t* grid for the case pages (the seed paper's Fig. 6)",
-    )
-    run.add_argument(
-        "--detector-steps",
-        type=int,
-        help="training steps of the fingerprint detectors C_SAF and C_ID (default 800 in "
-        "the smoke tier); raise it where they miss their accuracy gate",
-    )
-    run.add_argument(
-        "--detector-min-accuracy",
-        type=float,
-        help="the detectors' held-out accuracy gate for |q| and t* (default 0.95; 0: off)",
-    )
-    speed = run.add_argument_group("speed (GPU runners; each switch is recorded with the results)")
-    speed.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        help="autocast while sampling (default: bf16 for the paper tier on a GPU, else fp32)",
-    )
-    speed.add_argument("--train-precision", choices=PRECISIONS, help="autocast while training")
-    speed.add_argument(
-        "--tf32",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="TF32 matmuls and convolutions (CUDA); --no-tf32: strict IEEE fp32; neither: "
-        "PyTorch's defaults (TF32 convolutions, IEEE matmuls)",
-    )
-    for flag, what in SPEED_FLAGS.items():
-        speed.add_argument(f"--{flag}", action="store_true", help=what)
-    speed.add_argument("--batch-size", type=int, help="images per network call (default: fit)")
+    add_to_argparse(run)  # the run options, declared once in benchmark/options.py
     run.add_argument(
         "pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest arguments"
     )

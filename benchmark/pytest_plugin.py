@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import progress  # noqa: F401  (keeps stderr before pytest captures it)
-from benchmark.config import PRECISIONS
+from benchmark import options, progress  # noqa: F401  (progress keeps stderr before pytest captures it)
 from benchmark.errors import ConfigError, MemobenchError
-from benchmark.speed import Speed, check_batch_size
-from benchmark.tiers import PAPER, PAPER_GPU_SPEED, SMOKE, TIER_MARKERS, TIERS, tier_runs
+from benchmark.options import PYTEST_PREFIX, add_to_pytest, check_values, set_on_config
+from benchmark.speed import Speed
+from benchmark.tiers import PAPER, SMOKE, TIER_MARKERS, tier_runs
 
 MARKERS = {
     **TIER_MARKERS,
@@ -31,158 +31,24 @@ MARKERS = {
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("memobench", "memobench benchmark")
-    g.addoption(
-        "--memobench-device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N"
-    )
-    g.addoption(
-        "--memobench-cache",
-        default=None,
-        help="cache folder (default $MEMOBENCH_CACHE or ~/.cache/memobench)",
-    )
-    g.addoption(
-        "--memobench-data-root", default=None, help="folder with local data files (MedMNIST .npz)"
-    )
-    g.addoption(
-        "--memobench-tier",
-        default=SMOKE,
-        choices=TIERS,
-        help="which tier of cases runs: smoke (CPU), paper (GPU) or all",
-    )
-    g.addoption(
-        "--memobench-rehearse",
-        action="store_true",
-        help="rehearse the tier's cases end to end on the CPU with every count scaled down "
-        "(a few training steps, a handful of samples, short t* grids): the GPU path's code, "
-        "networks, audit and leaderboard, in minutes; `gpu` cases run too",
-    )
-    g.addoption(
-        "--memobench-dataset",
-        default="digits",
-        help="registered dataset the smoke tier's cases run on (default: digits); MedMNIST "
-        "sets read <name>.npz from --memobench-data-root",
-    )
-    g.addoption(
-        "--memobench-n-gen",
-        type=int,
-        default=None,
-        help="number of generated samples per case (default: the tier's)",
-    )
-    g.addoption(
-        "--memobench-results",
-        default=None,
-        help="write the run's results JSON (pytest-benchmark format) here",
-    )
-    g.addoption(
-        "--memobench-reaudit",
-        action="store_true",
-        help="sample and measure every case again instead of reusing its stored audit "
-        "(an audit is reused only when the case, model, detectors, extractor and code match)",
-    )
-    g.addoption(
-        "--memobench-inception-weights",
-        default=None,
-        help="Inception-v3 FID weights file (pt_inception-2015-12-05-6726825d.pth): FID and "
-        "replication use it instead of the dataset's own classifier features",
-    )
-    g.addoption(
-        "--memobench-model-path",
-        default=None,
-        help="audit this diffusers checkpoint folder instead of training",
-    )
-    g.addoption(
-        "--memobench-model-family", default="ddim", help="model family of --memobench-model-path"
-    )
-    g.addoption(
-        "--memobench-shard",
-        default=None,
-        metavar="K/N",
-        help="run only the K-th of N round-robin shares of the benchmark cases (one CI runner "
-        "of N; merge the results files with `memobench report`)",
-    )
-    g.addoption(
-        "--memobench-precision",
-        default=None,
-        choices=PRECISIONS,
-        help="autocast of the network while sampling, t* and the attacks (default: bf16 for "
-        "the paper tier on a GPU, with TF32; fp32 elsewhere)",
-    )
-    g.addoption(
-        "--memobench-train-precision",
-        default=None,
-        choices=PRECISIONS,
-        help="train every case's model with this autocast (default: the case's, fp32)",
-    )
-    g.addoption(
-        "--memobench-tf32",
-        action="store_const",
-        const=True,
-        dest="memobench_tf32",
-        default=None,
-        help="TF32 matmuls and convolutions (CUDA; the paper tier's default on a GPU); neither "
-        "this nor --memobench-no-tf32: PyTorch's defaults (TF32 convolutions, IEEE matmuls)",
-    )
-    g.addoption(
-        "--memobench-no-tf32",
-        action="store_const",
-        const=False,
-        dest="memobench_tf32",
-        help="strict IEEE fp32 for CUDA matmuls and convolutions",
-    )
-    g.addoption(
-        "--memobench-channels-last",
-        action="store_true",
-        help="run the network in NHWC memory layout (faster convolutions on a GPU)",
-    )
-    g.addoption(
-        "--memobench-compile",
-        action="store_true",
-        help="torch.compile the network for sampling, t* and the attacks",
-    )
-    g.addoption(
-        "--memobench-batch-size",
-        type=int,
-        default=None,
-        help="images per network call (default: as many as fit in half the free memory)",
-    )
-    g.addoption(
-        "--memobench-tstar-curve",
-        action="store_true",
-        help="compute q_M(t) on the whole t* grid for the case pages (the seed paper's Fig. 6; "
-        "about 10x the adaptive search's network evaluations)",
-    )
-    g.addoption(
-        "--memobench-detector-steps",
-        type=int,
-        default=None,
-        help="training steps of the fingerprint detectors C_SAF and C_ID (default: the "
-        "tier's, 800 in the smoke tier); more steps for data they do not learn in 800",
-    )
-    g.addoption(
-        "--memobench-detector-min-accuracy",
-        type=float,
-        default=None,
-        help="held-out accuracy (and balanced accuracy) the detectors need for |q| and t* "
-        "to be reported (default 0.95; 0 turns the gate off); below it only those two are "
-        "withheld",
-    )
-    g.addoption(
-        "--memobench-model-dataset",
-        default="digits",
-        help="dataset the --memobench-model-path model was trained on",
-    )
-    g.addoption(
-        "--memobench-model-n-train",
-        type=int,
-        default=64,
-        help="n_train of the split the --memobench-model-path model was trained on",
-    )
-    g.addoption(
-        "--memobench-model-split-seed",
-        type=int,
-        default=0,
-        help="split seed of the split the --memobench-model-path model was trained on",
-    )
+    add_to_pytest(parser.getgroup("memobench", "memobench benchmark"))
+
+
+class GivenOptions:
+    """The values ``memobench run`` was given ({option name: value}), put into pytest's
+    config before the plugin reads them: the command passes settings, not flags."""
+
+    def __init__(self, values: dict) -> None:
+        self.values = dict(values)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        set_on_config(config, self.values)
+
+
+def option_getter(config: pytest.Config):
+    """option name -> its value in ``config`` (``"device"`` -> ``--memobench-device``)."""
+    return lambda name: config.getoption(PYTEST_PREFIX + name)
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -262,23 +128,9 @@ def check_run_options(device: str | None, model_path: str | None, rehearse: bool
 
 
 def speed_from_options(config: pytest.Config) -> Speed:
-    """The run's speed switches (``benchmark.speed.Speed``) from its options, with the
-    paper tier's defaults on a GPU (``PAPER_GPU_SPEED``) where an option is left out."""
-    from benchmark.device import resolve_device
-
-    precision = config.getoption("--memobench-precision")
-    tf32 = config.getoption("--memobench-tf32")
-    rehearse = config.getoption("--memobench-rehearse")
-    device = resolve_device("cpu" if rehearse else config.getoption("--memobench-device"))
-    if config.getoption("--memobench-tier") == PAPER and device.type == "cuda":
-        precision = PAPER_GPU_SPEED.precision if precision is None else precision
-        tf32 = PAPER_GPU_SPEED.tf32 if tf32 is None else tf32
-    return Speed(
-        precision=precision or "fp32",
-        tf32=tf32,
-        channels_last=config.getoption("--memobench-channels-last"),
-        compile=config.getoption("--memobench-compile"),
-    )
+    """The run's speed switches from its options (``benchmark.options.speed``: the paper
+    tier's defaults on a GPU where an option is left out)."""
+    return options.speed(option_getter(config))
 
 
 def check_options(config: pytest.Config) -> None:
@@ -290,11 +142,7 @@ def check_options(config: pytest.Config) -> None:
     from benchmark import registry
 
     parse_shard(config.getoption("--memobench-shard"))
-    if config.getoption("--memobench-rehearse") and config.getoption("--memobench-tier") == "all":
-        raise ConfigError(
-            "--memobench-rehearse scales one tier's counts: pass --memobench-tier smoke or "
-            "paper with it, not all"
-        )
+    check_values(option_getter(config), PYTEST_PREFIX)
     model_path = config.getoption("--memobench-model-path")
     check_run_options(
         config.getoption("--memobench-device"), model_path, config.getoption("--memobench-rehearse")
@@ -312,30 +160,6 @@ def check_options(config: pytest.Config) -> None:
             )
         except MemobenchError as err:
             raise type(err)(f"--memobench-dataset {dataset}: {err}") from err
-    n_gen = config.getoption("--memobench-n-gen")
-    if n_gen is not None and n_gen < 1:
-        raise ConfigError(f"--memobench-n-gen must be >= 1, got {n_gen}")
-    check_batch_size(config.getoption("--memobench-batch-size"))
-    check_detector_options(
-        config.getoption("--memobench-detector-steps"),
-        config.getoption("--memobench-detector-min-accuracy"),
-        "--memobench-",
-    )
-
-
-def check_detector_options(steps: int | None, min_accuracy: float | None, prefix: str) -> None:
-    """Refuse detector steps below 1 and a gate outside [0, 1], naming the option.
-
-    Raises:
-        ConfigError: the option (``prefix`` + its name), the value and what it must be.
-    """
-    if steps is not None and steps < 1:
-        raise ConfigError(f"{prefix}detector-steps must be >= 1, got {steps}")
-    if min_accuracy is not None and not 0 <= min_accuracy <= 1:
-        raise ConfigError(
-            f"{prefix}detector-min-accuracy must be in [0, 1] (0 turns the gate off), "
-            f"got {min_accuracy}"
-        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
