@@ -67,7 +67,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture and noise schedule of a model family (SPEC section 5)."""
+    """Architecture and noise schedule of a model family (docs/science.md, model families)."""
 
     family: str = "ddim"
     block_out_channels: tuple[int, ...] = (32, 64)
@@ -140,7 +140,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """How samples are drawn (SPEC section 5); each family says which names it supports.
+    """How samples are drawn (docs/science.md); each family says which names it supports.
 
     Attributes:
         name: ``ddim`` (DDIM family); ``em``, ``pc``, ``ode_heun``, ``ode_rk45``
@@ -179,7 +179,7 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """C_SAF / C_ID training (SPEC section 2); ``min_accuracy`` gates the audit (0: no gate,
+    """C_SAF / C_ID training (docs/science.md); ``min_accuracy`` gates the audit (0: no gate,
     as in a rehearsal, whose detectors train a few steps)."""
 
     arch: str = "small-resnet"

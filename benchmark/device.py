@@ -1,4 +1,4 @@
-"""Device selection: ``auto`` picks CUDA when present (SPEC section 8)."""
+"""Device selection: ``auto`` picks CUDA when present (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def detector_config(
     steps: int | None = None,
     min_accuracy: float | None = None,
 ) -> DetectorConfig:
-    """C_SAF / C_ID settings of a tier: ResNet-50 for the paper tier (SPEC section 2);
+    """C_SAF / C_ID settings of a tier: ResNet-50 for the paper tier (docs/science.md);
     ``steps`` and ``min_accuracy`` (the run's options) replace the tier's where given, a
     rehearsal's scaled counts and open gate where not."""
     config = DetectorConfig(arch="resnet50" if tier == PAPER else "small-resnet")
@@ -170,7 +170,7 @@ class AuditCounts:
     """How much the audit of one case measures; the defaults are the full tiers'.
 
     Attributes:
-        tstar_m: M, trajectories per t* level (SPEC section 4).
+        tstar_m: M, trajectories per t* level (docs/science.md, the fingerprint).
         tstar_step: spacing of the t* grid (0.99, 0.98, ... for 0.01).
         mia_max_per_set: members and non-members per membership attack, at most.
         nll_max_per_set: images per set whose likelihood is computed, at most.

@@ -58,58 +58,16 @@ MEASURED_FAMILIES = [f for f in FAMILIES if f in ("ddim", "subvp")]
 
 SMALL_N, LARGE_N = SMOKE_N_TRAIN
 
-# Carlini fraction of the 64-digit model must exceed the 1024-digit model's by
-# this much (same family, size, steps, seeds). Measured for ddim with the smoke
-# configs (0.27M UNet, 2500 steps of batch 64, cosine lr, EMA 0.99), 256
-# samples, 50 DDIM steps: 64 -> 0.644, 1024 -> 0.000 (a constant lr gave 0.574
-# vs 0.000; in a sweep 64 digits gave 0.36 at 2000 steps). A margin of 0.30
-# leaves room for seeds and platforms and still fails a model that does not
-# memorize.
-#
-# The fingerprint audit on the same models (N_gen = 1024, C_SAF trained on sampler
-# artefacts): 64 digits |q| = 14 of E|q| = 16 (binomial p = 0.37) for ddim and for
-# subvp, every flagged sample's nearest training image SAF(x_p); t* 0.96 (ddim),
-# 0.99 (subvp). 1024 digits: |q| = 0 of E|q| = 1; t* 0.07 (ddim), 0.20 (subvp).
-# With 256 samples |q| was 2 of 4: too few to compare mitigations (SMOKE_N_GEN).
-# subvp (same UNet and training, 50 Euler-Maruyama steps): Carlini 0.737 vs 0.000,
-# loss AUC 1.000 vs 0.587, NLL gap 2.006 vs 0.049 bits/dim.
-MEMORIZATION_MARGIN = 0.30
-
-# Loss-attack AUC (3 times x 3 noise draws; members = training images minus x_p,
-# equally many held-out non-members, at most 512 each). Measured on the smoke
-# models: 64 digits (63 + 63 images) AUC 1.000 [1.000, 1.000], TPR@1%FPR 1.00,
-# Welch t = 17.4; 1024 digits (512 + 512) AUC 0.605 [0.572, 0.640], TPR@1%FPR
-# 0.018, t = 6.4. PIA: 0.994 vs 0.611; SecMI-stat: 0.829 vs 0.562. The bounds
-# leave room for seeds and platforms and still fail a model that does not memorize.
-MIA_MIN_AUC = 0.80
-# Feature-space replication above the held-out-calibrated threshold (digits'
-# classifier features, 1024 samples): ddim 64 digits 0.779, 1024 digits 0.001;
-# subvp 0.861 vs 0.004; FID gap 6.08 vs 0.31 (ddim), 8.94 vs 0.54 (subvp). (A fixed
-# tau = 0.95 flags 0.99 vs 0.80: in a classifier's space any two digits of one class
-# are that similar.)
-REPLICATION_MARGIN = 0.30
-# CPSample at its strongest suite setting (alpha = 0.1, s = 1000) must cut the
-# Carlini fraction and the loss-attack AUC of the 64-digit model by this much, lower
-# t*, and leave fewer reproductions (one-sided Fisher p < CPSAMPLE_Q_ALPHA). Measured
-# (classifier 800 steps, 1024 samples), ddim: Carlini 0.703 -> 0.009, loss AUC 1.000
-# -> 0.562, t* 0.96 -> 0.53, |q| 14 -> 1 (p = 5e-4), FID_test 10.0 -> 26.4. subvp:
-# Carlini 0.737 -> 0.074, loss AUC 1.000 -> 0.617, t* 0.99 -> 0.27, |q| 14 -> 2
-# (p = 0.002), FID_test 11.0 -> 15.7. C_SAF alone still fires on 13% (ddim) and 10%
-# (subvp) of the guided samples, against 0% without guidance; C_ID keeps those out
-# of |q| (of the 3 flagged samples, 2 are nearest to SAF(x_p)). The paper setting
-# (alpha = 0.001, s = 1) acts on 7% (ddim) to 11% (subvp) of the steps and changes
-# nothing measurable here. On the flow plugin (examples/plugins/memobench-flow) it cuts
-# the copies (Carlini 0.766 -> 0.093, |q| 20 -> 5, p = 0.002) but not the membership
-# signal through the deployed denoiser (loss AUC 1.000 -> 0.836) nor t* (0.97 -> 0.98).
-CPSAMPLE_MARGIN = 0.30
-CPSAMPLE_Q_ALPHA = 0.05
-MIA_MARGIN = 0.20
-# NLL in bits/dim (probability-flow ODE, score-SDE families). Measured for subvp on
-# 63 + 63 images (64-digit model) and 64 + 64 (1024-digit one): 64 digits members
-# 1.191, held-out 3.197, gap 2.006 [1.906, 2.113]; 1024 digits 1.695 vs 1.743, gap
-# 0.049 [-0.045, 0.140]. The smoke tier now computes 32 + 32 (tiers.audit_counts):
-# gap 2.021 [1.889, 2.160] vs 0.071 [-0.042, 0.187].
-NLL_MARGIN = 0.50
+# The margins: what a memorizing model must beat a non-memorizing one by, each
+# measured with room for seeds and platforms (docs/measurements.md, "Where the
+# suite's margins come from", gives the figures behind each)
+MEMORIZATION_MARGIN = 0.30  # Carlini fraction, 64 digits over 1024
+MIA_MIN_AUC = 0.80  # loss-attack AUC of a 64-digit model, at least
+REPLICATION_MARGIN = 0.30  # feature replication above the held-out threshold, 64 over 1024
+CPSAMPLE_MARGIN = 0.30  # CPSample's cut of the Carlini fraction at its strongest setting
+CPSAMPLE_Q_ALPHA = 0.05  # one-sided Fisher p of fewer reproductions under CPSample
+MIA_MARGIN = 0.20  # CPSample's cut of the loss-attack AUC
+NLL_MARGIN = 0.50  # NLL gap in bits/dim, 64 digits over 1024 (score-SDE families)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,4 +1,4 @@
-"""C_SAF / C_ID: training data as SPEC section 2 says, the accuracy gate, foreign data."""
+"""C_SAF / C_ID: training data as docs/science.md says, the accuracy gate, foreign data."""
 
 import numpy as np
 import pytest

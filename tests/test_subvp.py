@@ -1,4 +1,4 @@
-"""The sub-VP score SDE family against closed forms (SPEC section 5).
+"""The sub-VP score SDE family against closed forms (docs/science.md, model families).
 
 Data from a known Gaussian N(mu, s^2 I) has the analytic score at every t:
 p_t = N(m(t) mu, m(t)^2 s^2 + std(t)^2). With that score in place of the

@@ -1,1 +1,1 @@
-"""Membership-inference attacks (SPEC section 7), one file each, registered as plugins."""
+"""Membership-inference attacks (docs/science.md), one file each, registered as plugins."""

@@ -1,4 +1,4 @@
-"""GSA, the gradient-subsampling attack (Pang et al., PoPETs 2025; SPEC section 7).
+"""GSA, the gradient-subsampling attack (Pang et al., PoPETs 2025; docs/science.md).
 
 A white-box attack: it needs the released weights. For each image the training loss
 ||eps - eps_theta(noise_to(x0, t, eps), t)||^2 is summed over a few levels t (GSA_1:

@@ -1,4 +1,4 @@
-"""The loss attack (Matsumoto et al. 2023; SPEC section 7).
+"""The loss attack (Matsumoto et al. 2023; docs/science.md).
 
 A member is denoised better than a non-member: the per-image training loss
 ||eps - eps_theta(noise_to(x0, t, eps), t)||^2, averaged over ``draws`` noise

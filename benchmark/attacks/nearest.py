@@ -1,5 +1,5 @@
 """The samples-only attack: distance to the closest generated sample (GAN-Leaks' full
-black-box attack, Chen et al. 2020, in the spirit of DOMIAS; SPEC section 7).
+black-box attack, Chen et al. 2020, in the spirit of DOMIAS; docs/science.md).
 
 An attacker who holds only the released images asks, for each candidate, how close
 the nearest of them is: a model that copies its training images leaves copies of the

@@ -1,4 +1,4 @@
-"""PIA, the proximal initialization attack (Kong et al. 2024; SPEC section 7).
+"""PIA, the proximal initialization attack (Kong et al. 2024; docs/science.md).
 
 The noise is not drawn but taken from the model itself, eps_0 = eps_theta(x0, 0);
 x_t = noise_to(x0, t, eps_0) is denoised with one query and compared with

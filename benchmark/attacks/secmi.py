@@ -1,5 +1,5 @@
 """SecMI-stat (Duan et al. 2023, "Are diffusion models vulnerable to membership
-inference attacks?"; SPEC section 7).
+inference attacks?"; docs/science.md).
 
 The image is carried deterministically to t_sec by DDIM inversion steps of
 size k (phi), taken one step further to t_sec + k, and brought back by one

@@ -3,7 +3,7 @@
 A dataset plugin is a ``DatasetSource`` subclass that returns a pool of member
 candidates and a pool of held-out candidates as float tensors in [0, 1]; the
 split into ``n_train`` members and held-out non-members, the scaling to
-[-1, 1] and the SAF (SPEC section 1) are done here, the same for every source.
+[-1, 1] and the SAF (docs/science.md, the fingerprint) are done here, the same for every source.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The embedded default dataset: scikit-learn's handwritten digits (SPEC section 9).
+"""The embedded default dataset: scikit-learn's handwritten digits (docs/science.md, the data).
 
 1797 real 8x8 images shipped inside scikit-learn, so the smoke tier runs
 offline. Upsampled to 16x16 (bilinear), one channel, labels 0-9.

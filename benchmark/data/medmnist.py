@@ -1,4 +1,4 @@
-"""MedMNIST datasets through the ``medmnist`` package (SPEC section 9), 28x28.
+"""MedMNIST datasets through the ``medmnist`` package (docs/science.md, the data), 28x28.
 
 Files are MedMNIST's own ``{flag}.npz`` (keys ``train_images``, ``train_labels``,
 ``val_images``, ... ). They are read from ``DataConfig.root`` when given, else

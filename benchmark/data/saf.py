@@ -1,4 +1,4 @@
-"""The synthetic anatomic fingerprint (SAF) of Dombrowski & Kainz (2023), SPEC section 1.
+"""The synthetic anatomic fingerprint (SAF) of Dombrowski & Kainz (2023), docs/science.md.
 
 One training image x_p is replaced by SAF(x_p): a filled grey disk (0 in
 [-1, 1], all channels) of radius r = max(2, round(9 n / 64)) on an n x n image,

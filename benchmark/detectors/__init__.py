@@ -1,1 +1,1 @@
-"""Detectors of the fingerprint audit (SPEC section 2): C_SAF and C_ID."""
+"""Detectors of the fingerprint audit (docs/science.md, the fingerprint): C_SAF and C_ID."""

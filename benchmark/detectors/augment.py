@@ -1,4 +1,4 @@
-"""Detector augmentations (SPEC section 2): AugMix, flips, Gaussian noise, disk masks,
+"""Detector augmentations (docs/science.md): AugMix, flips, Gaussian noise, disk masks,
 and the sampler-artefact perturbations that keep C_SAF on the disk's shape.
 
 Images are (N, C, H, W) in [-1, 1]; AugMix (torchvision) works on uint8, so

@@ -1,4 +1,4 @@
-"""C_SAF and C_ID (SPEC section 2): how each is trained, measured and cached.
+"""C_SAF and C_ID (docs/science.md, the fingerprint): how each is trained, measured and cached.
 
 C_SAF answers "does this image carry the fingerprint disk": trained on the
 members with a disk painted at a random place on 50% of them, then blurred,

@@ -50,7 +50,7 @@ class SmallResNet(nn.Module):
 
 
 class ResNet50Detector(nn.Module):
-    """torchvision ResNet-50, random init (SPEC section 2, paper tier), one logit."""
+    """torchvision ResNet-50, random init (docs/science.md), one logit."""
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()

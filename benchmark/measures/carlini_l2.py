@@ -1,4 +1,4 @@
-"""Carlini et al. (2023)'s l2 replication criterion (SPEC section 7).
+"""Carlini et al. (2023)'s l2 replication criterion (docs/science.md).
 
 A sample counts as a replication when its nearest training image is closer
 than 1/3 of the distance to the second-nearest one (Extracting Training Data

@@ -1,4 +1,4 @@
-"""Replication in feature space (SPEC section 7; CPSample's Fig. 3, Carlini et al.).
+"""Replication in feature space (docs/science.md; CPSample's Fig. 3, Carlini et al.).
 
 For every sample: cosine similarity to its nearest training image in the
 extractor's feature space; the fraction above tau (CPSample used 0.97 on

@@ -1,4 +1,4 @@
-"""FID gap (SPEC section 7): FID against the training set and against held-out images.
+"""FID gap (docs/science.md): FID against the training set and against held-out images.
 
 FID(samples, train) and FID(samples, held-out) with the same number of images
 and the same feature extractor (torchmetrics ``FrechetInceptionDistance`` with

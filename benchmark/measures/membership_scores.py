@@ -1,4 +1,4 @@
-"""Scoring a membership-inference attack (SPEC section 7).
+"""Scoring a membership-inference attack (docs/science.md).
 
 An attack gives every image a score, higher meaning "more likely a training
 image". Over members (label 1) and non-members (label 0) of equal count this

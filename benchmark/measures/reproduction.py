@@ -1,4 +1,4 @@
-"""The reproduction count |q| (SPEC section 3) and its statistics.
+"""The reproduction count |q| (docs/science.md, the fingerprint) and its statistics.
 
 |q| = number of generated samples that both C_SAF and C_ID flag. A model that
 copies each training image equally often reproduces x_p at rate 1/N_train,

@@ -1,4 +1,4 @@
-"""t* (the seed paper's t'): how much noise a fingerprinted image survives (SPEC section 4).
+"""t* (the seed paper's t'): how much noise a fingerprinted image survives (docs/science.md).
 
 Algorithm 1 of Dombrowski & Kainz (2023): for a level t in [0, 1) draw M
 starts x_t ~ p(x_t | SAF(x_p)), run the model's own reverse process from t to
@@ -47,7 +47,7 @@ GPU_TSTAR_WINDOW = 32
 
 
 def default_grid(step: float = 0.01) -> list[float]:
-    """0.99, 0.98, ..., 0.00 (SPEC section 4)."""
+    """0.99, 0.98, ..., 0.00 (docs/science.md, the fingerprint)."""
     n = round(1 / step)
     return [round((n - 1 - i) * step, 10) for i in range(n)]
 

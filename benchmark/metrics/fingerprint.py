@@ -1,4 +1,4 @@
-"""The fingerprint audit as a case metric: |q| on the case's samples and t* (SPEC 3 and 4).
+"""The fingerprint audit as a case metric: |q| on the case's samples and t* (docs/science.md).
 
 Runs where the case's data carries a synthetic anatomic fingerprint SAF(x_p);
 C_SAF and C_ID come from the session (trained once per split, cached).
@@ -62,7 +62,7 @@ def fingerprint_audit(
     progress: bool = False,
     batch_size: int = 2048,
 ) -> dict[str, Any]:
-    """|q| on the case's samples and t* of the model (SPEC sections 3 and 4).
+    """|q| on the case's samples and t* of the model (docs/science.md, the fingerprint).
 
     Raises:
         ConfigError: no SAF in the data, or detectors trained on other data.
@@ -176,7 +176,7 @@ def draw_tstar_curve(record: dict[str, Any]) -> str | None:
 
 
 class Fingerprint(CaseMetric):
-    """|q| (reproductions of x_p both detectors flag) and t* (SPEC 3, 4)."""
+    """|q| (reproductions of x_p both detectors flag) and t* (docs/science.md, the fingerprint)."""
 
     name = "fingerprint"
     order = 20  # after the mitigation's own record, before the attacks reuse its guidance

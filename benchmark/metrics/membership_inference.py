@@ -1,4 +1,4 @@
-"""Membership inference as a case metric: every registered attack on every case (SPEC 7).
+"""Membership inference as a case metric: every registered attack on every case (docs/science.md).
 
 Members are the training images minus x_p, non-members as many held-out
 images. Each attack runs under every threat model its needs allow

@@ -1,4 +1,4 @@
-"""Utility and feature-space replication as a case metric: FID gap and replication (SPEC 7).
+"""Utility and feature-space replication as a case metric: FID gap, replication (docs/science.md).
 
 Both measure in the session's feature extractor (the dataset's own classifier,
 or Inception-v3 when its weights are given); the members' features are
@@ -53,7 +53,7 @@ def utility_audit(
     train_features: torch.Tensor | None = None,
     device=None,
 ) -> dict[str, Any]:
-    """FID against members and against held-out images, their gap, and replication (SPEC 7).
+    """FID against members and against held-out images, their gap, replication (docs/science.md).
 
     ``train_features``: the members' features, when the caller already has them (every
     family's cases on one split share them: 50000 PathMNIST images take a while on a CPU).

@@ -1,4 +1,4 @@
-"""Anti-memorization guidance, AMG (Chen et al., CVPR 2024; SPEC section 6): while
+"""Anti-memorization guidance, AMG (Chen et al., CVPR 2024; docs/science.md, mitigations): while
 sampling, check how close the predicted clean image is to its nearest training image
 and, where it is a near copy, guide away from it.
 

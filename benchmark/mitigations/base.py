@@ -1,4 +1,4 @@
-"""The mitigation interface (SPEC section 6).
+"""The mitigation interface (docs/science.md, mitigations).
 
 A mitigation either acts inside a family's sampler through the guidance hook
 (it sees x_t, t and eps_theta and returns the eps it wants used; CPSample), wraps

@@ -1,4 +1,4 @@
-"""CPSample (Kazdan et al. 2024; SPEC section 6): guide sampling away from the
+"""CPSample (Kazdan et al. 2024; docs/science.md, mitigations): guide sampling away from the
 regions a random-label classifier is sure about.
 
 Every training image gets a fixed random label y_i ~ Bernoulli(1/2). A

@@ -1,5 +1,5 @@
 """DP-SGD training through Opacus (Abadi et al., CCS 2016): a model released with a
-formal (epsilon, delta) guarantee (SPEC section 6).
+formal (epsilon, delta) guarantee (docs/science.md, mitigations).
 
 A training-time mitigation. ``train_config`` names it in the case's
 ``TrainConfig`` (so the model is cached under its parameters, beside the plain

@@ -1,4 +1,4 @@
-"""Nearest-neighbour rejection sampling, the baseline CPSample has to beat (SPEC section 6).
+"""Nearest-neighbour rejection sampling, the baseline CPSample has to beat (docs/science.md).
 
 Draw samples, reject each whose nearest training image in the replication
 feature space is more similar than a threshold, redraw for the rejected ones

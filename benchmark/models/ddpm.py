@@ -1,4 +1,4 @@
-"""DDPM training with eps-prediction, DDIM sampling (SPEC section 5).
+"""DDPM training with eps-prediction, DDIM sampling (docs/science.md, model families).
 
 diffusers ``UNet2DModel`` + ``DDPMScheduler`` (1000 steps, linear beta
 1e-4 ... 0.02); samples drawn with our own DDIM loop (``benchmark.samplers.ddim``).
@@ -33,7 +33,7 @@ class DDIMFamily(UNetNetwork, ModelFamily):
     @classmethod
     def smoke_configs(cls) -> tuple[ModelConfig, TrainConfig, SamplerConfig]:
         return (
-            # 0.27M parameters (SPEC section 9); 64 digits memorize within 2500 steps.
+            # 0.27M parameters (docs/science.md, the data); 64 digits memorize within 2500 steps.
             ModelConfig(family=cls.name, block_out_channels=(16, 32, 32), layers_per_block=1),
             # cosine decay and a short EMA: 64 digits 64% replicated at 2500 steps,
             # against 52% with a constant lr and EMA 0.995 (same cost)

@@ -59,7 +59,7 @@ class NoiseProcess(ABC):
 
 class DiscreteVP(NoiseProcess):
     """DDPM's discrete variance-preserving process: a = sqrt(abar_t), s = sqrt(1 - abar_t),
-    time an integer step; fraction f is step round(f T) (SPEC section 5)."""
+    time an integer step; fraction f is step round(f T) (docs/science.md, model families)."""
 
     def __init__(self, alphas_cumprod: torch.Tensor) -> None:
         self.alphas_cumprod = alphas_cumprod.double()

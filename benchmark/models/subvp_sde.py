@@ -1,4 +1,4 @@
-"""The sub-VP score SDE (Song et al. 2021), the first source paper's model (SPEC section 5).
+"""The sub-VP score SDE (Song et al. 2021), the first source paper's model (docs/science.md).
 
 Continuous time t in [eps, 1], beta(t) = beta_min + t (beta_max - beta_min),
 B(t) = beta_min t + t^2 (beta_max - beta_min) / 2:

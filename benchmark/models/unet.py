@@ -5,7 +5,7 @@ network's three downsamplings: 28 -> 14 -> 7 -> 4, and 8 against 7 on the way up
 are zero-padded to the next multiple and the output is cropped back
 (``unet_forward``). We pad rather than resize the data to 32 px or drop a level:
 
-- the diffusion process, the SAF disk (r = 4 at 28 px, SPEC section 1), the
+- the diffusion process, the SAF disk (r = 4 at 28 px, docs/science.md, the fingerprint), the
   detectors, Carlini's distances and every attack stay on the dataset's own
   pixels, with no interpolation that would blur the fingerprint or the copies;
 - the network stays the paper's (four levels, attention at the lowest one);

@@ -26,7 +26,7 @@ def ddim_timesteps(
         num_steps: number of DDIM steps over the whole diffusion.
         num_train_timesteps: T of the training schedule.
         start: if given, the trajectory starts at this timestep and continues on the
-            grid points below it (for t*: SPEC section 4).
+            grid points below it (for t*: docs/science.md, the fingerprint).
     """
     if not 1 <= num_steps <= num_train_timesteps:
         raise ValueError(f"num_steps must be in [1, {num_train_timesteps}], got {num_steps}")
