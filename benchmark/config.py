@@ -269,8 +269,3 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
     """A short, stable hex digest of configs and other JSON-able parts."""
     blob = json.dumps([identity(p) for p in parts], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
-
-
-def replace(obj: Any, **changes: Any) -> Any:
-    """``dataclasses.replace`` that re-runs validation (frozen configs)."""
-    return dataclasses.replace(obj, **changes)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -23,7 +23,7 @@ from benchmark import registry
 from benchmark.attacks.threat import DENOISER_API, threat_models_for
 from benchmark.audit import audit_key
 from benchmark.cache import Cache
-from benchmark.config import CaseConfig, DetectorConfig, replace
+from benchmark.config import CaseConfig, DetectorConfig
 from benchmark.data.base import ImageDataset, load_dataset
 from benchmark.detectors.detector import detector_key
 from benchmark.errors import MemobenchError, TooFewImagesError

@@ -9,11 +9,12 @@ audit. The session's ``log`` (``RunLog``) remembers what its workers built.
 
 from __future__ import annotations
 
+from dataclasses import replace as replace_config
+
 from benchmark import registry
 from benchmark.audit import case_audit_key, run_case
 from benchmark.cache import Cache
 from benchmark.config import CaseConfig, DataConfig, DetectorConfig
-from benchmark.config import replace as replace_config
 from benchmark.data import load_dataset
 from benchmark.detectors.detector import get_detector
 from benchmark.measures.features import classifier_features

@@ -8,7 +8,7 @@ CPU with every count scaled down (``Rehearsal``). Used by `suites/`, by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from benchmark import registry
 from benchmark.config import (
@@ -19,7 +19,6 @@ from benchmark.config import (
     ModelConfig,
     SamplerConfig,
     TrainConfig,
-    replace,
 )
 from benchmark.speed import Speed
 

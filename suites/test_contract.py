@@ -6,12 +6,14 @@ seconds instead of minutes into a leakage case.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from benchmark import registry
 from benchmark.attacks.threat import SAMPLES_ONLY, THREAT_MODELS
-from benchmark.config import DataConfig, SamplerConfig, TrainConfig, replace
+from benchmark.config import DataConfig, SamplerConfig, TrainConfig
 from benchmark.mitigations.base import MitigationContext
 from benchmark.models.base import ModelFamily, TrainedModel, seeded_latents
 from benchmark.models.training import build_network, train

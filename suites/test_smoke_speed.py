@@ -11,10 +11,11 @@ fraction of 256 independent samples has a standard deviation of 0.03.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from benchmark.config import replace
 from benchmark.measures.carlini_l2 import CarliniL2
 from benchmark.speed import Speed
 from benchmark.tiers import smoke_case

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from benchmark.config import (
@@ -7,7 +9,6 @@ from benchmark.config import (
     ModelConfig,
     SamplerConfig,
     TrainConfig,
-    replace,
     stable_hash,
 )
 from benchmark.errors import ConfigError

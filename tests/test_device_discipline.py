@@ -13,11 +13,13 @@ for generator`` on every GPU run of a CPSample case).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from benchmark import registry
-from benchmark.config import DataConfig, SamplerConfig, replace
+from benchmark.config import DataConfig, SamplerConfig
 from benchmark.data import load_dataset
 from benchmark.mitigations.base import MitigationContext
 from benchmark.mitigations.dp_sgd import STATS as DP_STATS

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from benchmark.config import DataConfig, ModelConfig, replace
+from benchmark.config import DataConfig, ModelConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
 from benchmark.measures.dp_bound import auc_bound, tpr_bound

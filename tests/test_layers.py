@@ -148,6 +148,14 @@ def test_every_module_has_a_layer(table):
     assert not stale, f"docs/architecture.md places modules that do not exist: {stale}"
 
 
+def test_every_package_folder_is_a_regular_package():
+    """A folder of modules without ``__init__.py`` imports from a clone (a namespace
+    package) but is left out of the built wheel (setuptools' ``find`` skips it)."""
+    folders = {p.parent for p in PACKAGE.rglob("*.py")}
+    missing = sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").exists())
+    assert not missing, f"package folders without __init__.py: {missing}"
+
+
 def test_no_import_runs_up_a_layer(table, imports):
     upward = []
     for imp in imports:

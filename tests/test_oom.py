@@ -3,13 +3,14 @@ batch and retry, the log says so once per place, and the record keeps the batch 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
 
 from benchmark.audit import run_case
 from benchmark.batching import BATCH_FLOOR
-from benchmark.config import replace
 from benchmark.errors import DeviceError
 from benchmark.measures.membership_scores import MIA_AUC
 from benchmark.measures.tstar import TSTAR

@@ -1,6 +1,8 @@
 """`memobench plan`: FLOPs against a hand count, NFE against the samplers, cache states
 against a cache that a real audit filled."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -8,7 +10,7 @@ from torch import nn
 from benchmark import registry
 from benchmark.audit import run_case
 from benchmark.cache import Cache
-from benchmark.config import ModelConfig, SamplerConfig, replace
+from benchmark.config import ModelConfig, SamplerConfig
 from benchmark.plan import count_flops, flops_per_eval, format_plan, plan_cases, sampler_nfe
 from benchmark.session import Session
 from benchmark.tiers import (

@@ -4,13 +4,15 @@ How far bf16 sampling moves the smoke model's figures: suites/test_smoke_speed.p
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from benchmark import registry
 from benchmark.audit import audit_key, run_case
 from benchmark.batching import image_bytes
-from benchmark.config import SamplerConfig, TrainConfig, identity, replace
+from benchmark.config import SamplerConfig, TrainConfig, identity
 from benchmark.errors import ConfigError, DeviceError
 from benchmark.models.base import TrainedModel
 from benchmark.models.training import build_network

@@ -2,12 +2,13 @@
 
 import json
 import logging
+from dataclasses import replace
 
 import pytest
 import torch
 
 from benchmark.cache import Cache
-from benchmark.config import DataConfig, ModelConfig, replace
+from benchmark.config import DataConfig, ModelConfig
 from benchmark.data import load_dataset
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.ddpm import DDIMFamily

@@ -9,11 +9,12 @@ log-density.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
-from benchmark.config import ModelConfig, SamplerConfig, TrainConfig, replace
+from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError, ConfigError, UnknownNameError
 from benchmark.metrics.likelihood import bits_per_dim, log_likelihood
 from benchmark.models import training

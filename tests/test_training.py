@@ -1,9 +1,11 @@
 """Shared training services: resume after a kill ends with the same weights."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from benchmark.config import DataConfig, replace
+from benchmark.config import DataConfig
 from benchmark.data import load_dataset
 from benchmark.errors import CheckpointError
 from benchmark.models.ddpm import DDIMFamily

@@ -1,1 +1,2 @@
-"""Metrics: torchmetrics-style classes (state, update/compute, higher_is_better)."""
+"""The metric plugins (``CaseMetric``, ``benchmark/metrics/base.py``): what every audited case
+records, with its leaderboard columns and case-page figures."""

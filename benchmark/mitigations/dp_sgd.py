@@ -31,13 +31,14 @@ UNet's config (the padding of 28 px images).
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY, WEIGHTS
-from benchmark.config import MitigationConfig, TrainConfig, replace
+from benchmark.config import MitigationConfig, TrainConfig
 from benchmark.errors import ConfigError
 from benchmark.measures.dp_bound import auc_bound
 from benchmark.mitigations.base import Mitigation, MitigationContext

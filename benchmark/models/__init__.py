@@ -1,5 +1,5 @@
 """Model families: how each is built, trained (shared loop), sampled, saved and loaded."""
 
-from benchmark.models.base import ModelFamily, SampleResult, TrainedModel, get_family
+from benchmark.models.base import ModelFamily, SampleResult, TrainedModel
 
-__all__ = ["ModelFamily", "SampleResult", "TrainedModel", "get_family"]
+__all__ = ["ModelFamily", "SampleResult", "TrainedModel"]

@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from benchmark import registry
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.noise import NoiseProcess
@@ -260,7 +259,3 @@ def seeded_latents(seeds: torch.Tensor, image_shape: tuple[int, int, int]) -> to
             for s in seeds
         ]
     )
-
-
-def get_family(name: str) -> type[ModelFamily]:
-    return registry.models.get(name)
