@@ -1,0 +1,275 @@
+"""A user's own images: a folder of PNG/JPEG/TIFF/BMP files (recursive), or an ``.npz``
+in MedMNIST's layout, brought to a model's size and channel count by a stated rule.
+
+This is how ``memobench audit`` reads the images a model was trained on and the
+images it never saw. Nothing is split or drawn: the members are the images given
+as members. ``FitRule`` says how an image reaches the model's ``size``:
+
+- ``resize`` (default): the shorter side scaled to ``size`` (bilinear, antialiased),
+  then the centre ``size`` x ``size`` crop: what diffusers' ``train_unconditional.py``
+  example does to its training images (``Resize(resolution)``, ``CenterCrop``);
+- ``center-crop``: the centre crop alone, for images at least ``size`` on each side;
+- ``exact``: images must already be ``size`` x ``size``.
+
+Images are read one at a time into one ``uint8`` tensor (a progress bar on long
+folders), so a folder costs its pixels once in memory. Every bad input stops with
+one line that names the file or folder and the fix: a folder that is not there or
+holds no images, an unreadable image, a channel count other than the model's,
+an image the rule cannot bring to size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmark.errors import DataError
+from benchmark.progress import bar
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+FITS = ("resize", "center-crop", "exact")
+# PIL modes by the channels they hold (an alpha channel is dropped, and said)
+GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "F")
+COLOUR_MODES = ("RGB", "P", "CMYK", "YCbCr")
+NPZ_KEYS = ("train_images", "val_images", "test_images", "images")
+
+
+@dataclass(frozen=True)
+class FitRule:
+    """How images are brought to a model's input: ``size`` x ``size`` pixels, ``channels``
+    channels (1: grey, 3: RGB), by ``fit`` (``resize``, ``center-crop`` or ``exact``)."""
+
+    size: int
+    channels: int
+    fit: str = "resize"
+
+    def __post_init__(self) -> None:
+        if self.fit not in FITS:
+            raise DataError(f"unknown fit rule {self.fit!r}; use one of {', '.join(FITS)}")
+        if self.channels not in (1, 3):
+            raise DataError(f"a model of {self.channels} channels: memobench reads 1 or 3")
+        if self.size < 1:
+            raise DataError(f"image size must be >= 1, got {self.size}")
+
+    def describe(self) -> str:
+        how = {
+            "resize": "shorter side resized to {s} (bilinear, antialiased), centre {s}x{s} crop",
+            "center-crop": "centre {s}x{s} crop, no resizing",
+            "exact": "used as they are ({s}x{s})",
+        }[self.fit].format(s=self.size)
+        return f"{how}; {'grey' if self.channels == 1 else 'RGB'}, scaled to [-1, 1]"
+
+
+@dataclass
+class ImageSet:
+    """Images as the model sees them, and where each came from.
+
+    Attributes:
+        images: (N, C, size, size) ``uint8``.
+        names: each image's file (relative to the folder) or ``file.npz[key][i]``.
+        source: the folder or file they were read from.
+        notes: what the reading changed beyond the rule (alpha dropped, 16-bit scaled).
+    """
+
+    images: torch.Tensor
+    names: list[str]
+    source: str
+    notes: list[str]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def as_float(self) -> torch.Tensor:
+        """The images in [-1, 1], float32, as memobench's models take them."""
+        return self.images.float() / 127.5 - 1
+
+    def hashes(self) -> list[str]:
+        """A content hash per image (after the rule): equal images, equal hashes."""
+        return [hashlib.sha256(img.numpy().tobytes()).hexdigest() for img in self.images]
+
+
+def image_files(folder: Path, what: str) -> list[Path]:
+    """The image files under ``folder`` (recursive, sorted by path).
+
+    Raises:
+        DataError: the folder is not there, or holds no image file (it says what it holds).
+    """
+    if not folder.exists():
+        raise DataError(f"{what} {folder}: no such folder or file; pass the folder of images")
+    if not folder.is_dir():
+        raise DataError(
+            f"{what} {folder}: not a folder of images nor an .npz; pass a folder of "
+            f"{'/'.join(s.lstrip('.').upper() for s in IMAGE_SUFFIXES[:4])} files or an .npz"
+        )
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not files:
+        others = sorted({p.suffix.lower() or p.name for p in folder.rglob("*") if p.is_file()})
+        held = f"it holds {', '.join(others[:8])} files" if others else "it is empty"
+        raise DataError(
+            f"{what} {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) under it; {held}"
+        )
+    return files
+
+
+def _pixels(path: Path, rel: str, channels: int, notes: set[str]) -> np.ndarray:
+    """One image file as an (H, W, C) uint8 array of ``channels`` channels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode in ("RGBA", "LA", "PA"):
+                notes.add(f"alpha channel dropped ({mode})")
+                im = im.convert("RGB" if mode != "LA" else "L")
+                mode = im.mode
+            if mode in GREY_MODES:
+                got = 1
+                if mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+                    arr = np.asarray(im, dtype=np.float64)
+                    top = 65535.0 if arr.max() > 255 else 255.0
+                    notes.add(f"{mode} images scaled from [0, {top:g}] to 8 bits")
+                    arr = np.clip(np.round(arr / top * 255), 0, 255).astype(np.uint8)
+                else:
+                    arr = np.asarray(im.convert("L"), dtype=np.uint8)
+                arr = arr[..., None]
+            elif mode in COLOUR_MODES:
+                got = 3
+                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            else:
+                raise DataError(f"{rel}: image mode {mode!r} is neither grey nor RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(
+            f"{rel}: not a readable image ({type(err).__name__}: {err}); remove it or "
+            f"replace it with a good copy"
+        ) from None
+    if got != channels:
+        have = "grey" if got == 1 else "RGB"
+        want = "grey (1 channel)" if channels == 1 else "RGB (3 channels)"
+        raise DataError(
+            f"{rel}: a {have} image, but the model takes {want}; give the images the model "
+            f"was trained on, in its channel count"
+        )
+    return arr
+
+
+def fit(image: torch.Tensor, rule: FitRule, name: str) -> torch.Tensor:
+    """(C, H, W) uint8 -> (C, size, size) uint8 by ``rule``.
+
+    Raises:
+        DataError: under ``exact``, another size; under ``center-crop``, a side below size.
+    """
+    _, h, w = image.shape
+    s = rule.size
+    if rule.fit == "exact" and (h, w) != (s, s):
+        raise DataError(
+            f"{name}: {w}x{h} pixels, but the model takes {s}x{s} and the rule is 'exact'; "
+            f"use --fit resize (or center-crop) to bring it to size"
+        )
+    if rule.fit == "center-crop" and min(h, w) < s:
+        raise DataError(
+            f"{name}: {w}x{h} pixels is smaller than the model's {s}x{s}, which a centre "
+            f"crop cannot reach; use --fit resize"
+        )
+    if rule.fit == "resize" and min(h, w) != s:
+        scale = s / min(h, w)
+        size = (max(s, round(h * scale)), max(s, round(w * scale)))
+        x = image.unsqueeze(0).float()
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        image = x.round().clamp(0, 255).to(torch.uint8)[0]
+        _, h, w = image.shape
+    top, left = (h - s) // 2, (w - s) // 2
+    return image[:, top : top + s, left : left + s].contiguous()
+
+
+def read_images(
+    source: str | Path, rule: FitRule, what: str = "images", progress: bool = False
+) -> ImageSet:
+    """The images of a folder (recursive) or an ``.npz`` brought to ``rule``.
+
+    Args:
+        source: a folder of image files, or ``file.npz`` (its first key of ``NPZ_KEYS``),
+            or ``file.npz:key`` for another array of it (MedMNIST's ``test_images``).
+        what: how messages name this set (``--members``, ``--heldout``).
+
+    Raises:
+        DataError: the problem, naming the folder, file or array, and the fix.
+    """
+    text = str(source)
+    stem, _, key = text.partition(".npz:")
+    if key or text.endswith(".npz"):
+        return _read_npz(Path(f"{stem}.npz" if key else text).expanduser(), key or None, rule, what)
+    folder = Path(text).expanduser()
+    files = image_files(folder, what)
+    out = torch.empty((len(files), rule.channels, rule.size, rule.size), dtype=torch.uint8)
+    notes: set[str] = set()
+    with bar(total=len(files), desc=f"reading {what}", unit="image", enabled=progress) as pbar:
+        for i, path in enumerate(files):
+            rel = f"{what} {folder}/{path.relative_to(folder)}"
+            arr = _pixels(path, rel, rule.channels, notes)
+            out[i] = fit(torch.from_numpy(arr).permute(2, 0, 1), rule, rel)
+            pbar.update(1)
+    names = [str(p.relative_to(folder)) for p in files]
+    return ImageSet(out, names, str(folder), sorted(notes))
+
+
+def _read_npz(path: Path, key: str | None, rule: FitRule, what: str) -> ImageSet:
+    if not path.is_file():
+        raise DataError(f"{what} {path}: no such file; pass the .npz (or a folder of images)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = list(npz.keys())
+            if key is None:
+                key = next((k for k in NPZ_KEYS if k in keys), None)
+                if key is None:
+                    raise DataError(
+                        f"{what} {path}: no image array ({', '.join(NPZ_KEYS)}); it holds "
+                        f"{', '.join(keys) or 'nothing'}; name one as {path.name}:KEY"
+                    )
+            elif key not in keys:
+                raise DataError(
+                    f"{what} {path}: no array {key!r}; it holds {', '.join(keys) or 'nothing'}"
+                )
+            arr = npz[key]
+    except (OSError, ValueError) as err:
+        raise DataError(
+            f"{what} {path}: not a readable .npz ({type(err).__name__}: {err})"
+        ) from None
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3) or len(arr) == 0:
+        raise DataError(
+            f"{what} {path}[{key}]: shape {arr.shape}; expected (N, H, W) grey or "
+            f"(N, H, W, 3) RGB images, as MedMNIST writes them"
+        )
+    if arr.shape[-1] != rule.channels:
+        have = "grey" if arr.shape[-1] == 1 else "RGB"
+        raise DataError(
+            f"{what} {path}[{key}]: {have} images, but the model takes "
+            f"{'grey (1 channel)' if rule.channels == 1 else 'RGB (3 channels)'}"
+        )
+    notes = []
+    if arr.dtype != np.uint8:
+        top = 1.0 if arr.max() <= 1.0 else 255.0
+        notes.append(f"{arr.dtype} values scaled from [0, {top:g}] to 8 bits")
+        arr = np.clip(np.round(arr.astype(np.float64) / top * 255), 0, 255).astype(np.uint8)
+    images = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
+    where = f"{what} {path}[{key}]"
+    out = torch.stack([fit(img, rule, f"{where}[{i}]") for i, img in enumerate(images)])
+    return ImageSet(out, [f"{path.name}[{key}][{i}]" for i in range(len(out))], str(path), notes)
+
+
+def shared_images(a: ImageSet, b: ImageSet) -> list[tuple[str, str]]:
+    """Pairs (name in ``a``, name in ``b``) of identical images (after the rule), by
+    content hash: the same picture given as a member and as held-out."""
+    first = {}
+    for name, digest in zip(a.names, a.hashes(), strict=True):
+        first.setdefault(digest, name)
+    return [(first[d], name) for name, d in zip(b.names, b.hashes(), strict=True) if d in first]
