@@ -22,6 +22,7 @@ NOT_IDENTITY = {"identity": False}
 UNLESS_DEFAULT = {"identity": "unless-default"}
 
 
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")  # as diffusers names them
 PRECISIONS = ("fp32", "bf16")  # autocast of a network's calls (benchmark.speed)
 
 
@@ -78,9 +79,17 @@ class ModelConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     beta_schedule: str = "linear"
+    # what the network predicts (diffusers' scheduler ``prediction_type``): memobench trains
+    # ``epsilon``; a user's checkpoint may be ``v_prediction`` or ``sample``
+    prediction_type: str = field(default="epsilon", metadata=UNLESS_DEFAULT)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "block_out_channels", tuple(self.block_out_channels))
+        _check(
+            self.prediction_type in PREDICTION_TYPES,
+            f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, "
+            f"got {self.prediction_type!r}",
+        )
         _check(len(self.block_out_channels) >= 1, "block_out_channels must not be empty")
         for c in self.block_out_channels:
             _check(

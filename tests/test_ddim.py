@@ -76,3 +76,64 @@ def test_guidance_hook_changes_eps():
     )
     assert seen == ddim_timesteps(5).tolist()
     assert not torch.allclose(base, guided)
+
+
+@pytest.mark.parametrize("kind", ["v_prediction", "sample"])
+def test_v_and_sample_prediction_match_diffusers_pipeline(family_and_net, kind):
+    """A checkpoint of another prediction type samples as diffusers' own DDIMPipeline
+    samples it: memobench turns v and x_0 into eps the way the scheduler does."""
+    from dataclasses import replace
+
+    base, net = family_and_net
+    family = DDIMFamily(replace(base.config, prediction_type=kind))
+    seeds = [21, 22, 23]
+    latents = seeded_latents(torch.tensor(seeds), (1, 8, 8))
+    with torch.no_grad():
+        ours, _ = family.sample(net, latents, SamplerConfig(num_steps=10))
+    scheduler = DDIMScheduler.from_config(family.scheduler().config, prediction_type=kind)
+    pipe = DDIMPipeline(unet=net, scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    ref = pipe(
+        batch_size=3,
+        generator=[torch.Generator().manual_seed(s) for s in seeds],
+        num_inference_steps=10,
+        output_type="np",
+    ).images
+    ref = torch.from_numpy(ref).permute(0, 3, 1, 2)
+    assert ours.std() > 0.1
+    torch.testing.assert_close((ours / 2 + 0.5).clamp(0, 1), ref, atol=1e-4, rtol=0)
+
+
+def test_a_pipeline_folder_of_each_prediction_type_loads_with_it(family_and_net, tmp_path):
+    _, net = family_and_net
+    for kind in ("epsilon", "v_prediction", "sample"):
+        scheduler = DDIMScheduler(prediction_type=kind, beta_schedule="squaredcos_cap_v2")
+        DDIMPipeline(unet=net, scheduler=scheduler).save_pretrained(tmp_path / kind)
+        family, _ = DDIMFamily.load_pretrained(tmp_path / kind)
+        assert family.config.prediction_type == kind
+        assert family.config.beta_schedule == "squaredcos_cap_v2"
+        torch.testing.assert_close(family.alphas_cumprod, scheduler.alphas_cumprod)
+
+
+def test_a_scheduler_memobench_cannot_read_is_one_line(family_and_net, tmp_path):
+    from benchmark.errors import CheckpointError, ConfigError
+
+    _, net = family_and_net
+    DDIMPipeline(unet=net, scheduler=DDIMScheduler()).save_pretrained(tmp_path / "m")
+    config = tmp_path / "m" / "scheduler" / "scheduler_config.json"
+    for text, message in [
+        ("{not json", "is not valid JSON"),
+        ('["a"]', "holds a list"),
+        ('{"_class_name": "EulerDiscreteScheduler"}', "describes a 'EulerDiscreteScheduler'"),
+        ('{"trained_betas": [0.1, 0.2]}', "a list of trained betas"),
+        ('{"prediction_type": "flow"}', "prediction_type 'flow' is not one of"),
+        ('{"beta_schedule": "quadratic"}', "quadratic is not implemented"),
+    ]:
+        config.write_text(text)
+        with pytest.raises(CheckpointError) as err:
+            DDIMFamily.load_pretrained(tmp_path / "m")
+        assert message in str(err.value) and "\n" not in str(err.value), str(err.value)
+    config.write_text('{"prediction_type": "sample"}')
+    family, net = DDIMFamily.load_pretrained(tmp_path / "m")
+    with pytest.raises(ConfigError, match="memobench trains eps-prediction models"):
+        family.loss(net, torch.zeros(2, 1, 8, 8), torch.Generator().manual_seed(0))

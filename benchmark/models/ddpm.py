@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from torch import nn
 
-from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
-from benchmark.errors import CheckpointError
+from benchmark.config import PREDICTION_TYPES, ModelConfig, SamplerConfig, TrainConfig
+from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.base import Guidance, ModelFamily
 from benchmark.models.noise import DiscreteVP
 from benchmark.models.unet import MARKER, UNetNetwork, load_unet, read_marker, unet_forward
@@ -68,10 +68,25 @@ class DDIMFamily(UNetNetwork, ModelFamily):
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
     def eps(self, net: nn.Module, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return unet_forward(net, x_t, t)
+        """eps_theta(x_t, t), whatever the network predicts (``prediction_type``): v and
+        x_0 predictions are turned into eps as diffusers' schedulers do (with
+        x_t = sqrt(abar) x_0 + sqrt(1 - abar) eps and v = sqrt(abar) eps - sqrt(1 - abar) x_0)."""
+        out = unet_forward(net, x_t, t)
+        kind = self.config.prediction_type
+        if kind == "epsilon":
+            return out
+        a = self.alphas_cumprod.to(x_t.device)[t].view(-1, *([1] * (x_t.ndim - 1)))
+        if kind == "v_prediction":
+            return a.sqrt() * out + (1 - a).sqrt() * x_t
+        return (x_t - a.sqrt() * out) / (1 - a).sqrt()  # "sample": out is x_0
 
     def loss(self, net: nn.Module, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         # DDPM Algorithm 1: t ~ U{0..T-1}, eps ~ N(0, I), || eps - eps_theta(x_t, t) ||^2
+        if self.config.prediction_type != "epsilon":
+            raise ConfigError(
+                f"memobench trains eps-prediction models; prediction_type "
+                f"{self.config.prediction_type!r} is for auditing a checkpoint that has it"
+            )
         t = torch.randint(
             0,
             self.config.num_train_timesteps,
@@ -183,15 +198,7 @@ class DDIMFamily(UNetNetwork, ModelFamily):
                 f"{cls.name!r} family audits unconditional UNet2DModel checkpoints"
             )
         net = load_unet(unet_dir)
-        sched_cfg = {}
-        sched_file = folder / "scheduler" / "scheduler_config.json"
-        if sched_file.exists():
-            sched_cfg = json.loads(sched_file.read_text())
-            if sched_cfg.get("prediction_type", "epsilon") != "epsilon":
-                raise CheckpointError(
-                    f"{sched_file}: prediction_type {sched_cfg['prediction_type']!r} is not "
-                    f"supported; the {cls.name!r} family expects eps-prediction"
-                )
+        sched_cfg = read_scheduler_config(folder / "scheduler" / "scheduler_config.json")
         config = ModelConfig(
             family=cls.name,
             block_out_channels=tuple(unet_cfg["block_out_channels"]),
@@ -202,5 +209,56 @@ class DDIMFamily(UNetNetwork, ModelFamily):
             beta_start=sched_cfg.get("beta_start", 1e-4),
             beta_end=sched_cfg.get("beta_end", 0.02),
             beta_schedule=sched_cfg.get("beta_schedule", "linear"),
+            prediction_type=sched_cfg.get("prediction_type", "epsilon"),
         )
-        return cls(config), net.eval()
+        family = cls(config)
+        try:
+            family.alphas_cumprod  # noqa: B018  (the schedule diffusers builds from the config)
+        except NotImplementedError as err:
+            raise CheckpointError(
+                f"{folder}/scheduler: {err}; memobench reads the beta schedules diffusers' "
+                f"DDPMScheduler builds (linear, scaled_linear, squaredcos_cap_v2, sigmoid)"
+            ) from None
+        return family, net.eval()
+
+
+SCHEDULERS = ("DDPMScheduler", "DDIMScheduler", "PNDMScheduler", "DDPMParallelScheduler")
+
+
+def read_scheduler_config(path: Path) -> dict:
+    """A diffusers ``scheduler_config.json``, checked for what memobench can read: a
+    beta schedule (not a list of trained betas) and a known prediction type. No file:
+    diffusers' DDPMScheduler defaults.
+
+    Raises:
+        CheckpointError: the file is not JSON, describes another kind of scheduler, or
+            holds something memobench cannot audit; naming the file and the fix.
+    """
+    if not path.exists():
+        return {}
+    try:
+        cfg = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(
+            f"{path} is not valid JSON ({err}); save the scheduler again with "
+            f"scheduler.save_pretrained(folder / 'scheduler')"
+        ) from None
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path} holds a {type(cfg).__name__}, not a scheduler config")
+    name = cfg.get("_class_name")
+    if name is not None and name not in SCHEDULERS:
+        raise CheckpointError(
+            f"{path} describes a {name!r}; memobench audits models of a discrete DDPM noise "
+            f"schedule ({', '.join(SCHEDULERS)})"
+        )
+    if cfg.get("trained_betas") is not None:
+        raise CheckpointError(
+            f"{path}: a list of trained betas; memobench reads beta_start, beta_end and "
+            f"beta_schedule"
+        )
+    kind = cfg.get("prediction_type", "epsilon")
+    if kind not in PREDICTION_TYPES:
+        raise CheckpointError(
+            f"{path}: prediction_type {kind!r} is not one of {', '.join(PREDICTION_TYPES)}"
+        )
+    return cfg
