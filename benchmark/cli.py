@@ -1,7 +1,7 @@
 """The ``memobench`` command: run the suite, render the leaderboard, plan, list plugins.
 
 memobench run [--tier smoke] [--dataset NAME --data-root DIR] [--rehearse] [-- PYTEST_ARGS...]
-memobench report FILES... [-o reports/leaderboard.html]
+memobench report FILES... [-o reports/leaderboard.html] [--fail-if RULE ...]
 memobench plan [--tier paper] [--shard K/N] [--tflops X]
 memobench list
 memobench doctor [--device D] [--cache DIR] [--data-root DIR]
@@ -106,11 +106,36 @@ def finish_run(code: int, results: Path, output: str | None) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from benchmark.gate import parse_rules
     from benchmark.report.leaderboard import render
 
+    rules = parse_rules(args.fail_if or [])  # a malformed rule stops before any work
     out = render(args.files, args.output)
     print(f"memobench: leaderboard {out}")
-    return 0
+    return gate_results(args.files, rules) if rules else 0
+
+
+def gate_results(files: list[str], rules) -> int:
+    """Each case's latest record against the ``--fail-if`` rules: one line per case and
+    rule it breaks, on stderr; 1 when any, so CI stops the release."""
+    from benchmark.gate import violations
+    from benchmark.record import CASE_ID
+    from benchmark.report.results import read_results
+
+    latest: dict[str, dict] = {}
+    for path in files:
+        for bench in read_results(path)["benchmarks"]:
+            extra = bench.get("extra_info") or {}
+            if CASE_ID in extra:
+                latest[extra[CASE_ID]] = extra
+    broken = [(case, why) for case, record in sorted(latest.items())
+              for why in violations(rules, record)]  # fmt: skip
+    for case, why in broken:
+        print(f"memobench: gate: {case}: {why}", file=sys.stderr)
+    cases = len({case for case, _ in broken})
+    verdict = f"{cases} of {len(latest)} case(s) fail" if broken else f"all {len(latest)} pass"
+    print(f"memobench: gate ({len(rules)} rule(s)): {verdict}")
+    return 1 if broken else 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -191,6 +216,14 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="merge results JSON files into the leaderboard")
     rep.add_argument("files", nargs="+", help="results files (pytest-benchmark JSON)")
     rep.add_argument("--output", "-o", help="leaderboard HTML (default reports/leaderboard.html)")
+    rep.add_argument(
+        "--fail-if",
+        action="append",
+        metavar="RULE",
+        help='exit 1 when a case\'s record breaks RULE, "KEY OP VALUE" with OP one of > >= < '
+        '<= == != (e.g. "carlini_l2 > 0"; `memobench schema` lists the keys); repeatable; a '
+        "key a case did not measure fails it",
+    )
     rep.set_defaults(func=cmd_report)
 
     pln = sub.add_parser(

@@ -325,3 +325,29 @@ def test_threat_model_groups_circular_cells_and_shift_warnings(tmp_path):
     assert 'id="circular-note"' in html
     assert 'id="shift-warning"' in html and "ddim-digits64-none" in html.split("shift-warning")[1]
     assert html.count('class="shift"') == 1
+
+
+def test_report_gates_each_cases_latest_record(tmp_path, capsys):
+    """``memobench report --fail-if``: one stderr line per broken rule and case, exit 1;
+    a newer run of a case replaces its older record; a malformed rule stops before any
+    work (exit 2)."""
+    old = results_file(
+        tmp_path / "old.json", [record("ddim-digits64-none", 0.0)], when="2026-11-01"
+    )
+    new = results_file(
+        tmp_path / "new.json",
+        [record("ddim-digits64-none", 0.64), record("ddim-digits1024-none", 0.0)],
+        when="2026-11-02",
+    )
+    out = str(tmp_path / "lb.html")
+    assert main(["report", str(old), "-o", out, "--fail-if", "carlini_l2 > 0"]) == 0
+    assert "all 1 pass" in capsys.readouterr().out
+    code = main(["report", str(old), str(new), "-o", out, "--fail-if", "carlini_l2 > 0",
+                 "--fail-if", "n_gen < 1000"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1 and "2 of 2 case(s) fail" in captured.out
+    lines = captured.err.strip().splitlines()
+    assert "memobench: gate: ddim-digits64-none: carlini_l2 > 0: carlini_l2 = 0.64" in lines
+    assert sum("n_gen < 1000" in line for line in lines) == 2 and len(lines) == 3
+    assert main(["report", str(new), "-o", out, "--fail-if", "carlini_l2 >> 0"]) == 2
+    assert "memobench: error: --fail-if 'carlini_l2 >> 0'" in capsys.readouterr().err
