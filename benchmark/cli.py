@@ -35,10 +35,21 @@ def _suites_dir() -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
-    from benchmark.options import BY_NAME, CLI_PREFIX, check_values, given_values
-    from benchmark.pytest_plugin import GivenOptions, check_dataset_option, check_run_options
+    from benchmark.options import BY_NAME, CLI_PREFIX, PYTEST_PREFIX, check_values, given_values
+    from benchmark.pytest_plugin import (
+        GivenOptions,
+        check_dataset_option,
+        check_run_options,
+        parse_shard,
+    )
 
     values = given_values(args)
+    for arg in args.pytest_args:  # the same option twice, two spellings: say which to use
+        name = arg.split("=")[0].removeprefix(PYTEST_PREFIX)
+        if arg.startswith(PYTEST_PREFIX) and name in BY_NAME and BY_NAME[name].cli:
+            raise MemobenchError(
+                f"{arg.split('=')[0]} after --: pass it to memobench run as {CLI_PREFIX}{name}"
+            )
     tier = values.setdefault("tier", SMOKE)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     results = Path(values.get("results") or REPO_ROOT / "reports" / "results" / f"run-{stamp}.json")
@@ -49,6 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # each bad value in one line before pytest starts, named as the user spelled it
     check_values(get, CLI_PREFIX)
+    parse_shard(values.get("shard"), CLI_PREFIX)
     check_run_options(values.get("device"), None, bool(values.get("rehearse")))
     if "dataset" in values:
         if tier == PAPER:

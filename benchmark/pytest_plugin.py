@@ -34,9 +34,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_to_pytest(parser.getgroup("memobench", "memobench benchmark"))
 
 
+GIVEN = "memobench_given"  # pytest-xdist: the run's given values in each worker's input
+
+
 class GivenOptions:
     """The values ``memobench run`` was given ({option name: value}), put into pytest's
-    config before the plugin reads them: the command passes settings, not flags."""
+    config before the plugin reads them: the command passes settings, not flags.
+    pytest-xdist workers parse the command line again, so the values also travel in
+    each worker's input and the plugin puts them into the worker's config."""
 
     def __init__(self, values: dict) -> None:
         self.values = dict(values)
@@ -45,20 +50,25 @@ class GivenOptions:
     def pytest_configure(self, config: pytest.Config) -> None:
         set_on_config(config, self.values)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput[GIVEN] = self.values
+
 
 def option_getter(config: pytest.Config):
     """option name -> its value in ``config`` (``"device"`` -> ``--memobench-device``)."""
     return lambda name: config.getoption(PYTEST_PREFIX + name)
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``"K/N"`` -> (K, N) with 1 <= K <= N; None for no sharding."""
+def parse_shard(text: str | None, prefix: str = PYTEST_PREFIX) -> tuple[int, int] | None:
+    """``"K/N"`` -> (K, N) with 1 <= K <= N; None for no sharding (``prefix``: how the
+    user spells the option, for the message)."""
     if text is None:
         return None
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise ConfigError(
-            f"--memobench-shard must be K/N with 1 <= K <= N (e.g. 2/4 for the second of four "
+            f"{prefix}shard must be K/N with 1 <= K <= N (e.g. 2/4 for the second of four "
             f"runners), got {text!r}"
         )
     return int(match[1]), int(match[2])
@@ -163,6 +173,9 @@ def check_options(config: pytest.Config) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    given = getattr(config, "workerinput", {}).get(GIVEN)
+    if given:  # a pytest-xdist worker of `memobench run`
+        set_on_config(config, given)
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     try:

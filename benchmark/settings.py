@@ -81,6 +81,7 @@ class RunSettings:
             object.__setattr__(self, "speed", Speed())
         if self.cache is not None:
             object.__setattr__(self, "cache", str(self.cache))
+        object.__setattr__(self, "device", str(self.device))  # a torch.device too
         self.detector_config  # noqa: B018  (checks the detector overrides now)
 
     @property

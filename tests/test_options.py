@@ -130,3 +130,43 @@ def test_a_bad_value_names_the_option_as_the_user_spelled_it(name, value, messag
 def test_memobench_run_refuses_a_bad_value_before_pytest_starts(capsys):
     assert cli.main(["run", "--detector-steps", "0"]) == 2
     assert "memobench: error: --detector-steps must be >= 1, got 0" in capsys.readouterr().err
+
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "1"]])
+def test_given_values_reach_the_tests_and_pytest_xdist_workers(pytester, workers):
+    """``memobench run`` hands pytest its values (``GivenOptions``), not flags: they reach
+    the tests in one process and in pytest-xdist workers, which parse the command line
+    again and would otherwise see the defaults."""
+    pytester.makepyfile(
+        """
+        def test_seen(request):
+            opt = request.config.getoption
+            assert opt("--memobench-tier") == "paper"
+            assert opt("--memobench-n-gen") == 7
+            assert opt("--memobench-detector-steps") == 3
+            assert opt("--memobench-tf32") is False
+        """
+    )
+    given = pytest_plugin.GivenOptions(
+        {"tier": "paper", "n-gen": 7, "detector-steps": 3, "tf32": False}
+    )
+    result = pytester.runpytest(*workers, "-p", "no:cacheprovider", plugins=[given])
+    result.assert_outcomes(passed=1)
+
+
+def test_memobench_run_refuses_an_option_given_twice_and_a_bad_shard(capsys):
+    assert cli.main(["run", "--", "--memobench-reaudit"]) == 2
+    assert "pass it to memobench run as --reaudit" in capsys.readouterr().err
+    assert cli.main(["run", "--shard", "5/4"]) == 2
+    assert "memobench: error: --shard must be K/N" in capsys.readouterr().err
+
+
+def test_a_torch_device_is_a_device_setting_too(tmp_path):
+    import torch
+
+    from benchmark.session import Session
+
+    assert Session(tmp_path, device=torch.device("cpu")).device == torch.device("cpu")
