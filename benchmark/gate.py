@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmark.errors import ConfigError
-from benchmark.metrics.base import metric_classes
+from benchmark.metrics.base import metric_classes, schema
 from benchmark.record import METRIC_SKIPPED, resolve
 
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
@@ -59,6 +59,8 @@ class Rule:
             why = f" ({skipped})" if skipped else ""
             return f"{self.text}: {self.key} was not measured{why}, so the gate cannot pass"
         got = record[self.key]
+        if isinstance(got, (list, dict)):
+            return f"{self.text}: {self.key} holds a {type(got).__name__}, not one value"
         if isinstance(self.value, str) != isinstance(got, str):
             return f"{self.text}: {self.key} is {got!r}, not comparable with {self.value!r}"
         if isinstance(got, float) and math.isnan(got):
@@ -74,11 +76,14 @@ def _value(raw: str, text: str) -> float | bool | str:
     if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
         return raw[1:-1]
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ConfigError(
             f"--fail-if {text!r}: {raw!r} is not a number, true/false or a quoted string"
         ) from None
+    if not math.isfinite(value):
+        raise ConfigError(f"--fail-if {text!r}: compare with a finite number, not {raw!r}")
+    return value
 
 
 def _show(value: Any) -> str:
@@ -94,7 +99,21 @@ def _skip_reason(key: str, record: dict[str, Any]) -> str | None:
 
 
 def parse_rules(texts: Iterable[str]) -> list[Rule]:
-    return [Rule.parse(t) for t in texts]
+    """The rules, each key checked against the record's schema (``memobench schema``):
+    a misspelt key is refused here rather than failing every case as unmeasured.
+
+    Raises:
+        ConfigError: a malformed rule, or a key no metric, plugin included, declares.
+    """
+    rules = [Rule.parse(t) for t in texts]
+    declared = schema()
+    for rule in rules:
+        if resolve(rule.key, declared) is None:
+            raise ConfigError(
+                f"--fail-if {rule.text!r}: no record holds {rule.key!r}; `memobench schema` "
+                f"lists the keys"
+            )
+    return rules
 
 
 def violations(rules: Iterable[Rule], record: dict[str, Any]) -> list[str]:

@@ -44,11 +44,23 @@ def test_a_rule_breaks_exactly_when_its_comparison_holds(rule, broken):
 def test_an_unmeasured_key_fails_the_gate_with_the_reason():
     """The gate never passes because nothing was measured: a skipped metric's key fails,
     with the metric's own reason; a NaN fails; a key no record holds fails."""
-    found = violations(parse_rules(["nll_gap > 0.5", "fid_gap > 1", "no_such_key < 1"]), RECORD)
-    assert len(found) == 3
+    found = violations(parse_rules(["nll_gap > 0.5", "fid_gap > 1"]), RECORD)
+    assert len(found) == 2
     assert "nll_gap was not measured (the ddim family has no probability-flow ODE)" in found[0]
     assert "fid_gap is NaN" in found[1]
-    assert "no_such_key was not measured" in found[2]
+    assert (
+        "not_in_this_record was not measured"
+        in violations([Rule.parse("not_in_this_record < 1")], RECORD)[0]
+    )
+
+
+def test_a_misspelt_key_a_list_and_a_nan_threshold_are_refused():
+    with pytest.raises(ConfigError, match="no record holds 'carlni_l2'"):
+        parse_rules(["carlni_l2 > 0"])
+    with pytest.raises(ConfigError, match="finite number"):
+        Rule.parse("carlini_l2 > nan")
+    found = violations(parse_rules(["tstar_curve > 0"]), {"tstar_curve": {"t": [0.5]}})
+    assert "holds a dict, not one value" in found[0]
 
 
 def test_a_text_and_a_number_are_not_compared():

@@ -349,5 +349,8 @@ def test_report_gates_each_cases_latest_record(tmp_path, capsys):
     lines = captured.err.strip().splitlines()
     assert "memobench: gate: ddim-digits64-none: carlini_l2 > 0: carlini_l2 = 0.64" in lines
     assert sum("n_gen < 1000" in line for line in lines) == 2 and len(lines) == 3
+    empty = results_file(tmp_path / "empty.json", [])
+    assert main(["report", str(empty), "-o", out, "--fail-if", "carlini_l2 > 0"]) == 1
+    assert "the files hold no case" in capsys.readouterr().err
     assert main(["report", str(new), "-o", out, "--fail-if", "carlini_l2 >> 0"]) == 2
     assert "memobench: error: --fail-if 'carlini_l2 >> 0'" in capsys.readouterr().err
