@@ -128,6 +128,7 @@ def test_a_scheduler_memobench_cannot_read_is_one_line(family_and_net, tmp_path)
         ('{"trained_betas": [0.1, 0.2]}', "a list of trained betas"),
         ('{"prediction_type": "flow"}', "prediction_type 'flow' is not one of"),
         ('{"beta_schedule": "quadratic"}', "quadratic is not implemented"),
+        ('{"rescale_betas_zero_snr": true}', "rescale_betas_zero_snr is set"),
     ]:
         config.write_text(text)
         with pytest.raises(CheckpointError) as err:

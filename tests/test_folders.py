@@ -40,23 +40,30 @@ def test_a_folder_is_read_recursively_as_it_is(grey_folder):
     assert got.notes == [] and len(got) == 5
 
 
-def test_the_resize_rule_is_diffusers_examples_resize_and_centre_crop(tmp_path):
+@pytest.mark.parametrize("shape", [(30, 20), (29, 45), (40, 59), (51, 32), (47, 28), (16, 16)])
+def test_the_rules_are_torchvisions_resize_and_centre_crop(tmp_path, shape):
     """The default rule against torchvision's Resize(size) + CenterCrop(size), which
-    diffusers' train_unconditional.py applies to its training images."""
-    rng = np.random.default_rng(1)
-    arr = rng.integers(0, 256, size=(30, 20, 3), dtype=np.uint8)  # H 30, W 20
+    diffusers' train_unconditional.py applies to its training images; centre-crop
+    against CenterCrop alone (to the pixel), on odd sizes too."""
+    rng = np.random.default_rng(sum(shape))
+    arr = rng.integers(0, 256, size=(*shape, 3), dtype=np.uint8)
     _png(tmp_path / "rgb" / "a.png", arr)
+    tensor = torch.from_numpy(arr).permute(2, 0, 1)
     got = read_images(tmp_path / "rgb", FitRule(16, 3), "--members")
-    reference = v2.Compose([v2.Resize(16, antialias=True), v2.CenterCrop(16)])
-    want = reference(torch.from_numpy(arr).permute(2, 0, 1))
+    want = v2.Compose([v2.Resize(16, antialias=True), v2.CenterCrop(16)])(tensor)
     assert got.images.shape == (1, 3, 16, 16)
-    assert (got.images[0].int() - want.int()).abs().max() <= 1
+    assert (got.images[0].int() - want.int()).abs().max() <= 1  # the same pixels, rounding
+    crop = read_images(tmp_path / "rgb", FitRule(16, 3, "center-crop"), "--members")
+    assert torch.equal(crop.images[0], v2.CenterCrop(16)(tensor))
 
 
-def test_sixteen_bit_tiffs_and_alpha_are_said(tmp_path):
-    _png(tmp_path / "t" / "a.tif", (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000))
+def test_sixteen_bit_images_share_one_scale_and_alpha_is_said(tmp_path):
+    bright = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000
+    _png(tmp_path / "t" / "a.tif", bright)
+    _png(tmp_path / "t" / "b.tif", bright // 1000)  # a dark one: max 63, still /65535
     got = read_images(tmp_path / "t", GREY)
-    assert got.images.max() > 200 and any("scaled" in n for n in got.notes)
+    assert got.images[0].max() == round(63000 / 65535 * 255) and got.images[1].max() == 0
+    assert got.notes == ["16-bit images scaled from [0, 65535] to 8 bits"]
     rgba = np.zeros((8, 8, 4), dtype=np.uint8)
     _png(tmp_path / "a" / "x.png", rgba)
     assert "alpha channel dropped (RGBA)" in read_images(tmp_path / "a", FitRule(8, 3)).notes
@@ -67,6 +74,9 @@ def test_an_npz_in_medmnist_layout(tmp_path):
     train = rng.integers(0, 256, size=(4, 8, 8), dtype=np.uint8)
     test = rng.integers(0, 256, size=(3, 8, 8), dtype=np.uint8)
     np.savez(tmp_path / "p.npz", train_images=train, test_images=test)
+    np.savez(tmp_path / "w.npz", train_images=train.astype(np.uint16) * 257)
+    wide = read_images(tmp_path / "w.npz", GREY)
+    assert torch.equal(wide.images[:, 0], torch.from_numpy(train))
     members = read_images(tmp_path / "p.npz", GREY)
     heldout = read_images(f"{tmp_path / 'p.npz'}:test_images", GREY)
     assert torch.equal(members.images[:, 0], torch.from_numpy(train))
@@ -93,6 +103,8 @@ def _bad(tmp_path):
     np.savez(tmp_path / "labels.npz", train_labels=np.zeros(3))
     np.savez(tmp_path / "colour.npz", train_images=np.zeros((2, 8, 8, 3), dtype=np.uint8))
     (tmp_path / "bad.npz").write_bytes(b"nothing")
+    _png(tmp_path / "float" / "f.tif", np.zeros((8, 8), dtype=np.float32))
+    np.savez(tmp_path / "big.npz", train_images=np.full((2, 8, 8), 300.0))
     return [
         (tmp_path / "nowhere", GREY, "no such folder or file"),
         (tmp_path / "empty", GREY, "no images"),
@@ -106,6 +118,8 @@ def _bad(tmp_path):
         (tmp_path / "colour.npz", GREY, "RGB images, but the model takes grey"),
         (tmp_path / "bad.npz", GREY, "not a readable .npz"),
         (tmp_path / "missing.npz", GREY, "no such file"),
+        (tmp_path / "float", GREY, "a 32-bit float image"),
+        (tmp_path / "big.npz", GREY, "a range memobench cannot know"),
     ]
 
 

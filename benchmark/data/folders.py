@@ -1,9 +1,10 @@
 """A user's own images: a folder of PNG/JPEG/TIFF/BMP files (recursive), or an ``.npz``
 in MedMNIST's layout, brought to a model's size and channel count by a stated rule.
 
-This is how ``memobench audit`` reads the images a model was trained on and the
-images it never saw. Nothing is split or drawn: the members are the images given
-as members. ``FitRule`` says how an image reaches the model's ``size``:
+The reader for auditing a model memobench did not train: the images it was
+trained on and images it never saw. Nothing is split or drawn: the members are
+the images given as members. ``FitRule`` says how an image reaches the model's
+``size``, with torchvision's arithmetic:
 
 - ``resize`` (default): the shorter side scaled to ``size`` (bilinear, antialiased),
   then the centre ``size`` x ``size`` crop: what diffusers' ``train_unconditional.py``
@@ -34,7 +35,8 @@ from benchmark.progress import bar
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 FITS = ("resize", "center-crop", "exact")
 # PIL modes by the channels they hold (an alpha channel is dropped, and said)
-GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "F")
+GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L")
+SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L")  # 16-bit grey PNG and TIFF, read as [0, 65535]
 COLOUR_MODES = ("RGB", "P", "CMYK", "YCbCr")
 NPZ_KEYS = ("train_images", "val_images", "test_images", "images")
 
@@ -130,13 +132,17 @@ def _pixels(path: Path, rel: str, channels: int, notes: set[str]) -> np.ndarray:
                 notes.add(f"alpha channel dropped ({mode})")
                 im = im.convert("RGB" if mode != "LA" else "L")
                 mode = im.mode
+            if mode == "F":
+                raise DataError(
+                    f"{rel}: a 32-bit float image, whose range memobench cannot know; save "
+                    f"it as an 8- or 16-bit PNG or TIFF"
+                )
             if mode in GREY_MODES:
                 got = 1
-                if mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+                if mode in SIXTEEN_BIT:  # one scale for every image of the kind
                     arr = np.asarray(im, dtype=np.float64)
-                    top = 65535.0 if arr.max() > 255 else 255.0
-                    notes.add(f"{mode} images scaled from [0, {top:g}] to 8 bits")
-                    arr = np.clip(np.round(arr / top * 255), 0, 255).astype(np.uint8)
+                    notes.add("16-bit images scaled from [0, 65535] to 8 bits")
+                    arr = np.clip(np.round(arr / 65535 * 255), 0, 255).astype(np.uint8)
                 else:
                     arr = np.asarray(im.convert("L"), dtype=np.uint8)
                 arr = arr[..., None]
@@ -170,22 +176,24 @@ def fit(image: torch.Tensor, rule: FitRule, name: str) -> torch.Tensor:
     s = rule.size
     if rule.fit == "exact" and (h, w) != (s, s):
         raise DataError(
-            f"{name}: {w}x{h} pixels, but the model takes {s}x{s} and the rule is 'exact'; "
-            f"use --fit resize (or center-crop) to bring it to size"
+            f"{name}: {w}x{h} pixels, but the model takes {s}x{s} and the fit rule is "
+            f"'exact'; fit 'resize' (or 'center-crop') brings it to size"
         )
     if rule.fit == "center-crop" and min(h, w) < s:
         raise DataError(
             f"{name}: {w}x{h} pixels is smaller than the model's {s}x{s}, which a centre "
-            f"crop cannot reach; use --fit resize"
+            f"crop cannot reach; fit 'resize' brings it to size"
         )
     if rule.fit == "resize" and min(h, w) != s:
-        scale = s / min(h, w)
-        size = (max(s, round(h * scale)), max(s, round(w * scale)))
+        # torchvision's Resize(s): the shorter side to s, the longer int(s * long / short)
+        long_ = int(s * max(h, w) / min(h, w))
+        size = (s, long_) if h <= w else (long_, s)
         x = image.unsqueeze(0).float()
         x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         image = x.round().clamp(0, 255).to(torch.uint8)[0]
         _, h, w = image.shape
-    top, left = (h - s) // 2, (w - s) // 2
+    # torchvision's CenterCrop: int(round(...)), Python's rounding of halves to even
+    top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
     return image[:, top : top + s, left : left + s].contiguous()
 
 
@@ -256,10 +264,26 @@ def _read_npz(path: Path, key: str | None, rule: FitRule, what: str) -> ImageSet
             f"{'grey (1 channel)' if rule.channels == 1 else 'RGB (3 channels)'}"
         )
     notes = []
-    if arr.dtype != np.uint8:
-        top = 1.0 if arr.max() <= 1.0 else 255.0
+    if arr.dtype != np.uint8:  # one scale for the whole array
+        high = float(arr.max())
+        if np.issubdtype(arr.dtype, np.integer):
+            top = 255.0 if high <= 255 else 65535.0
+        elif high <= 1.0:
+            top = 1.0
+        elif high <= 255.0:
+            top = 255.0
+        else:
+            raise DataError(
+                f"{what} {path}[{key}]: {arr.dtype} values up to {high:g}, a range memobench "
+                f"cannot know; store uint8, uint16, or floats in [0, 1] or [0, 255]"
+            )
+        if high > top or float(arr.min()) < 0:
+            raise DataError(
+                f"{what} {path}[{key}]: values outside [0, {top:g}]; store images as uint8, "
+                f"uint16, or floats in [0, 1]"
+            )
         notes.append(f"{arr.dtype} values scaled from [0, {top:g}] to 8 bits")
-        arr = np.clip(np.round(arr.astype(np.float64) / top * 255), 0, 255).astype(np.uint8)
+        arr = np.round(arr.astype(np.float64) / top * 255).astype(np.uint8)
     images = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
     where = f"{what} {path}[{key}]"
     out = torch.stack([fit(img, rule, f"{where}[{i}]") for i, img in enumerate(images)])

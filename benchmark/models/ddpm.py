@@ -243,6 +243,8 @@ def read_scheduler_config(path: Path) -> dict:
             f"{path} is not valid JSON ({err}); save the scheduler again with "
             f"scheduler.save_pretrained(folder / 'scheduler')"
         ) from None
+    except OSError as err:
+        raise CheckpointError(f"{path} cannot be read ({err.strerror or err})") from None
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{path} holds a {type(cfg).__name__}, not a scheduler config")
     name = cfg.get("_class_name")
@@ -250,6 +252,12 @@ def read_scheduler_config(path: Path) -> dict:
         raise CheckpointError(
             f"{path} describes a {name!r}; memobench audits models of a discrete DDPM noise "
             f"schedule ({', '.join(SCHEDULERS)})"
+        )
+    if cfg.get("rescale_betas_zero_snr"):
+        raise CheckpointError(
+            f"{path}: rescale_betas_zero_snr is set; memobench builds the schedule from "
+            f"beta_start, beta_end and beta_schedule alone and would misread this model's "
+            f"noise levels"
         )
     if cfg.get("trained_betas") is not None:
         raise CheckpointError(
