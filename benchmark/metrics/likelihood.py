@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from benchmark.measures.bootstrap import bootstrap_ci
 from benchmark.metrics.base import AuditInputs, CaseMetric
 from benchmark.progress import bar
 from benchmark.record import Field
-from benchmark.samplers.base import ScoreSDE
+from benchmark.samplers.base import EpsFn, ScoreSDE
 from benchmark.samplers.pf_ode import ode_velocity
 from benchmark.speed import STRICT_FP32, exact
 
@@ -57,7 +56,6 @@ NLL_FIELDS = (
     NLL_SECONDS_PER_IMAGE,
 )
 
-EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LOG2 = math.log(2.0)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,10 +22,10 @@ from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.noise import NoiseProcess
 from benchmark.progress import bar
+from benchmark.samplers.base import Guidance
 
 # guidance(x_t, t, eps) -> eps_hat: the hook a mitigation uses inside a sampler loop. Samplers
 # run under torch.no_grad(); a hook that needs gradients enables them for itself.
-Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass

@@ -13,8 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+from benchmark.samplers.base import EpsFn, Guidance
 
 
 def ddim_timesteps(
