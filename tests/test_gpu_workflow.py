@@ -1,15 +1,28 @@
 """The GPU workflow (examples/ci/gpu-paper-tier.yml), read as one would before putting it
 on a self-hosted runner: valid YAML of the right shape, the pinned install, a Python the
 package supports, a writable cache, one GPU per shard, a preflight, the merge on a CPU
-runner; and its preflight command runs here."""
+runner; its preflight command runs here, and its shard and merge commands run here in
+rehearsal."""
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from benchmark import registry
 from benchmark.cli import main
+from benchmark.record import CASE_ID
+from benchmark.tiers import paper_cases
+from tests.helpers import write_medmnist_npz
+
+ROOT = Path(__file__).resolve().parents[1]
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "examples" / "ci" / "gpu-paper-tier.yml"
 
@@ -66,3 +79,48 @@ def test_the_preflight_command_runs(tmp_path, capsys):
     with the fix; --device cpu is ready)."""
     code = main(["doctor", "--device", "cpu", "--cache", str(tmp_path / "cache")])
     assert code == 0 and "ready" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_workflows_shard_and_merge_commands_rehearse_on_the_cpu(tmp_path):
+    """The shard job's own pytest command and the merge job's own report command, run as
+    a shell runs them, with GitHub's expressions and the job's environment filled in and
+    --memobench-rehearse added (a rehearsal runs on the CPU whatever --memobench-device
+    says): one shard of as many as there are paper cases, so one case. Only the
+    interpreter and the output folders are this test's."""
+    doc = _workflow()
+    cases = dict(paper_cases())
+    nodes = sorted(cases)
+    # shard K of len(nodes) is the K-th case alone: the one on the smallest set
+    k = min(range(len(nodes)), key=lambda i: cases[nodes[i]].data.n_train) + 1
+    root = tmp_path / "medmnist"
+    root.mkdir()
+    first = cases[nodes[k - 1]]
+    channels = registry.datasets.get(first.data.name).channels
+    write_medmnist_npz(root / f"{first.data.name}.npz", n_train=first.data.n_train,
+                       n_test=64, channels=channels)  # fmt: skip
+    shard_run = next(r for r in _runs(doc["jobs"]["shard"]) if "-m paper" in r)
+    merge_run = next(r for r in _runs(doc["jobs"]["leaderboard"]) if "memobench report" in r)
+    python = shlex.quote(sys.executable)
+    out = tmp_path / "out"
+    fill = {
+        "${{ matrix.shard }}": str(k),
+        "${{ env.SHARDS }}": str(len(nodes)),
+        ".venv/bin/python -m pytest": f"{python} -m pytest -p no:cacheprovider",
+        ".venv/bin/memobench": f"{python} -m benchmark.cli",
+        "results/": f"{out}/results/",
+        "site/": f"{out}/site/",
+    }
+    for old, new in fill.items():
+        shard_run, merge_run = shard_run.replace(old, new), merge_run.replace(old, new)
+    shard_run = shard_run.rstrip() + " --memobench-rehearse"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MEMOBENCH_PROGRESS="0",
+               MEMOBENCH_CACHE=str(tmp_path / "cache"), MEDMNIST_ROOT=str(root))  # fmt: skip
+    for command in (shard_run, merge_run):
+        done = subprocess.run(["bash", "-ec", command], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=1800)  # fmt: skip
+        assert done.returncode == 0, command + done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "results" / f"shard-{k}.json").read_text())
+    assert results["memobench"]["rehearsal"] is True
+    assert [b["extra_info"][CASE_ID] for b in results["benchmarks"]] == [first.case_id]
+    assert first.case_id in (out / "site" / "leaderboard.html").read_text()
