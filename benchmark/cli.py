@@ -36,12 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
     from benchmark.options import BY_NAME, CLI_PREFIX, PYTEST_PREFIX, check_values, given_values
-    from benchmark.pytest_plugin import (
-        GivenOptions,
-        check_dataset_option,
-        check_run_options,
-        parse_shard,
-    )
+    from benchmark.pytest_plugin import GivenOptions, check_dataset_option, check_run_options
 
     values = given_values(args)
     for arg in args.pytest_args:  # the same option twice, two spellings: say which to use
@@ -60,7 +55,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # each bad value in one line before pytest starts, named as the user spelled it
     check_values(get, CLI_PREFIX)
-    parse_shard(values.get("shard"), CLI_PREFIX)
     check_run_options(values.get("device"), None, bool(values.get("rehearse")))
     if "dataset" in values:
         if tier == PAPER:
@@ -131,16 +125,9 @@ def gate_results(files: list[str], rules) -> int:
     """Each case's latest record against the ``--fail-if`` rules: one line per case and
     rule it breaks, on stderr; 1 when any, so CI stops the release."""
     from benchmark.gate import violations
-    from benchmark.record import CASE_ID
-    from benchmark.report.results import read_results
+    from benchmark.report.results import latest_records
 
-    latest: dict[str, dict] = {}
-    docs = sorted((read_results(path) for path in files), key=lambda d: d.get("datetime", ""))
-    for doc in docs:  # by the run's date, as the leaderboard marks a case's latest row
-        for bench in doc["benchmarks"]:
-            extra = bench.get("extra_info") or {}
-            if CASE_ID in extra:
-                latest[extra[CASE_ID]] = extra
+    latest = latest_records(files)  # the records the leaderboard marks latest
     if not latest:
         print("memobench: gate: the files hold no case, so nothing passed it", file=sys.stderr)
         return 1
@@ -155,7 +142,7 @@ def gate_results(files: list[str], rules) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from benchmark.pytest_plugin import parse_shard
+    from benchmark.options import parse_shard
 
     if args.tflops <= 0:
         raise MemobenchError(f"--tflops must be > 0, got {args.tflops}")

@@ -12,6 +12,7 @@ values into the run's ``RunSettings``.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -279,8 +280,23 @@ def set_on_config(config, values: dict[str, Any]) -> None:
         setattr(config.option, f"memobench_{BY_NAME[name].dest}", value)
 
 
+def parse_shard(text: str | None, prefix: str = PYTEST_PREFIX) -> tuple[int, int] | None:
+    """``"K/N"`` -> (K, N) with 1 <= K <= N; None for no sharding (``prefix``: how the
+    user spells the option, for the message)."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise ConfigError(
+            f"{prefix}shard must be K/N with 1 <= K <= N (e.g. 2/4 for the second of four "
+            f"runners), got {text!r}"
+        )
+    return int(match[1]), int(match[2])
+
+
 def check_values(get: Callable[[str], Any], prefix: str, names=None) -> None:
-    """Refuse a value out of its bounds and a rehearsal of every tier at once.
+    """Refuse a value out of its bounds, a shard that is not K/N and a rehearsal of every
+    tier at once.
 
     Args:
         get: option name -> value.
@@ -294,6 +310,7 @@ def check_values(get: Callable[[str], Any], prefix: str, names=None) -> None:
             problem = o.problem(get(o.name), prefix)
             if problem:
                 raise ConfigError(problem)
+    parse_shard(get("shard"), prefix)
     if get("rehearse") and get("tier") == ALL:
         raise ConfigError(
             f"{prefix}rehearse scales one tier's counts: pass {prefix}tier smoke or paper "

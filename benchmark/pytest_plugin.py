@@ -9,15 +9,20 @@ versions and settings added.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
 import pytest
 
 from benchmark import options, progress  # noqa: F401  (progress keeps stderr before pytest captures it)
-from benchmark.errors import ConfigError, MemobenchError
-from benchmark.options import PYTEST_PREFIX, add_to_pytest, check_values, set_on_config
+from benchmark.errors import MemobenchError
+from benchmark.options import (
+    PYTEST_PREFIX,
+    add_to_pytest,
+    check_values,
+    parse_shard,
+    set_on_config,
+)
 from benchmark.speed import Speed
 from benchmark.tiers import PAPER, SMOKE, TIER_MARKERS, tier_runs
 
@@ -58,20 +63,6 @@ class GivenOptions:
 def option_getter(config: pytest.Config):
     """option name -> its value in ``config`` (``"device"`` -> ``--memobench-device``)."""
     return lambda name: config.getoption(PYTEST_PREFIX + name)
-
-
-def parse_shard(text: str | None, prefix: str = PYTEST_PREFIX) -> tuple[int, int] | None:
-    """``"K/N"`` -> (K, N) with 1 <= K <= N; None for no sharding (``prefix``: how the
-    user spells the option, for the message)."""
-    if text is None:
-        return None
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not match or not 1 <= int(match[1]) <= int(match[2]):
-        raise ConfigError(
-            f"{prefix}shard must be K/N with 1 <= K <= N (e.g. 2/4 for the second of four "
-            f"runners), got {text!r}"
-        )
-    return int(match[1]), int(match[2])
 
 
 def _is_case(item: pytest.Item) -> bool:
@@ -151,7 +142,6 @@ def check_options(config: pytest.Config) -> None:
     """
     from benchmark import registry
 
-    parse_shard(config.getoption("--memobench-shard"))
     check_values(option_getter(config), PYTEST_PREFIX)
     model_path = config.getoption("--memobench-model-path")
     check_run_options(

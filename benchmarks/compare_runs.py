@@ -22,15 +22,13 @@ import sys
 from typing import Any
 
 from benchmark.record import CASE_ID
-from benchmark.report.results import read_results
+from benchmark.report.results import case_records, read_results
 
 NOT_FIGURES = ("seconds", "per_second", "recorded", "reused", "batch_size", "pictures", "threads")
 
 
 def records(path: str) -> dict[str, dict[str, Any]]:
-    doc = read_results(path)
-    return {b["extra_info"][CASE_ID]: b["extra_info"] for b in doc["benchmarks"]
-            if CASE_ID in (b.get("extra_info") or {})}  # fmt: skip
+    return {record[CASE_ID]: record for _, record in case_records(read_results(path))}
 
 
 def numbers(value: Any, prefix: str = "") -> dict[str, float]:

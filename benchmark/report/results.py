@@ -60,6 +60,20 @@ def run_info(doc: dict[str, Any], source: str) -> dict[str, Any]:
     }
 
 
+def case_records(doc: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(benchmark entry, its case record) of each memobench case in a results document
+    (a plain pytest-benchmark timing has no record and is left out)."""
+    return [(bench, bench["extra_info"]) for bench in doc["benchmarks"]
+            if CASE_ID in (bench.get("extra_info") or {})]  # fmt: skip
+
+
+def latest_records(paths: list[str | Path]) -> dict[str, dict[str, Any]]:
+    """{case id: its record in the newest run (by the run's date, then the order given)}:
+    the rows ``load_table`` marks ``latest``, as the records themselves."""
+    docs = sorted((read_results(path) for path in paths), key=lambda doc: doc.get("datetime", ""))
+    return {record[CASE_ID]: record for doc in docs for _, record in case_records(doc)}
+
+
 def load_table(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """One row per recorded case across all files, and the runs' info.
 
@@ -73,10 +87,7 @@ def load_table(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict[str, An
         doc = read_results(path)
         info = run_info(doc, str(path))
         runs.append(info)
-        for bench in doc["benchmarks"]:
-            extra = bench.get("extra_info") or {}
-            if CASE_ID not in extra:
-                continue  # a plain pytest-benchmark timing, not a memobench case
+        for bench, extra in case_records(doc):
             row = dict(extra)
             row["test"] = bench.get("fullname", bench.get("name", ""))
             row["run"] = run_index
