@@ -222,7 +222,9 @@ def read_images(
         for i, path in enumerate(files):
             rel = f"{what} {folder}/{path.relative_to(folder)}"
             arr = _pixels(path, rel, rule.channels, notes)
-            out[i] = fit(torch.from_numpy(arr).permute(2, 0, 1), rule, rel)
+            out[i] = fit(
+                torch.from_numpy(np.ascontiguousarray(arr).copy()).permute(2, 0, 1), rule, rel
+            )
             pbar.update(1)
     names = [str(p.relative_to(folder)) for p in files]
     return ImageSet(out, names, str(folder), sorted(notes))

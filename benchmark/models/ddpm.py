@@ -197,8 +197,8 @@ class DDIMFamily(UNetNetwork, ModelFamily):
                 f"{config_file} describes a {unet_cfg.get('_class_name')!r}; memobench's "
                 f"{cls.name!r} family audits unconditional UNet2DModel checkpoints"
             )
-        net = load_unet(unet_dir)
         sched_cfg = read_scheduler_config(folder / "scheduler" / "scheduler_config.json")
+        net = load_unet(unet_dir)  # after the cheap checks: a bad scheduler stops first
         config = ModelConfig(
             family=cls.name,
             block_out_channels=tuple(unet_cfg["block_out_channels"]),

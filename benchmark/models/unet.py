@@ -153,9 +153,15 @@ def read_marker(folder: Path, family: str) -> dict[str, Any] | None:
 
 def load_unet(unet_dir: Path) -> UNet2DModel:
     """``UNet2DModel.from_pretrained`` with a CheckpointError that names the folder."""
+    if not any(Path(unet_dir).glob("*.safetensors")) and not any(Path(unet_dir).glob("*.bin")):
+        raise CheckpointError(
+            f"{unet_dir} has a config.json but no weights (diffusion_pytorch_model.safetensors); "
+            f"save the model with save_pretrained, which writes both"
+        )
     try:
         # safetensors only: diffusers would unpickle a diffusion_pytorch_model.bin
-        return UNet2DModel.from_pretrained(unet_dir, use_safetensors=True)
+        # low_cpu_mem_usage off: what diffusers falls back to without accelerate, said once
+        return UNet2DModel.from_pretrained(unet_dir, use_safetensors=True, low_cpu_mem_usage=False)
     except Exception as err:
         if any(Path(unet_dir).glob("*.bin")) and not any(Path(unet_dir).glob("*.safetensors")):
             raise CheckpointError(
