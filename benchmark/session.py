@@ -30,6 +30,7 @@ from benchmark.config import DataConfig, DetectorConfig, ModelConfig, TrainConfi
 from benchmark.data import ImageDataset, load_dataset
 from benchmark.detectors.detector import Detector, get_detector
 from benchmark.device import resolve_device
+from benchmark.measures.copy_features import copy_detection_features
 from benchmark.measures.features import InceptionFeatures, classifier_features, extract
 from benchmark.models.base import TrainedModel
 from benchmark.models.store import get_trained, load_pretrained
@@ -80,6 +81,7 @@ class Session:
         self.log = RunLog()
         self._fast: dict = {}
         self._datasets: dict = {}
+        self._given: set = set()  # DataConfigs of datasets given whole (add_dataset)
         self._models: dict = {}
         self._detectors: dict = {}
         self._extractors: dict = {}
@@ -105,6 +107,13 @@ class Session:
         if cfg not in self._datasets:
             self._datasets[cfg] = load_dataset(cfg, cache_root=self.cache.root)
         return self._datasets[cfg]
+
+    def add_dataset(self, cfg: DataConfig, dataset: ImageDataset) -> None:
+        """Use ``dataset`` for ``cfg``: a user's own members and held-out images, which no
+        registered dataset describes (``cfg.name`` need not be registered)."""
+        cfg = self.settings.resolve(cfg)
+        self._datasets[cfg] = dataset
+        self._given.add(cfg)
 
     def model(self, model: ModelConfig, train: TrainConfig, data: DataConfig) -> TrainedModel:
         """The trained model: from this session, the cache, or trained."""
@@ -150,14 +159,24 @@ class Session:
         return self._detectors[data]
 
     def extractor(self, data: DataConfig) -> nn.Module:
-        """The feature extractor of FID and replication: the dataset's classifier, or
-        Inception-v3 when ``inception_weights`` is given."""
+        """The feature extractor of FID and replication: the dataset's classifier (a
+        dataset given with ``add_dataset``: a copy-detection encoder trained on its
+        images), or Inception-v3 when ``inception_weights`` is given."""
         data = self.settings.resolve(data)
         weights = self.settings.inception_weights
         key = "inception" if weights else (data.name, data.root)
         if key not in self._extractors:
             if weights:
                 ext = InceptionFeatures(weights).to(self.device)
+            elif data in self._given:  # no labels to train a classifier on
+                ds = self._datasets[data]
+                ext = copy_detection_features(
+                    torch.cat([ds.train, ds.heldout]),
+                    self.cache,
+                    steps=self.counts.feature_steps,
+                    device=self.device,
+                    progress=self.progress,
+                )
             else:
                 source = registry.datasets.get(data.name)(
                     root=data.root, cache_root=self.cache.root
