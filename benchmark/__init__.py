@@ -10,13 +10,14 @@ __version__ = "0.1.0"
 _LAZY = {
     "Session": "benchmark.session",
     "run_case": "benchmark.audit",
+    "audit_model": "benchmark.model_audit",
     "smoke_case": "benchmark.tiers",
     "paper_case": "benchmark.tiers",
 }
 
 
 def __getattr__(name: str):
-    """``from benchmark import Session, run_case, smoke_case``, imported on first use."""
+    """``from benchmark import Session, run_case, audit_model``, imported on first use."""
     if name in _LAZY:
         import importlib
 

@@ -1,6 +1,7 @@
 """The ``memobench`` command: run the suite, render the leaderboard, plan, list plugins.
 
 memobench run [--tier smoke] [--dataset NAME --data-root DIR] [--rehearse] [-- PYTEST_ARGS...]
+memobench audit MODEL --members DIR --heldout DIR [-o OUT] [--fail-if RULE ...]
 memobench report FILES... [-o reports/leaderboard.html] [--fail-if RULE ...]
 memobench plan [--tier paper] [--shard K/N] [--tflops X]
 memobench list
@@ -111,6 +112,75 @@ def finish_run(code: int, results: Path, output: str | None) -> int:
     return code
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    import diffusers
+    import torch
+
+    import benchmark
+    from benchmark.environment import environment
+    from benchmark.gate import parse_rules, violations
+    from benchmark.model_audit import RISK_ATTACK, RISK_FPR, audit_model
+    from benchmark.report.leaderboard import render
+    from benchmark.report.results import write_results
+    from benchmark.report.risk import summary, write_risk_report
+    from benchmark.session import Session
+
+    rules = parse_rules(args.fail_if or [])  # a malformed rule stops before any work
+    out = Path(args.output)
+    session = Session(args.cache, device=args.device, reaudit=args.reaudit)
+    audit = audit_model(
+        args.model,
+        args.members,
+        args.heldout,
+        session,
+        family=args.family,
+        fit=args.fit,
+        n_gen=args.samples,
+        steps=args.steps,
+        mitigation=args.mitigation,
+        seed=args.seed,
+    )
+    record = audit.record
+    results = write_results(
+        out / "results.json",
+        [record],
+        {
+            "version": benchmark.__version__,
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+            "tier": "audit",
+            "rehearsal": False,
+            "device": str(session.device),
+            "environment": environment(),
+        },
+    )
+    board = render([results], out / "leaderboard.html", title="memobench audit")
+    csv, page = write_risk_report(
+        out,
+        record,
+        audit.risks,
+        audit.members.names,
+        audit.result.data.train,
+        audit.result.samples.images,
+        RISK_ATTACK,
+        RISK_FPR,
+    )
+    print(f"memobench: audit of {audit.model_path}: {audit.rule.describe()}")
+    for text in summary(record, RISK_ATTACK, RISK_FPR):
+        print(f"  {text}")
+    print(f"memobench: results {results}")
+    print(f"memobench: leaderboard {board}")
+    print(f"memobench: per-image risk {page} and {csv}")
+    if not rules:
+        return 0
+    broken = violations(rules, record)
+    for why in broken:
+        print(f"memobench: gate: {record['case_id']}: {why}", file=sys.stderr)
+    verdict = "fails" if broken else "passes"
+    print(f"memobench: gate ({len(rules)} rule(s)): the model {verdict}")
+    return 1 if broken else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.gate import parse_rules
     from benchmark.report.leaderboard import render
@@ -215,6 +285,63 @@ def parser() -> argparse.ArgumentParser:
         "pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest arguments"
     )
     run.set_defaults(func=cmd_run)
+
+    aud = sub.add_parser(
+        "audit",
+        help="audit a model you trained on the images you trained it on: a verdict, a "
+        "per-image risk report, a leaderboard and an optional release gate",
+    )
+    aud.add_argument(
+        "model",
+        help="the model's folder: a diffusers DDPMPipeline/DDIMPipeline save_pretrained "
+        "folder (unet/ + scheduler/) or a UNet2DModel folder",
+    )
+    aud.add_argument(
+        "--members", required=True,
+        help="the images the model was trained on: a folder (PNG/JPEG/TIFF/BMP, recursive) "
+        "or an .npz (file.npz:key for another array)",
+    )  # fmt: skip
+    aud.add_argument(
+        "--heldout", required=True,
+        help="images of the same kind the model never saw (same forms as --members)",
+    )  # fmt: skip
+    aud.add_argument(
+        "--output", "-o", default="memobench-audit",
+        help="folder for results.json, leaderboard.html, risk.html and risk.csv "
+        "(default ./memobench-audit)",
+    )  # fmt: skip
+    aud.add_argument(
+        "--fit", choices=("resize", "center-crop", "exact"), default="resize",
+        help="how images reach the model's size: resize (shorter side, then centre crop, as "
+        "diffusers' train_unconditional.py example prepares them; default), center-crop, or "
+        "exact (they must already be the model's size)",
+    )  # fmt: skip
+    aud.add_argument("--samples", type=int, default=1024, help="samples to generate (default 1024)")
+    aud.add_argument(
+        "--steps", type=int, default=None,
+        help="the sampler's steps (default: the family's, 50 DDIM steps for ddim)",
+    )  # fmt: skip
+    aud.add_argument(
+        "--family", default="ddim", help="the model family that reads MODEL (default ddim)"
+    )
+    aud.add_argument(
+        "--mitigation", default="none",
+        help="audit the model under a sampling-time mitigation (memobench list)",
+    )  # fmt: skip
+    aud.add_argument("--seed", type=int, default=0, help="the samples' seed (default 0)")
+    aud.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    aud.add_argument(
+        "--cache", help="cache folder (default $MEMOBENCH_CACHE or ~/.cache/memobench)"
+    )
+    aud.add_argument(
+        "--reaudit", action="store_true", help="measure again instead of reusing a stored audit"
+    )
+    aud.add_argument(
+        "--fail-if", action="append", metavar="RULE",
+        help='exit 1 when the audit breaks RULE, "KEY OP VALUE" (e.g. "members_reproduced > '
+        '0", "mia_loss_weights_auc > 0.6"; `memobench schema` lists the keys); repeatable',
+    )  # fmt: skip
+    aud.set_defaults(func=cmd_audit)
 
     rep = sub.add_parser("report", help="merge results JSON files into the leaderboard")
     rep.add_argument("files", nargs="+", help="results files (pytest-benchmark JSON)")

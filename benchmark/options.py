@@ -212,6 +212,21 @@ OPTIONS: tuple[Option, ...] = (
         cli=False,
     ),
     Option(
+        "members",
+        "the images the --memobench-model-path model was trained on (a folder or .npz): "
+        "audited as given, no dataset or split",
+        cli=False,
+    ),
+    Option("heldout", "images the --memobench-model-path model never saw", cli=False),
+    Option(
+        "fit",
+        "how --memobench-members/--memobench-heldout images reach the model's size: "
+        "resize, center-crop or exact",
+        default="resize",
+        choices=("resize", "center-crop", "exact"),
+        cli=False,
+    ),
+    Option(
         "model-split-seed",
         "split seed of the split the --memobench-model-path model was trained on",
         "int",

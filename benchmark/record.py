@@ -220,6 +220,25 @@ METRIC_SKIPPED = Fields("{metric}_skipped", "str", "why a metric did not measure
 # written by the suites (``benchmark.report.thumbnails.case_record``)
 TIER = Field("tier", "str", "the tier that ran the case: smoke or paper")
 PICTURES = Field("pictures", "dict", "the case page's PNG data URIs by name")
+# written by ``memobench audit`` (``benchmark.model_audit``): a user's model and images
+AUDITED_IMAGES = Field(
+    "audited_images",
+    "dict",
+    "a user's audit: the model folder, where the members and held-out images came from, "
+    "how many, and the rule that brought them to the model's size",
+)
+MEMBERS_REPRODUCED = Field(
+    "members_reproduced",
+    "int",
+    "training images at least one sample reproduces (Carlini's criterion, ratio < 1/3)",
+)
+MEMBERS_IDENTIFIABLE = Field(
+    "members_identifiable",
+    "int",
+    "training images the loss membership attack flags at 1% false-positive rate (score "
+    "above 99% of the held-out images')",
+)
+MEMBERS_AUDITED = Field("members_audited", "int", "training images ranked by risk")
 
 IDENTITY: tuple[Field, ...] = (
     CASE_ID,
@@ -263,4 +282,11 @@ AUDIT: tuple[Declared, ...] = (
     METRIC_SECONDS,
     METRIC_SKIPPED,
 )
-SUITE: tuple[Field, ...] = (TIER, PICTURES)
+SUITE: tuple[Field, ...] = (
+    TIER,
+    PICTURES,
+    AUDITED_IMAGES,
+    MEMBERS_REPRODUCED,
+    MEMBERS_IDENTIFIABLE,
+    MEMBERS_AUDITED,
+)

@@ -6,7 +6,9 @@ into one table; each row keeps the run it came from (machine, commit, date).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +102,25 @@ def load_table(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict[str, An
     df = df.sort_values(["run_datetime", "run"]).reset_index(drop=True)
     df["latest"] = ~df.duplicated(CASE_ID, keep="last")
     return df, runs
+
+
+def write_results(path: str | Path, records: list[dict[str, Any]], run: dict[str, Any]) -> Path:
+    """A results file of ``records`` (one per case), in the layout ``read_results`` and
+    the leaderboard read: what ``memobench audit`` writes without pytest. ``run``: the
+    run's own information (the ``memobench`` section: versions, device, environment)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "datetime": dt.datetime.now(dt.UTC).isoformat(),
+        "machine_info": {"node": platform.node(), "python_version": platform.python_version()},
+        "commit_info": {},
+        "memobench": run,
+        "benchmarks": [
+            {"name": record[CASE_ID], "fullname": record[CASE_ID], "extra_info": record}
+            for record in records
+        ],
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    tmp.replace(path)  # a run cut off while writing leaves the previous file whole
+    return path

@@ -1,0 +1,265 @@
+"""``memobench audit`` end to end on a model memobench did not make.
+
+A UNet is trained with diffusers' own API only (``tests/diffusers_training.py``,
+as diffusers' ``train_unconditional.py`` example) on 12 digits until it memorizes
+them, and saved with ``DDPMPipeline.save_pretrained``; the digits are written as
+PNG folders. The audit must flag the reproductions and the membership signal and
+fail the release gate; the same model audited against 12 digits it never saw must
+show neither and pass. Then every bad input, one line each.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+from PIL import Image
+
+from benchmark.cli import main
+from benchmark.data.folders import FitRule
+from benchmark.errors import MemobenchError
+from benchmark.model_audit import audit_model, model_shape, read_split
+from benchmark.models.ddpm import DDIMFamily
+from benchmark.report import browser
+from benchmark.report.results import latest_records
+from benchmark.report.risk import flagged_by_chance
+from benchmark.session import Session
+from tests.diffusers_training import digits_16, train_unconditional, write_pngs
+
+pytestmark = pytest.mark.filterwarnings("ignore:Cannot initialize model with low cpu memory")
+
+GATE = ["--fail-if", "members_reproduced > 0", "--fail-if", "mia_loss_weights_auc > 0.9"]
+COUNTS = ["--samples", "128", "--steps", "20"]
+
+
+@pytest.fixture(scope="module")
+def memorizing(tmp_path_factory):
+    """A diffusers-trained model that memorized 12 digits (1200 AdamW steps, 66 s on 2
+    cores: 9 of the 12 reproduced in 128 samples), its members, 12 held-out digits and 12
+    other digits it never saw either."""
+    root = tmp_path_factory.mktemp("user")
+    digits = digits_16(36)
+    train_unconditional(digits[:12], root / "model", steps=1200, block_out_channels=(16, 32),
+                        batch_size=12)  # fmt: skip
+    return {
+        "root": root,
+        "model": root / "model",
+        "members": write_pngs(digits[:12], root / "members"),
+        "heldout": write_pngs(digits[12:24], root / "heldout"),
+        "unseen": write_pngs(digits[24:36], root / "unseen"),
+        "cache": root / "cache",
+    }
+
+
+def _audit(user, members, out, *extra):
+    argv = ["audit", str(user["model"]), "--members", str(user[members]), "--heldout",
+            str(user["heldout"]), "-o", str(out), "--cache", str(user["cache"]), "--device",
+            "cpu", *COUNTS, *extra]  # fmt: skip
+    code = main(argv)
+    record = latest_records([out / "results.json"])
+    assert len(record) == 1
+    return code, next(iter(record.values()))
+
+
+def test_the_memorizing_model_is_flagged_and_fails_the_gate(memorizing, tmp_path, capsys):
+    out = tmp_path / "audit"
+    code, record = _audit(memorizing, "members", out, *GATE)
+    said = capsys.readouterr()
+    assert code == 1  # the gate stops the release
+    assert "gate: audit:model-none: members_reproduced > 0" in said.err
+    assert record["members_reproduced"] >= 4, record["members_reproduced"]
+    assert record["carlini_l2"] > 0
+    assert record["mia_loss_weights_auc"] > 0.9
+    assert record["members_identifiable"] >= 8
+    assert record["fid_gap"] > 0
+    assert record["fid_extractor"].startswith("copy-detection-")  # no labels: self-supervised
+    assert record["audited_images"]["n_members"] == 12
+    assert "resized to 16" in record["audited_images"]["fit"]  # the rule is recorded
+    assert "Reproduction: " in said.out and "of 12 training images" in said.out
+    # the risk report: every member, the reproduced ones first, the riskiest on the page
+    risk = pd.read_csv(out / "risk.csv")
+    assert len(risk) == 12 and sorted(risk["member"]) == [f"{i:04d}.png" for i in range(12)]
+    k = record["members_reproduced"]
+    assert risk["reproduced"].tolist() == [True] * k + [False] * (12 - k)
+    assert (risk["carlini_ratio"][:k] < 1 / 3).all()
+    page = (out / "risk.html").read_text()
+    assert page.count('<tr class="reproduced">') == k
+    assert (out / "leaderboard.html").exists()
+
+
+def test_members_it_never_saw_show_nothing_and_pass(memorizing, tmp_path):
+    code, record = _audit(memorizing, "unseen", tmp_path / "audit", *GATE)
+    assert code == 0
+    assert record["members_reproduced"] == 0 and record["carlini_l2"] == 0
+    assert record["mia_loss_weights_auc"] < 0.9
+    # flagged at "1% FPR" by chance alone: 12 held-out images cannot resolve 1%
+    assert record["members_identifiable"] <= 3 * flagged_by_chance(12, 12, 0.01)
+    assert record["fid_gap"] < 0
+
+
+def test_the_risk_page_in_a_browser(memorizing, tmp_path):
+    reason = browser.unavailable()
+    if reason:
+        pytest.skip(reason)
+    from selenium.webdriver.common.by import By
+
+    out = tmp_path / "audit"
+    _audit(memorizing, "members", out)
+    driver = browser.start()
+    try:
+        driver.get((out / "risk.html").as_uri())
+        summary = driver.find_element(By.ID, "summary").text
+        assert "Reproduction:" in summary and "Membership:" in summary
+        rows = driver.find_elements(By.CSS_SELECTOR, "#risk tbody tr")
+        assert len(rows) == 12
+        assert rows[0].get_attribute("class") == "reproduced"
+        sizes = driver.execute_script(
+            "return [...document.querySelectorAll('#risk img')].map(i => i.naturalWidth)"
+        )
+        assert len(sizes) == 12 and all(w > 0 for w in sizes)
+    finally:
+        driver.quit()
+
+
+def test_the_python_entry_point_audits_the_same(memorizing):
+    """``benchmark.audit_model`` is what the command runs: the same record."""
+    import benchmark
+
+    session = Session(memorizing["cache"], device="cpu", progress=False)
+    audit = benchmark.audit_model(
+        memorizing["model"], memorizing["members"], memorizing["heldout"], session,
+        n_gen=128, steps=20,
+    )  # fmt: skip
+    assert audit.record["members_reproduced"] >= 4
+    assert [r.index for r in audit.risks][:1] != [] and len(audit.risks) == 12
+
+
+# -- bad input: one line each, naming the problem and the fix ---------------------------------
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    """An untrained 16x16 grey model and folders of images around it."""
+    root = tmp_path_factory.mktemp("bad")
+    unet = UNet2DModel(sample_size=16, in_channels=1, out_channels=1, layers_per_block=1,
+                       block_out_channels=(8, 16), down_block_types=("DownBlock2D",) * 2,
+                       up_block_types=("UpBlock2D",) * 2, norm_num_groups=4)  # fmt: skip
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler()).save_pretrained(str(root / "model"))
+    digits = digits_16(8)
+    write_pngs(digits[:4], root / "members")
+    write_pngs(digits[4:], root / "heldout")
+    return root
+
+
+def _bad(root, name):
+    """The inputs of one bad case: (model, members, heldout, keywords)."""
+    model, members, heldout, kw = root / "model", root / "members", root / "heldout", {}
+    case = root / name
+    case.mkdir()
+    if name == "overlap":
+        heldout = write_pngs(np.stack([np.asarray(Image.open(members / "0001.png"))] * 2), case)
+    elif name == "empty":
+        members = case
+    elif name == "corrupt":
+        members = case
+        write_pngs(digits_16(3), case)
+        (case / "0001.png").write_bytes(b"not a png")
+    elif name == "rgb":
+        members = case
+        for i in range(3):
+            Image.fromarray(np.full((16, 16, 3), (200, 20, 20), np.uint8)).save(case / f"{i}.png")
+    elif name == "one":
+        members = write_pngs(digits_16(1), case)
+    elif name == "no-config":
+        model = case
+    elif name == "garbage-config":
+        model = case
+        (case / "config.json").write_text("{ not json")
+    elif name == "unknown-prediction":
+        model = case
+        shutil.copytree(root / "model" / "unet", case / "unet")
+        (case / "scheduler").mkdir()
+        (case / "scheduler" / "scheduler_config.json").write_text(
+            json.dumps({"_class_name": "DDPMScheduler", "prediction_type": "flow"})
+        )
+    elif name == "unknown-scheduler":
+        model = case
+        shutil.copytree(root / "model" / "unet", case / "unet")
+        (case / "scheduler").mkdir()
+        (case / "scheduler" / "scheduler_config.json").write_text(
+            json.dumps({"_class_name": "EulerDiscreteScheduler"})
+        )
+    elif name == "no-weights":
+        model = case
+        (case / "unet").mkdir()
+        shutil.copy(root / "model" / "unet" / "config.json", case / "unet")
+    elif name == "dpsgd":
+        kw = {"mitigation": "dpsgd"}
+    elif name == "unknown-family":
+        kw = {"family": "no-such-family"}
+    elif name == "samples":
+        kw = {"n_gen": 1}
+    elif name == "fit":
+        kw = {"fit": "stretch"}
+    elif name == "too-small-exact":
+        members = case
+        for i in range(3):
+            Image.fromarray(np.zeros((12, 12), np.uint8) + i).save(case / f"{i}.png")
+        kw = {"fit": "exact"}
+    return model, members, heldout, kw
+
+
+BAD = {
+    "overlap": "2 held-out image(s) are also members",
+    "empty": "no images",
+    "corrupt": "0001.png",
+    "rgb": "channel",
+    "one": "needs at least 2 of each",
+    "no-config": "is not a diffusers checkpoint",
+    "garbage-config": "is not valid JSON",
+    "unknown-prediction": "prediction_type 'flow'",
+    "unknown-scheduler": "EulerDiscreteScheduler",
+    "no-weights": "has a config.json but no weights",
+    "dpsgd": "changes how the model is trained",
+    "unknown-family": "no-such-family",
+    "samples": "--samples must be >= 2",
+    "fit": "unknown fit rule 'stretch'",
+    "too-small-exact": "12x12",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_input_is_one_line(untrained, name, tmp_path):
+    model, members, heldout, kw = _bad(untrained, name)
+    session = Session(tmp_path / "cache", device="cpu", progress=False)
+    with pytest.raises(MemobenchError) as err:
+        audit_model(model, members, heldout, session, **kw)
+    message = str(err.value)
+    assert BAD[name] in message, message
+    assert "\n" not in message and "Traceback" not in message
+
+
+def test_bad_input_through_the_command_exits_2_with_one_line(untrained, tmp_path, capsys):
+    code = main(["audit", str(untrained / "model"), "--members", str(untrained / "nowhere"),
+                 "--heldout", str(untrained / "heldout"), "-o", str(tmp_path / "out")])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no such folder" in err[0], err
+    assert not (tmp_path / "out").exists()  # nothing written for a run that did not start
+
+
+def test_images_of_another_size_are_fitted_by_the_stated_rule(untrained, tmp_path):
+    """32x32 images reach the 16x16 model by the default rule (resize, as diffusers'
+    training example prepares them); ``exact`` refuses them."""
+    big = tmp_path / "big"
+    big.mkdir()
+    for i, digit in enumerate(digits_16(3)):
+        Image.fromarray(np.kron(digit, np.ones((2, 2), np.uint8))).save(big / f"{i}.png")
+    _, net = DDIMFamily.load_pretrained(untrained / "model")
+    channels, size = model_shape(net, untrained / "model")
+    assert (channels, size) == (1, 16)
+    members, _ = read_split(big, untrained / "heldout", FitRule(size, channels))
+    assert members.images.shape == (3, 1, 16, 16)
+    with pytest.raises(MemobenchError, match="32x32"):
+        read_split(big, untrained / "heldout", FitRule(size, channels, "exact"))
