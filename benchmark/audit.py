@@ -245,15 +245,16 @@ def _stored(result: AuditResult) -> dict[str, Any]:
 
 @functools.cache
 def code_fingerprint(*objects) -> str:
-    """Hash of memobench's sources, the repository's fixtures, and the files defining
-    ``objects`` (plugins): any change to the code that measures invalidates stored audits.
+    """Hash of memobench's sources (its suites and pytest plugin included) and the files
+    defining ``objects`` (plugins): any change to the code that measures invalidates
+    stored audits. Files count by name and content, so where the package is installed
+    does not change the key.
 
     Taken once per process, so an edit made while a run goes on does not key that
     run's audits (measured by the code as loaded) on the edited files.
     """
     package = Path(__file__).parent  # the benchmark package
     files = sorted(package.rglob("*.py"))
-    files += sorted((package.parent / "fixtures").rglob("*.py"))  # they run the audit
     for obj in objects:
         source = inspect.getsourcefile(obj)
         if source:

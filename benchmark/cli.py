@@ -20,17 +20,13 @@ from benchmark.errors import MemobenchError
 from benchmark.options import add_to_argparse
 from benchmark.tiers import PAPER, SMOKE
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 def _suites_dir() -> Path:
-    suites = REPO_ROOT / "suites"
-    if not suites.is_dir():
-        raise MemobenchError(
-            f"no suites folder at {suites}; `memobench run` works from a clone of the "
-            f"memobench repository installed with `pip install -e .`"
-        )
-    return suites
+    """The installed package's suites (``benchmark/suites``): the same from a clone and
+    from a wheel, whatever the working directory."""
+    from benchmark import suites
+
+    return Path(suites.__file__).parent
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -48,7 +44,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
     tier = values.setdefault("tier", SMOKE)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    results = Path(values.get("results") or REPO_ROOT / "reports" / "results" / f"run-{stamp}.json")
+    # outputs go under the working directory: a clone's root, or a user's own repository
+    results = Path(values.get("results") or Path("reports") / "results" / f"run-{stamp}.json")
+    results = results.absolute()
     values["results"] = str(results)
 
     def get(name: str):
@@ -68,7 +66,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         str(_suites_dir()),
         "-m",
         tier if tier != "all" else "smoke or paper",
-        f"--rootdir={REPO_ROOT}",
         "-p",
         "no:cacheprovider",
         *args.pytest_args,

@@ -65,6 +65,24 @@ def option_getter(config: pytest.Config):
     return lambda name: config.getoption(PYTEST_PREFIX + name)
 
 
+@pytest.fixture(scope="session")
+def memobench_session(request: pytest.FixtureRequest):
+    """The run's ``benchmark.session.Session``, built once from the ``--memobench-*``
+    options: their frozen ``RunSettings`` (``benchmark.options.run_settings``) and the
+    memo that trains or loads each model, detector pair and feature extractor once.
+    Shipped in the plugin, so a user's own test files get it from ``pip install``."""
+    import os
+
+    from benchmark.device import session_device
+    from benchmark.options import run_settings
+    from benchmark.session import Session
+
+    get = option_getter(request.config)
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # under pytest-xdist: one GPU each
+    device = str(session_device(get("device"), worker, get("rehearse")))
+    return Session(settings=run_settings(get, device=device))
+
+
 def _is_case(item: pytest.Item) -> bool:
     """A benchmark case (smoke- or paper-marked), as opposed to a plain test."""
     return any(item.get_closest_marker(m) is not None for m in TIER_MARKERS)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.cli import main as memobench  # noqa: E402
-from tests.diffusers_training import train_unconditional, write_pngs  # noqa: E402
+from fixtures.user_model import train_unconditional, write_pngs  # noqa: E402
 
 
 def images_28(n: int, npz: str | None) -> np.ndarray:

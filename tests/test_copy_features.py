@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from benchmark.cache import Cache
 from benchmark.measures.copy_features import augment, copy_detection_features, nt_xent
 from benchmark.measures.features import extract
-from tests.diffusers_training import digits_16
+from fixtures.user_model import digits_16
 
 
 def _digits(n):

@@ -28,31 +28,12 @@ from benchmark.report import browser
 from benchmark.report.results import latest_records
 from benchmark.report.risk import flagged_by_chance
 from benchmark.session import Session
-from tests.diffusers_training import digits_16, train_unconditional, write_pngs
+from fixtures.user_model import digits_16, write_pngs
 
 pytestmark = pytest.mark.filterwarnings("ignore:Cannot initialize model with low cpu memory")
 
 GATE = ["--fail-if", "members_reproduced > 0", "--fail-if", "mia_loss_weights_auc > 0.9"]
 COUNTS = ["--samples", "128", "--steps", "20"]
-
-
-@pytest.fixture(scope="module")
-def memorizing(tmp_path_factory):
-    """A diffusers-trained model that memorized 12 digits (1200 AdamW steps, 66 s on 2
-    cores: 9 of the 12 reproduced in 128 samples), its members, 12 held-out digits and 12
-    other digits it never saw either."""
-    root = tmp_path_factory.mktemp("user")
-    digits = digits_16(36)
-    train_unconditional(digits[:12], root / "model", steps=1200, block_out_channels=(16, 32),
-                        batch_size=12)  # fmt: skip
-    return {
-        "root": root,
-        "model": root / "model",
-        "members": write_pngs(digits[:12], root / "members"),
-        "heldout": write_pngs(digits[12:24], root / "heldout"),
-        "unseen": write_pngs(digits[24:36], root / "unseen"),
-        "cache": root / "cache",
-    }
 
 
 def _audit(user, members, out, *extra):
@@ -65,9 +46,9 @@ def _audit(user, members, out, *extra):
     return code, next(iter(record.values()))
 
 
-def test_the_memorizing_model_is_flagged_and_fails_the_gate(memorizing, tmp_path, capsys):
+def test_the_memorizing_model_is_flagged_and_fails_the_gate(user_model, tmp_path, capsys):
     out = tmp_path / "audit"
-    code, record = _audit(memorizing, "members", out, *GATE)
+    code, record = _audit(user_model, "members", out, *GATE)
     said = capsys.readouterr()
     assert code == 1  # the gate stops the release
     assert "gate: audit:model-none: members_reproduced > 0" in said.err
@@ -91,8 +72,8 @@ def test_the_memorizing_model_is_flagged_and_fails_the_gate(memorizing, tmp_path
     assert (out / "leaderboard.html").exists()
 
 
-def test_members_it_never_saw_show_nothing_and_pass(memorizing, tmp_path):
-    code, record = _audit(memorizing, "unseen", tmp_path / "audit", *GATE)
+def test_members_it_never_saw_show_nothing_and_pass(user_model, tmp_path):
+    code, record = _audit(user_model, "unseen", tmp_path / "audit", *GATE)
     assert code == 0
     assert record["members_reproduced"] == 0 and record["carlini_l2"] == 0
     assert record["mia_loss_weights_auc"] < 0.9
@@ -101,14 +82,14 @@ def test_members_it_never_saw_show_nothing_and_pass(memorizing, tmp_path):
     assert record["fid_gap"] < 0
 
 
-def test_the_risk_page_in_a_browser(memorizing, tmp_path):
+def test_the_risk_page_in_a_browser(user_model, tmp_path):
     reason = browser.unavailable()
     if reason:
         pytest.skip(reason)
     from selenium.webdriver.common.by import By
 
     out = tmp_path / "audit"
-    _audit(memorizing, "members", out)
+    _audit(user_model, "members", out)
     driver = browser.start()
     try:
         driver.get((out / "risk.html").as_uri())
@@ -125,13 +106,13 @@ def test_the_risk_page_in_a_browser(memorizing, tmp_path):
         driver.quit()
 
 
-def test_the_python_entry_point_audits_the_same(memorizing):
+def test_the_python_entry_point_audits_the_same(user_model):
     """``benchmark.audit_model`` is what the command runs: the same record."""
     import benchmark
 
-    session = Session(memorizing["cache"], device="cpu", progress=False)
+    session = Session(user_model["cache"], device="cpu", progress=False)
     audit = benchmark.audit_model(
-        memorizing["model"], memorizing["members"], memorizing["heldout"], session,
+        user_model["model"], user_model["members"], user_model["heldout"], session,
         n_gen=128, steps=20,
     )  # fmt: skip
     assert audit.record["members_reproduced"] >= 4

@@ -34,17 +34,12 @@ from benchmark.report.columns import Column, columns
 from benchmark.report.groups import PRIVACY, compare_groups
 from benchmark.report.results import load_table
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = REPO_ROOT / "reports" / "templates"
-DEFAULT_OUTPUT = REPO_ROOT / "reports" / "leaderboard.html"
+TEMPLATES = Path(__file__).parent / "templates"  # package data: installed with the wheel
+# relative to where memobench runs (a clone's root, or a user's own repository)
+DEFAULT_OUTPUT = Path("reports") / "leaderboard.html"
 
 
 def environment() -> Environment:
-    if not TEMPLATES.is_dir():
-        raise FileNotFoundError(
-            f"leaderboard templates not found at {TEMPLATES}; memobench renders reports from a "
-            f"clone of its repository installed with `pip install -e .`"
-        )
     return Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True),
