@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
@@ -124,7 +125,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     rules = parse_rules(args.fail_if or [])  # a malformed rule stops before any work
     out = Path(args.output)
-    session = Session(args.cache, device=args.device, reaudit=args.reaudit)
+    check_output_folder(out, "-o")
+    session = Session(
+        args.cache, device=args.device, reaudit=args.reaudit, feature_encoder=args.feature_encoder
+    )
     audit = audit_model(
         args.model,
         args.members,
@@ -176,6 +180,17 @@ def cmd_audit(args: argparse.Namespace) -> int:
     verdict = "fails" if broken else "passes"
     print(f"memobench: gate ({len(rules)} rule(s)): the model {verdict}")
     return 1 if broken else 0
+
+
+def check_output_folder(out: Path, flag: str) -> None:
+    """Refuse an output folder that cannot be written before any work (nothing created)."""
+    if out.exists() and not out.is_dir():
+        raise MemobenchError(f"{flag} {out}: a file, not a folder; name a folder for the outputs")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise MemobenchError(f"{flag} {out}: {parent} is not writable; choose another folder")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -330,6 +345,12 @@ def parser() -> argparse.ArgumentParser:
     aud.add_argument(
         "--cache", help="cache folder (default $MEMOBENCH_CACHE or ~/.cache/memobench)"
     )
+    aud.add_argument(
+        "--feature-encoder", metavar="FILE",
+        help="a TorchScript encoder (torch.jit.save) mapping (N, C, H, W) images in [-1, 1] to "
+        "(N, D) features, for FID and replication instead of the copy-detection encoder "
+        "memobench trains on the images",
+    )  # fmt: skip
     aud.add_argument(
         "--reaudit", action="store_true", help="measure again instead of reusing a stored audit"
     )

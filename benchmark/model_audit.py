@@ -15,6 +15,7 @@ Nothing is drawn or split: the members are exactly the images given as members.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from benchmark.config import CaseConfig, DataConfig, MitigationConfig, TrainConf
 from benchmark.data.base import ImageDataset
 from benchmark.data.folders import FitRule, ImageSet, read_images, shared_images
 from benchmark.errors import CheckpointError, ConfigError, DataError
+from benchmark.measures.features import EncoderFeatures
 from benchmark.measures.image_risk import MemberRisk, rank_members
 from benchmark.models.base import TrainedModel
 from benchmark.record import (
@@ -72,6 +74,12 @@ def model_shape(net: torch.nn.Module, folder: Path) -> tuple[int, int]:
     """(channels, size) of the images a loaded network makes, from its config."""
     cfg = getattr(net, "config", None)
     channels = getattr(cfg, "in_channels", None)
+    out = getattr(cfg, "out_channels", channels)
+    if out != channels:
+        raise CheckpointError(
+            f"{folder}: the network takes {channels} channel(s) and returns {out} (a learned "
+            f"variance?); memobench audits networks that predict one value per input channel"
+        )
     size = getattr(cfg, "sample_size", None)
     if isinstance(size, list | tuple):
         if len(set(size)) != 1:
@@ -89,12 +97,16 @@ def model_shape(net: torch.nn.Module, folder: Path) -> tuple[int, int]:
 
 
 def weights_digest(net: torch.nn.Module) -> str:
-    """A hash of the network's weights: a model saved again into the same folder after
-    more training is another model, with audits of its own."""
+    """A hash of the network's weights and config: a model saved again into the same
+    folder after more training, or with an edited config, is another model with audits
+    of its own."""
     h = hashlib.sha256()
+    config = getattr(net, "config", None)
+    if config is not None:
+        h.update(json.dumps(dict(config), sort_keys=True, default=str).encode())
     for name, tensor in sorted(net.state_dict().items()):
         h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -169,6 +181,13 @@ def audit_model(
         raise ConfigError(f"--steps must be >= 1, got {steps}")
     folder = Path(model_path).expanduser()
     family_cls = registry.models.get(family)
+    if changes_training(mitigation):  # before any work: a wrong name or kind stops here
+        raise ConfigError(
+            f"mitigation {mitigation!r} changes how the model is trained; an audit of a "
+            f"trained model can only apply a sampling-time mitigation (memobench list)"
+        )
+    if session.settings.feature_encoder:  # a file that is not TorchScript stops here
+        EncoderFeatures(session.settings.feature_encoder, session.settings.feature_space())
     fam, net = family_cls.load_pretrained(folder)
     channels, size = model_shape(net, folder)
     rule = FitRule(size=size, channels=channels, fit=fit)
@@ -182,9 +201,7 @@ def audit_model(
         heldout_labels=torch.zeros(len(h), dtype=torch.long),
     )
     # named by content (the case id appends n_train: "ddim-images-<hash>-64-none")
-    data_cfg = DataConfig(
-        name=f"images-{dataset.fingerprint()[:8]}-", n_train=len(m), n_heldout=len(h)
-    )
+    data_cfg = DataConfig(name=f"images-{dataset.fingerprint()}-", n_train=len(m), n_heldout=len(h))
     session.add_dataset(data_cfg, dataset)
     digest = weights_digest(net)
     model = TrainedModel(
@@ -209,15 +226,13 @@ def audit_model(
         n_gen=n_gen,
         seed=seed,
     )
-    if changes_training(mitigation):
-        raise ConfigError(
-            f"mitigation {mitigation!r} changes how the model is trained; an audit of a "
-            f"trained model can only apply a sampling-time mitigation (memobench list)"
-        )
     result = run_case(case, session, model=model)
-    risks = member_risks(result, model, session, seed)
+    risks = member_risks(result, model, session, m, seed)
     record = case_record(result, tier="audit")
-    record[CASE_ID] = f"audit:{folder.name or folder}-{case.mitigation.name}"
+    # the folder's name, the weights and the images: two audits share an id only when all
+    # three do (the leaderboard and the gate keep the latest record of an id)
+    ident = f"{digest[:8]}-{dataset.fingerprint()[:8]}"
+    record[CASE_ID] = f"audit:{folder.resolve().name}-{ident}-{case.mitigation.name}"
     record[AUDITED_IMAGES] = {
         "model": str(folder),
         "members": m.source,
@@ -225,7 +240,15 @@ def audit_model(
         "n_members": len(m),
         "n_heldout": len(h),
         "fit": rule.describe(),
-        "notes": sorted({*m.notes, *h.notes}),
+        "notes": sorted({*m.notes, *h.notes})
+        + (
+            [
+                f"{len(m) - len(risks)} member file(s) repeat another member's picture; each "
+                f"picture is ranked once"
+            ]
+            if len(risks) < len(m)
+            else []
+        ),
     }
     record[MEMBERS_AUDITED] = len(risks)
     record[MEMBERS_REPRODUCED] = sum(r.reproduced for r in risks)
@@ -234,20 +257,32 @@ def audit_model(
 
 
 def member_risks(
-    result: AuditResult, model: TrainedModel, session: Session, seed: int = 0
+    result: AuditResult,
+    model: TrainedModel,
+    session: Session,
+    members: ImageSet,
+    seed: int = 0,
 ) -> list[MemberRisk]:
-    """Every member ranked by risk: its nearest sample's Carlini ratio, and its
-    ``RISK_ATTACK`` membership score's percentile among all held-out images' scores."""
+    """Every distinct member picture ranked by risk: its nearest sample's Carlini ratio,
+    and its ``RISK_ATTACK`` membership score's p-value among all held-out images' scores.
+
+    A picture given twice among the members is ranked once (under its first file): two
+    equal members would make every copy of it as near its second-nearest member as its
+    nearest, and Carlini's ratio could never call it reproduced."""
     data = result.data
+    first: dict[str, int] = {}
+    keep = [i for i, d in enumerate(members.hashes()) if first.setdefault(d, i) == i]
     attack = get_attack(RISK_ATTACK)
-    fast = session.fast(model)
     m, h = attack.score_sets(
-        fast,
-        data.train,
+        session.fast(model),
+        data.train[keep],
         data.heldout,
         seed=seed,
         batch_size=session.batch_size(model, 256),
         device=session.device,
         progress=session.progress,
     )
-    return rank_members(result.samples.images, data.train, m.numpy(), h.numpy())
+    ranked = rank_members(
+        result.samples.images, data.train[keep], m.numpy(), h.numpy(), device=session.device
+    )
+    return [replace(r, index=keep[r.index]) for r in ranked]

@@ -129,6 +129,12 @@ OPTIONS: tuple[Option, ...] = (
         "replication use it instead of the dataset's own classifier features",
     ),
     Option(
+        "feature-encoder",
+        "a TorchScript feature encoder file (torch.jit.save of a module mapping (N, C, H, W) "
+        "images in [-1, 1] to (N, D) features): FID and replication use it instead of the "
+        "dataset's classifier or the copy-detection encoder",
+    ),
+    Option(
         "shard",
         "run only the K-th of N round-robin shares of the benchmark cases (one CI runner of "
         "N; merge the results files with `memobench report`)",
@@ -361,6 +367,7 @@ def run_settings(get: Callable[[str], Any], device: str | None = None) -> RunSet
         smoke_dataset=get("dataset") or "digits",
         rehearsal=Rehearsal() if get("rehearse") else None,
         inception_weights=get("inception-weights"),
+        feature_encoder=get("feature-encoder"),
         reaudit=bool(get("reaudit")),
         speed=speed(get),
         batch_size=get("batch-size"),

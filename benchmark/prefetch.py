@@ -84,7 +84,7 @@ def classifier_jobs(session: Session, splits: list[DataConfig]) -> tuple:
                 what = f"C_{kind.upper()} {data.name} {data.n_train}"
                 args = (kind, session.detector_config, data, root)
                 jobs.append(BuildJob(what, store_detector, args))
-    if not session.settings.inception_weights:
+    if not session.settings.feature_space():
         for name, data_root in dict.fromkeys((d.name, d.root) for d in splits):
             args = (name, data_root, root, session.counts.feature_steps)
             jobs.append(BuildJob(f"features {name}", store_features, args))

@@ -31,7 +31,12 @@ from benchmark.data import ImageDataset, load_dataset
 from benchmark.detectors.detector import Detector, get_detector
 from benchmark.device import resolve_device
 from benchmark.measures.copy_features import copy_detection_features
-from benchmark.measures.features import InceptionFeatures, classifier_features, extract
+from benchmark.measures.features import (
+    EncoderFeatures,
+    InceptionFeatures,
+    classifier_features,
+    extract,
+)
 from benchmark.models.base import TrainedModel
 from benchmark.models.store import get_trained, load_pretrained
 from benchmark.pool import TrainSpec
@@ -163,10 +168,12 @@ class Session:
         dataset given with ``add_dataset``: a copy-detection encoder trained on its
         images), or Inception-v3 when ``inception_weights`` is given."""
         data = self.settings.resolve(data)
-        weights = self.settings.inception_weights
-        key = "inception" if weights else (data.name, data.root)
+        weights, encoder = self.settings.inception_weights, self.settings.feature_encoder
+        key = "encoder" if encoder else "inception" if weights else (data.name, data.root)
         if key not in self._extractors:
-            if weights:
+            if encoder:
+                ext = EncoderFeatures(encoder, self.settings.feature_space()).to(self.device)
+            elif weights:
                 ext = InceptionFeatures(weights).to(self.device)
             elif data in self._given:  # no labels to train a classifier on
                 ds = self._datasets[data]
@@ -193,8 +200,7 @@ class Session:
 
     def train_features(self, data: DataConfig) -> torch.Tensor:
         """The extractor's features of a split's members, extracted once per session."""
-        weights = self.settings.inception_weights
-        space = f"inception:{weights}" if weights else "classifier"
+        space = self.settings.feature_space() or "classifier"
         return self.member_features(data, space, lambda: self.extractor(data))
 
     def member_features(

@@ -10,7 +10,10 @@ caller can forget the rehearsal or the training precision.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from benchmark.config import CaseConfig, DataConfig, DetectorConfig, check_precision
 from benchmark.errors import ConfigError
@@ -40,6 +43,7 @@ class RunSettings:
         smoke_dataset: the dataset the smoke tier's cases run on.
         rehearsal: run every count scaled down (``Rehearsal()``).
         inception_weights: Inception-v3 weights for FID, instead of the dataset's classifier.
+        feature_encoder: a TorchScript encoder file for FID and replication, instead.
         reaudit: measure every case again instead of reusing stored audits.
         progress: show progress bars (None: on a terminal).
         speed: the switches of the audit's network calls (``benchmark.speed``).
@@ -60,6 +64,7 @@ class RunSettings:
     smoke_dataset: str = "digits"
     rehearsal: Rehearsal | None = None
     inception_weights: str | None = None
+    feature_encoder: str | None = None
     reaudit: bool = False
     progress: bool | None = None
     speed: Speed = Speed()
@@ -114,6 +119,14 @@ class RunSettings:
             case = replace(case, train=replace(case.train, precision=self.train_precision))
         return self.rehearsal.case(case) if self.rehearsal else case
 
+    def feature_space(self) -> str | None:
+        """The feature space FID and replication measure in, where the run names one
+        (part of a stored audit's key): Inception-v3's weights or an encoder's file with
+        a hash of its content; None: the dataset's own (classifier or copy detection)."""
+        if self.feature_encoder:
+            return encoder_id(self.feature_encoder)
+        return self.inception_weights
+
     def resolve(self, cfg: DataConfig) -> DataConfig:
         """``cfg`` with the run's ``data_root`` filled in."""
         if cfg.root is None and self.data_root:
@@ -123,3 +136,24 @@ class RunSettings:
     def for_worker(self, cache_root: str) -> RunSettings:
         """These settings in a CPU pool's worker process: the CPU, no bars, the same cache."""
         return replace(self, cache=cache_root, device="cpu", progress=False)
+
+
+def encoder_id(path: str) -> str:
+    """``encoder:<file name>:<sha256 of its bytes, 12 hex>``: the encoder's identity,
+    so an edited file under the same name is another feature space."""
+    file = Path(path).expanduser()
+    try:
+        stat = file.stat()
+        digest = _file_digest(str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+    except OSError as err:
+        raise ConfigError(
+            f"--feature-encoder {path}: cannot be read ({err.strerror or err}); pass a "
+            f"TorchScript file written by torch.jit.save"
+        ) from None
+    return f"encoder:{file.name}:{digest}"
+
+
+@functools.lru_cache(maxsize=8)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    """A file's content hash, read once while its time stamp and size stay the same."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]

@@ -9,7 +9,7 @@ import torch
 from scipy import stats
 
 from benchmark.measures.carlini_l2 import nearest_two
-from benchmark.measures.image_risk import percentiles, rank_members
+from benchmark.measures.image_risk import p_values, percentiles, rank_members
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_percentiles_are_scipys():
 def test_without_copies_the_most_identifiable_member_comes_first(members):
     samples = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(2)) * 2 - 1
     scores = np.arange(12, dtype=float)  # member 11 scores highest
-    held = np.linspace(-1, 10.5, 40)
+    held = np.linspace(-1, 10.5, 200)  # p-values down to 1/201: 1% is resolvable
     ranked = rank_members(samples, members, scores, held)
     assert [r.index for r in ranked[:3]] == [11, 10, 9]
     assert ranked[0].identifiable(fpr=0.01) and not ranked[-1].identifiable(fpr=0.01)
@@ -56,3 +56,17 @@ def test_without_copies_the_most_identifiable_member_comes_first(members):
         rank_members(samples, members, scores, None)
     with pytest.raises(ValueError, match="3 membership scores for 12 members"):
         rank_members(samples, members, scores[:3], held)
+
+
+def test_p_values_hold_the_false_positive_rate_under_no_signal():
+    """Members and held-out images from one distribution: on average at most 1% of the
+    members are flagged at 1%, and with fewer than 99 held-out images none can be."""
+    rng = np.random.default_rng(0)
+    flagged = [
+        np.mean(p_values(rng.normal(size=50), rng.normal(size=300)) <= 0.01) for _ in range(400)
+    ]
+    assert np.mean(flagged) <= 0.01 + 0.002
+    assert p_values([1e9], rng.normal(size=98)).min() > 0.01  # 1 / 99 > 1%
+    assert p_values([1e9], rng.normal(size=99)).min() == pytest.approx(0.01)
+    held = np.array([0.0, 1.0, 1.0, 2.0])
+    np.testing.assert_allclose(p_values([1.0, 3.0, -1.0], held), [4 / 5, 1 / 5, 5 / 5])

@@ -150,3 +150,25 @@ class InceptionFeatures(nn.Module):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         return self.net(x).reshape(x.shape[0], -1)
+
+
+class EncoderFeatures(nn.Module):
+    """A user's own encoder from a TorchScript file (``torch.jit.save``): (N, C, H, W) images
+    in [-1, 1] to (N, D) features. Named ``identity`` (``encoder:<file>:<hash>``)."""
+
+    def __init__(self, path: str | Path, identity: str) -> None:
+        super().__init__()
+        file = Path(path).expanduser()
+        try:
+            self.net = torch.jit.load(str(file), map_location="cpu")
+        except (RuntimeError, ValueError, OSError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(
+                f"--feature-encoder {file}: not a TorchScript file ({first}); save the encoder "
+                f"with torch.jit.save(torch.jit.script(model), path) or torch.jit.trace"
+            ) from None
+        self.name = identity
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.float())

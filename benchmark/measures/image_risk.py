@@ -7,9 +7,13 @@ For a report a data-protection officer can act on, the audit ranks every member:
   training image); below 1/3 the member counts as reproduced (Carlini et al.
   2023, the criterion of ``benchmark.measures.carlini_l2``). A member no sample
   is nearest to has no ratio (``inf``).
-- **identifiable**: its membership-inference score's percentile among the held-out
-  images' scores (1.0: above every image the model never saw); at or above
-  ``1 - fpr`` an attacker who accepts that false-positive rate flags it.
+- **identifiable**: its membership-inference score against the held-out images'
+  scores, as a conformal p-value: (1 + held-out scores at or above it) / (n_h + 1).
+  At or below ``fpr`` an attacker who accepts that false-positive rate flags it;
+  a model that leaks nothing then has at most ``fpr`` of its members flagged on
+  average, and with fewer than ``1 / fpr - 1`` held-out images none can be (the
+  smallest p-value is 1 / (n_h + 1)). The percentile (share of held-out scores
+  below it) is kept for display.
 
 ``rank_members`` sorts reproduced members first (lowest ratio first), then the rest
 by percentile, highest first.
@@ -39,6 +43,7 @@ class MemberRisk:
         distance: that sample's l2 distance to the member (``inf``: none).
         copies: samples within the criterion (ratio < 1/3) nearest to it.
         percentile: share of held-out scores below its membership score (None: no score).
+        p_value: (1 + held-out scores >= its score) / (n_h + 1) (None: no score).
     """
 
     index: int
@@ -47,6 +52,7 @@ class MemberRisk:
     distance: float
     copies: int
     percentile: float | None
+    p_value: float | None = None
 
     @property
     def reproduced(self) -> bool:
@@ -54,7 +60,7 @@ class MemberRisk:
 
     def identifiable(self, fpr: float) -> bool:
         """Flagged by a membership attacker who accepts a false-positive rate ``fpr``."""
-        return self.percentile is not None and self.percentile >= 1 - fpr
+        return self.p_value is not None and self.p_value <= fpr
 
 
 def member_ratios(
@@ -81,6 +87,15 @@ def percentiles(member_scores, heldout_scores) -> np.ndarray:
     return (below + at_most) / (2.0 * len(held))
 
 
+def p_values(member_scores, heldout_scores) -> np.ndarray:
+    """Each member score's conformal p-value against the held-out scores:
+    (1 + held-out scores >= it) / (n_h + 1); under no signal P(p <= a) <= a."""
+    held = np.sort(np.asarray(heldout_scores, dtype=np.float64))
+    scores = np.asarray(member_scores, dtype=np.float64)
+    at_least = len(held) - np.searchsorted(held, scores, side="left")
+    return (1.0 + at_least) / (len(held) + 1.0)
+
+
 def rank_members(
     samples: torch.Tensor,
     members: torch.Tensor,
@@ -100,9 +115,20 @@ def rank_members(
         raise ValueError("give both the members' and the held-out images' scores, or neither")
     if member_scores is not None and len(member_scores) != members.shape[0]:
         raise ValueError(f"{len(member_scores)} membership scores for {members.shape[0]} members")
-    pct = None if member_scores is None else percentiles(member_scores, heldout_scores)
+    pct = pv = None
+    if member_scores is not None:
+        pct = percentiles(member_scores, heldout_scores)
+        pv = p_values(member_scores, heldout_scores)
     risks = [
-        MemberRisk(i, r, s, d, c, None if pct is None else float(pct[i]))
+        MemberRisk(
+            i,
+            r,
+            s,
+            d,
+            c,
+            None if pct is None else float(pct[i]),
+            None if pv is None else float(pv[i]),
+        )
         for i, (r, s, d, c) in enumerate(member_ratios(samples, members, device))
     ]
     return sorted(

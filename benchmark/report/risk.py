@@ -55,17 +55,10 @@ def risk_table(risks: list[MemberRisk], names: list[str], fpr: float) -> pd.Data
                 "nearest_l2": None if math.isinf(r.distance) else round(r.distance, 4),
                 "copies": r.copies,
                 "membership_percentile": None if r.percentile is None else round(r.percentile, 4),
+                "membership_p_value": None if r.p_value is None else round(r.p_value, 5),
             }
         )
     return pd.DataFrame(rows).astype({"nearest_sample": "Int64"})
-
-
-def flagged_by_chance(n_members: int, n_heldout: int, fpr: float) -> float:
-    """Members a model that leaks nothing would still have flagged: under no signal a
-    member's score ranks uniformly among the held-out scores, so it lands at or above the
-    ``1 - fpr`` percentile with probability (n_h - ceil((1 - fpr) n_h) + 1) / (n_h + 1)."""
-    above = n_heldout - math.ceil((1 - fpr) * n_heldout - 1e-9) + 1
-    return n_members * above / (n_heldout + 1)
 
 
 def summary(record: dict[str, Any], attack: str, fpr: float) -> list[str]:
@@ -86,17 +79,17 @@ def summary(record: dict[str, Any], attack: str, fpr: float) -> list[str]:
     lines.append(
         f"Membership: {k_id} of {n} training images ({k_id / n:.1%}, 95% interval "
         f"{lo:.1%}-{hi:.1%}) are identifiable by the {attack} attack at {fpr:.0%} false "
-        f"positives (their score above {1 - fpr:.0%} of the held-out images'); the attack "
+        f"positives (their score's p-value among the held-out images' at most {fpr:.0%}: a "
+        f"model that leaks nothing has {fpr:.0%} of its members flagged at most); the attack "
         f"tells members from held-out images with AUC {auc:.3f} (95% interval "
         f"{auc_ci[0]:.3f}-{auc_ci[1]:.3f}; 0.5 is chance)."
     )
     n_held = record[AUDITED_IMAGES]["n_heldout"]
-    chance = flagged_by_chance(n, n_held, fpr)
-    if n_held * fpr < 1:
+    if n_held + 1 < 1 / fpr:
         lines[-1] += (
-            f" With {n_held} held-out images a {fpr:.0%} false-positive rate cannot be "
-            f"resolved: a model that leaks nothing would have about {chance:.1f} flagged by "
-            f"chance; give at least {math.ceil(1 / fpr)} held-out images."
+            f" With {n_held} held-out images no member can be flagged at {fpr:.0%}: the "
+            f"smallest p-value is 1/{n_held + 1}; give at least {math.ceil(1 / fpr) - 1} "
+            f"held-out images."
         )
     gap = record.get(FID_GAP)
     if gap is not None:
@@ -133,7 +126,9 @@ def write_risk_report(
     folder.mkdir(parents=True, exist_ok=True)
     table = risk_table(risks, names, fpr)
     csv_path = folder / "risk.csv"
-    table.to_csv(csv_path, index=False)
+    # a file name read as a formula by a spreadsheet ("=cmd|..."): quoted as text
+    safe = table["member"].map(lambda n: f"'{n}" if n[:1] in ("=", "+", "-", "@") else n)
+    table.assign(member=safe).to_csv(csv_path, index=False)
     blank = torch.ones_like(members[0])
     rows = []
     for row, r in zip(table.head(SHOWN).to_dict("records"), risks[:SHOWN], strict=True):

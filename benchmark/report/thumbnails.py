@@ -14,6 +14,7 @@ import io
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torchvision.utils import make_grid
 
@@ -22,18 +23,22 @@ from benchmark.measures.reproduction import Q_FLAGGED
 from benchmark.record import PICTURES, SUITE, TIER, check_entries
 
 SCALE = 3  # pixels per image pixel (nearest neighbour), so 16x16 digits stay legible
+THUMB = 64  # larger images are shrunk to this side (area averaging) in the pictures
 
 
 def grid_uri(images: torch.Tensor, nrow: int = 16, pad: int = 1) -> str | None:
     """(N, C, H, W) images in [-1, 1] as one PNG grid, ``nrow`` per row."""
     if images.shape[0] == 0:
         return None
+    if images.shape[-1] > THUMB:  # a 256x256 model's grid would be megabytes per page
+        images = F.interpolate(images.float(), size=(THUMB, THUMB), mode="area")
+    scale = max(1, min(SCALE, 64 // images.shape[-1]))
     grid = make_grid(((images.clamp(-1, 1) + 1) / 2).cpu(), nrow=nrow, padding=pad, pad_value=1)
     array = (grid.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     if array.shape[2] == 1:
         array = array[:, :, 0]
     img = Image.fromarray(array)
-    img = img.resize((img.width * SCALE, img.height * SCALE), Image.NEAREST)
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
