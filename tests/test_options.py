@@ -99,7 +99,8 @@ def test_every_setting_can_be_set_from_the_command_line():
             "--memobench-rehearse", "--memobench-inception-weights=w.pth",
             "--memobench-reaudit", "--memobench-compile", "--memobench-batch-size=2",
             "--memobench-train-precision=bf16", "--memobench-tstar-curve",
-            "--memobench-detector-steps=9", "--memobench-detector-min-accuracy=0.1"]  # fmt: skip
+            "--memobench-detector-steps=9", "--memobench-detector-min-accuracy=0.1",
+            "--memobench-feature-encoder=encoder.pt"]  # fmt: skip
     settings = run_settings(pytest_plugin.option_getter(FakeConfig(argv)))
     default = RunSettings()
     unchanged = [
