@@ -138,3 +138,19 @@ def test_a_bad_rule_is_refused():
         FitRule(8, 1, "stretch")
     with pytest.raises(DataError, match="1 or 3"):
         FitRule(8, 4)
+
+
+def test_a_set_too_large_for_memory_is_refused_before_reading(grey_folder, monkeypatch):
+    """Five 8x8 grey images cost 5 * 64 * 5 bytes while audited: 1 KiB free refuses them
+    with the figures and the fix, before a single file is opened; enough memory reads them."""
+    folder, _ = grey_folder
+    opened = []
+    monkeypatch.setattr("benchmark.data.folders._pixels", lambda *a: opened.append(a))
+    monkeypatch.setattr("benchmark.data.folders.available_memory", lambda: 1024)
+    with pytest.raises(DataError, match=r"--members: 5 images at 8x8x1 need about") as err:
+        read_images(folder, FitRule(8, 1, "exact"), "--members")
+    assert "audit a random subset" in str(err.value) and "\n" not in str(err.value)
+    assert opened == []
+    monkeypatch.undo()
+    monkeypatch.setattr("benchmark.data.folders.available_memory", lambda: 5 * 64 * 5)
+    assert len(read_images(folder, FitRule(8, 1, "exact"), "--members")) == 5

@@ -13,7 +13,9 @@ the images given as members. ``FitRule`` says how an image reaches the model's
 - ``exact``: images must already be ``size`` x ``size``.
 
 Images are read one at a time into one ``uint8`` tensor (a progress bar on long
-folders), so a folder costs its pixels once in memory. Every bad input stops with
+folders), so a folder costs its pixels once in memory, and the audit a float copy
+more: a set that would not fit in the memory available is refused before any
+image is read, with the figures and the fix. Every bad input stops with
 one line that names the file or folder and the fix: a folder that is not there or
 holds no images, an unreadable image, a channel count other than the model's,
 an image the rule cannot bring to size.
@@ -22,6 +24,7 @@ an image the rule cannot bring to size.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +42,41 @@ GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L")
 SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L")  # 16-bit grey PNG and TIFF, read as [0, 65535]
 COLOUR_MODES = ("RGB", "P", "CMYK", "YCbCr")
 NPZ_KEYS = ("train_images", "val_images", "test_images", "images")
+# bytes a set costs per uint8 pixel while audited: the uint8 tensor and a float32 copy
+BYTES_PER_PIXEL = 1 + 4
+
+
+def available_memory() -> int | None:
+    """Bytes of memory free for new allocations now (Linux's MemAvailable, which counts the
+    page cache the kernel can drop; elsewhere the free pages), or ``None`` unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits_in_memory(n: int, rule: FitRule, what: str) -> None:
+    """Refuse ``n`` images at ``rule``'s size that would not fit in the free memory.
+
+    Raises:
+        DataError: the set's size, the memory free, and the fix.
+    """
+    need = n * rule.channels * rule.size * rule.size * BYTES_PER_PIXEL
+    free = available_memory()
+    if free is not None and need > free:
+        raise DataError(
+            f"{what}: {n} images at {rule.size}x{rule.size}x{rule.channels} need about "
+            f"{need / 2**30:.1f} GiB while audited, and {free / 2**30:.1f} GiB of memory is "
+            f"free; audit a random subset of the images (a few thousand give the same "
+            f"figures to within their intervals) or run on a machine with more memory"
+        )
 
 
 @dataclass(frozen=True)
@@ -216,6 +254,7 @@ def read_images(
         return _read_npz(Path(f"{stem}.npz" if key else text).expanduser(), key or None, rule, what)
     folder = Path(text).expanduser()
     files = image_files(folder, what)
+    check_fits_in_memory(len(files), rule, what)
     out = torch.empty((len(files), rule.channels, rule.size, rule.size), dtype=torch.uint8)
     notes: set[str] = set()
     with bar(total=len(files), desc=f"reading {what}", unit="image", enabled=progress) as pbar:
