@@ -3,9 +3,11 @@
 An attack gives every image a score, higher meaning "more likely a training
 image". Over members (label 1) and non-members (label 0) of equal count this
 module computes the ROC curve, its AUC, the TPR at low FPR (1% and 0.1%, the
-operating points Carlini et al. 2022 argue for), stratified bootstrap 95%
-intervals of each, and Welch's two-sample t-test on the per-image scores
-(CPSample's Table 3 reports this statistic on the losses).
+operating points Carlini et al. 2022 argue for), a 95% interval of the AUC
+that stays honest at small n and AUC 1 (Newcombe's score interval,
+``auc_interval.py``), stratified bootstrap 95% intervals of the TPRs, and
+Welch's two-sample t-test on the per-image scores (CPSample's Table 3 reports
+this statistic on the losses).
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import numpy as np
 import torch
 from scipy import stats
 
+from benchmark.measures.auc_interval import auc_interval
 from benchmark.measures.bootstrap import bootstrap_ci
 from benchmark.record import Fields
 
 # one of each per registered attack (``MIA_AUC(attack="loss")`` is ``mia_loss_auc``)
 MIA_AUC = Fields("mia_{attack}_auc", "float", "membership-inference ROC AUC (0.5 = chance)")
-MIA_AUC_CI = Fields("mia_{attack}_auc_ci", "list", "bootstrap 95% interval of the AUC")
+MIA_AUC_CI = Fields(
+    "mia_{attack}_auc_ci", "list", "Newcombe's score 95% interval of the AUC (not 0-width at 1)"
+)
 MIA_TPR = Fields("mia_{attack}_tpr_{fpr}", "float", "share of members found at FPR fpr")
 MIA_TPR_CI = Fields("mia_{attack}_tpr_{fpr}_ci", "list", "bootstrap 95% interval of the TPR")
 MIA_TPR_TRANSFER = Fields(
@@ -277,7 +282,8 @@ def score_attack(
     n_boot: int = 500,
     seed: int = 0,
 ) -> AttackScore:
-    """AUC, TPR at ``fpr_points``, bootstrap 95% intervals and Welch's t-test.
+    """AUC with Newcombe's score interval, TPR at ``fpr_points`` with bootstrap 95%
+    intervals, and Welch's t-test.
 
     The TPRs at ``fpr_points`` are the oracle's: the threshold is picked on the scores
     it is judged on. ``transferred`` holds the honest ones: the threshold fixed on a
@@ -298,11 +304,11 @@ def score_attack(
     auc = roc_auc(labels, scores)
     tpr = {p: tpr_at_fpr(labels, scores, p) for p in fpr_points}
 
-    def auc_and_tprs(bm: np.ndarray, bh: np.ndarray) -> np.ndarray:
+    def tprs(bm: np.ndarray, bh: np.ndarray) -> np.ndarray:
         bs = np.r_[bm, bh]
-        return np.array([roc_auc(labels, bs), *(tpr_at_fpr(labels, bs, p) for p in fpr_points)])
+        return np.array([tpr_at_fpr(labels, bs, p) for p in fpr_points])
 
-    intervals = [tuple(map(float, row)) for row in bootstrap_ci(auc_and_tprs, [m, h], n_boot, seed)]
+    intervals = [tuple(map(float, row)) for row in bootstrap_ci(tprs, [m, h], n_boot, seed)]
 
     with warnings.catch_warnings():  # constant scores: scipy warns, the result is NaN
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -319,9 +325,9 @@ def score_attack(
     )
     return AttackScore(
         auc=auc,
-        auc_ci=intervals[0],
+        auc_ci=auc_interval(auc, m.size, h.size),
         tpr=tpr,
-        tpr_ci=dict(zip(fpr_points, intervals[1:], strict=True)),
+        tpr_ci=dict(zip(fpr_points, intervals, strict=True)),
         t_stat=t_stat,
         p_value=p_value,
         n=int(m.size),

@@ -6,7 +6,7 @@ from another site), an attack separates them without learning anything from the 
 A classifier that sees only the images (standardised pixels and their mean and
 spread, a regularised logistic regression, cross-validated so every image is scored
 by a classifier that never saw it) tries to tell the two sets apart; its AUC with a
-bootstrap interval is recorded. A case whose interval lies above 0.5 is flagged: its
+score interval is recorded. A case whose interval lies above 0.5 is flagged: its
 attack figures then measure distribution shift, not the model.
 """
 
@@ -24,7 +24,7 @@ from benchmark.metrics.base import AuditInputs, CaseMetric
 from benchmark.record import Field
 
 BLIND_AUC = Field("blind_auc", "float", "AUC of an images-only classifier, members vs non-members")
-BLIND_AUC_CI = Field("blind_auc_ci", "list", "bootstrap 95% interval of the blind AUC")
+BLIND_AUC_CI = Field("blind_auc_ci", "list", "Newcombe's score 95% interval of the blind AUC")
 BLIND_SHIFT = Field(
     "blind_shift",
     "bool",
