@@ -28,6 +28,13 @@ class Column:
     fmt: str = "{:.3g}"
     display: Callable[[dict], str | None] | None = None  # whole-record rendering
     group: str = ""  # a header over consecutive columns of one group (a threat model)
+    # what is ranked, if not the value itself: an AUC ranks by |AUC - 0.5|, two-sided
+    rank: Callable[[float], float] | None = None
+    rank_label: str = ""  # how the legend names what is ranked ("|AUC − 0.5|")
+
+    def rank_value(self, value: float) -> float:
+        """The number this column sorts and compares ``value`` by."""
+        return self.rank(value) if self.rank is not None else value
 
     def text(self, record: dict) -> str:
         if self.display is not None:

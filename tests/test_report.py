@@ -354,3 +354,79 @@ def test_report_gates_each_cases_latest_record(tmp_path, capsys):
     assert "the files hold no case" in capsys.readouterr().err
     assert main(["report", str(new), "-o", out, "--fail-if", "carlini_l2 >> 0"]) == 2
     assert "memobench: error: --fail-if 'carlini_l2 >> 0'" in capsys.readouterr().err
+
+
+def test_an_attack_pushed_below_chance_counts_as_leakage(tmp_path):
+    """Leakage is two-sided: a mitigation that drives the deployed denoiser's loss-attack
+    AUC from 0.60 to 0.10 leaks more (advantage 0.40 against 0.10), is not said to lower
+    the leak, is not on the Pareto front at a worse FID, and the summary says why."""
+    from benchmark.report.groups import compare_groups
+
+    def case(case_id, fid, api):
+        return record(
+            case_id, 0.0, model_key="m", fid_test=fid, n_gen=1024, sample_seconds=1.0,
+            mia_loss_api_auc=api, mia_loss_api_auc_ci=[api - 0.02, api + 0.02],
+        )  # fmt: skip
+
+    recs = [case("ddim-digits64-none", 10.0, 0.60), case("ddim-digits64-flip", 12.0, 0.10)]
+    (group,) = compare_groups(recs)
+    (flip,) = group.comparisons
+    change = flip.privacy["denoiser-api"]
+    assert change.delta == pytest.approx(0.30) and change.significant
+    assert "lowers it by" not in group.summaries["denoiser-api"]
+    assert "no mitigation lowers it beyond its interval" in group.summaries["denoiser-api"]
+    assert "below chance (AUC 0.100" in group.summaries["denoiser-api"]
+    assert group.fronts["denoiser-api"] == ["none"]
+    html = render([results_file(tmp_path / "r.json", recs)], tmp_path / "b.html").read_text()
+    assert "+0.300 [+0.272, +0.328]" in html
+
+
+def test_a_generator_of_noise_is_marked_and_never_ranked_private(tmp_path):
+    """The utility floor: a 'mitigation' that outputs pure noise leaks nothing (every
+    attack at chance, no copy) and its FID_test is 30x none's. It is marked "utility
+    destroyed", is not said to lower the leak, and is on no Pareto front; before the
+    floor it was the most private row and on every front."""
+    from benchmark.report.groups import compare_groups
+
+    def case(case_id, fid, auc, carlini):
+        return record(
+            case_id, carlini, model_key="m", fid_test=fid, n_gen=1024, sample_seconds=1.0,
+            mia_loss_api_auc=auc, mia_loss_api_auc_ci=[auc - 0.02, auc + 0.02],
+        )  # fmt: skip
+
+    recs = [
+        case("ddim-digits64-none", 10.0, 0.95, 0.6),
+        case("ddim-digits64-noise", 300.0, 0.5, 0.0),
+    ]
+    (group,) = compare_groups(recs)
+    (noise,) = group.comparisons
+    assert noise.utility_destroyed and noise.privacy["denoiser-api"].significant
+    text = group.summaries["denoiser-api"]
+    assert "lowers it by" not in text and "noise destroys utility" in text, text
+    assert group.fronts["denoiser-api"] == ["none"]
+    html = render([results_file(tmp_path / "r.json", recs)], tmp_path / "b.html").read_text()
+    row = re.search(r'<tr data-compare="ddim-digits64-noise">(.*?)</tr>', html, re.S).group(1)
+    assert "utility destroyed" in row
+
+
+def test_an_auc_column_ranks_two_sided(tmp_path):
+    """The attack columns sort by |AUC - 0.5|: a case at AUC 0.10 ranks as leakier than
+    one at 0.60, and a change from 0.60 to 0.10 between runs is marked worse (it was
+    marked better when lower AUC counted as safer)."""
+    auc = "mia_loss_weights_auc"
+
+    def case(case_id, value):
+        return record(case_id, 0.0, **{auc: value, f"{auc}_ci": [value - 0.05, value + 0.05]})
+
+    old = results_file(tmp_path / "old.json", [case("ddim-digits64-none", 0.60)],
+                       when="2026-11-20T10:00:00")  # fmt: skip
+    new = results_file(
+        tmp_path / "new.json",
+        [case("ddim-digits64-none", 0.10), case("ddim-digits1024-none", 0.60)],
+    )
+    html = render([new, old], tmp_path / "b.html").read_text()
+    cells = re.findall(r'data-sort="([0-9.]+)">\s*(0\.[16]00) \[', html)
+    sorts = {text: float(value) for value, text in cells}
+    assert sorts == {"0.100": pytest.approx(0.4), "0.600": pytest.approx(0.1)}, sorts
+    assert re.search(r'class="change worse" title="previous run: 0\.600">▼', html)
+    assert "(lower |AUC − 0.5| is better)" in html

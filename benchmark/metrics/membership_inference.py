@@ -29,6 +29,7 @@ from benchmark.attacks.threat import (
 )
 from benchmark.data.base import ImageDataset
 from benchmark.display import Column, Figure, new_figure, to_data_uri, with_interval
+from benchmark.measures.auc_interval import advantage
 from benchmark.measures.dp_bound import tpr_bound
 from benchmark.measures.membership_scores import (
     ATTACK_FIELDS,
@@ -191,13 +192,16 @@ class MembershipInference(CaseMetric):
                     Column(
                         auc,
                         f"{label} AUC",
-                        f"{THREAT_LABELS[threat]}: membership-inference ROC AUC with a "
-                        f"bootstrap 95% interval (0.5 = chance): "
+                        f"{THREAT_LABELS[threat]}: membership-inference ROC AUC with "
+                        f"Newcombe's 95% interval (0.5 = chance; ranked two-sided, as an AUC "
+                        f"below 0.5 leaks as much once the score is flipped): "
                         f"{getattr(attack, 'description', '')}",
                         False,
                         "{:.3f}",
                         with_interval(auc, auc_ci),
                         group=threat,
+                        rank=advantage,
+                        rank_label="|AUC − 0.5|",
                     )
                 )
                 cols.append(

@@ -3,11 +3,17 @@
 A model trained on 1024 images is not a mitigation of one trained on 64: the cases
 are grouped by base model (family, dataset, N_train and the trained weights), and
 within a group every mitigation is compared with ``none``: its change in leakage
-under the threat model the reader picks, in Carlini fraction, |q| and FID against
-held-out images, each with an interval where one can be had, and its cost in
-sampling and training time. The privacy-utility plot and its Pareto front are drawn
-per group and per threat model, and a short "which to choose" paragraph is written
-from the figures.
+under the threat model the reader picks (two-sided: the attack's advantage
+|AUC - 0.5|, so an attack pushed below chance, AUC 0.1, counts as the leak it is),
+in Carlini fraction, |q| and FID against held-out images, each with an interval
+where one can be had, and its cost in sampling and training time. The
+privacy-utility plot and its Pareto front are drawn per group and per threat model,
+and a short "which to choose" paragraph is written from the figures.
+
+A mitigation whose samples no longer resemble the data (FID_test more than
+``UTILITY_FLOOR`` times ``none``'s: noise, blobs) is marked "utility destroyed":
+it is never said to lower the leak and never on the Pareto front, however little
+its attacks find, for a generator of pure noise leaks nothing and is useless.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY, THREAT_MODELS, WEIGHTS
+from benchmark.measures.auc_interval import advantage, advantage_interval
 from benchmark.measures.carlini_l2 import CARLINI_L2
 from benchmark.measures.fid import FID_TEST
 from benchmark.measures.membership_scores import MIA_AUC, MIA_AUC_CI
@@ -37,13 +44,19 @@ from benchmark.record import (
 )
 from benchmark.report.plots import group_privacy_utility, pareto_front
 
-# the leakage figure of each threat model (lower = safer): the loss attack through the
-# raw weights and through the deployed denoiser, the nearest-sample attack on samples
+# the leakage figure of each threat model, an attack's advantage |AUC - 0.5| (lower =
+# safer): the loss attack through the raw weights and through the deployed denoiser,
+# the nearest-sample attack on the samples
 PRIVACY = {
-    WEIGHTS: ("loss_weights", "loss-attack AUC (released weights)"),
-    DENOISER_API: ("loss_api", "loss-attack AUC (deployed denoiser)"),
-    SAMPLES_ONLY: ("nearest_samples", "nearest-sample AUC (released samples)"),
+    WEIGHTS: ("loss_weights", "loss-attack advantage |AUC − 0.5| (released weights)"),
+    DENOISER_API: ("loss_api", "loss-attack advantage |AUC − 0.5| (deployed denoiser)"),
+    SAMPLES_ONLY: ("nearest_samples", "nearest-sample advantage |AUC − 0.5| (released samples)"),
 }
+
+
+# a mitigation's FID_test beyond this multiple of `none`'s on the same base model: its
+# samples are no longer the data's (DP-SGD's blobs on 64 digits: 138 against 9.9)
+UTILITY_FLOOR = 3.0
 
 
 def _num(value) -> float | None:
@@ -87,16 +100,22 @@ class Delta:
         return self.lo is not None and self.hi is not None and (self.lo > 0 or self.hi < 0)
 
 
-def auc_delta(rec: dict, ref: dict, run: str) -> Delta | None:
-    """Change in an attack's AUC; interval from the two bootstrap intervals' half-widths,
-    added in quadrature (independent resamples)."""
-    a, b = _num(rec.get(MIA_AUC(attack=run))), _num(ref.get(MIA_AUC(attack=run)))
+def leakage(rec: dict, run: str) -> float | None:
+    """Attack ``run``'s advantage |AUC - 0.5| on a case, or ``None`` if not measured."""
+    auc = _num(rec.get(MIA_AUC(attack=run)))
+    return None if auc is None else advantage(auc)
+
+
+def leakage_delta(rec: dict, ref: dict, run: str) -> Delta | None:
+    """Change in an attack's advantage |AUC - 0.5| against ``ref``; its interval from the
+    two advantage intervals' half-widths, added in quadrature (independent samples)."""
+    a, b = leakage(rec, run), leakage(ref, run)
     if a is None or b is None:
         return None
     cis = [rec.get(MIA_AUC_CI(attack=run)), ref.get(MIA_AUC_CI(attack=run))]
     if not all(isinstance(c, (list, tuple)) and len(c) == 2 for c in cis):
         return Delta(a - b)
-    half = math.hypot(*[(c[1] - c[0]) / 2 for c in cis])
+    half = math.hypot(*[(hi - lo) / 2 for lo, hi in (advantage_interval(*c) for c in cis)])
     return Delta(a - b, a - b - half, a - b + half)
 
 
@@ -126,11 +145,12 @@ class Comparison:
     fid: float | None = None
     sample_ratio: float | None = None
     train_ratio: float | None = None
+    utility_destroyed: bool = False
 
 
 def compare(rec: dict, ref: dict) -> Comparison:
     out = Comparison(str(rec.get(CASE_ID)), mitigation_label(rec))
-    out.privacy = {t: auc_delta(rec, ref, PRIVACY[t][0]) for t in THREAT_MODELS}
+    out.privacy = {t: leakage_delta(rec, ref, PRIVACY[t][0]) for t in THREAT_MODELS}
     out.carlini = share_delta(
         rec.get(CARLINI_L2), rec.get(N_GEN), ref.get(CARLINI_L2), ref.get(N_GEN)
     )
@@ -141,11 +161,19 @@ def compare(rec: dict, ref: dict) -> Comparison:
         out.q = Delta(q1 - q2 * n1 / n2, d.lo * n1, d.hi * n1) if d else None
     fid, fid_ref = _num(rec.get(FID_TEST)), _num(ref.get(FID_TEST))
     out.fid = None if fid is None or fid_ref is None else fid - fid_ref
+    out.utility_destroyed = destroys_utility(rec, ref)
     out.sample_ratio = ratio(
         _per_sample(rec), _per_sample(ref)
     )  # per generated image: cases may differ in N_gen
     out.train_ratio = ratio(rec.get(TRAIN_SECONDS), ref.get(TRAIN_SECONDS))
     return out
+
+
+def destroys_utility(rec: dict, ref: dict | None) -> bool:
+    """FID_test of ``rec`` beyond ``UTILITY_FLOOR`` times that of ``ref`` (its `none`)."""
+    fid = _num(rec.get(FID_TEST))
+    fid_ref = None if ref is None else _num(ref.get(FID_TEST))
+    return fid is not None and fid_ref is not None and fid > UTILITY_FLOOR * max(fid_ref, 1e-9)
 
 
 def _per_sample(rec: dict) -> float | None:
@@ -154,12 +182,18 @@ def _per_sample(rec: dict) -> float | None:
 
 
 def front_of(records: list[dict], threat: str) -> list[dict]:
-    """The records no other record of the group beats on both FID_test and leakage."""
-    key = MIA_AUC(attack=PRIVACY[threat][0])
+    """The records no other record of the group beats on both FID_test and leakage
+    (those whose utility is destroyed left out)."""
+    run = PRIVACY[threat][0]
+    ref = next((r for r in records if r.get(MITIGATION) == "none"), None)
     have = [
-        r for r in records if _num(r.get(FID_TEST)) is not None and _num(r.get(key)) is not None
+        r
+        for r in records
+        if _num(r.get(FID_TEST)) is not None
+        and leakage(r, run) is not None
+        and not destroys_utility(r, ref)
     ]
-    pts = [(float(r[FID_TEST]), float(r[key])) for r in have]
+    pts = [(float(r[FID_TEST]), leakage(r, run)) for r in have]
     return [have[i] for i in pareto_front(pts)]
 
 
@@ -174,14 +208,17 @@ def summary(
             f"No `none` case of this base model: nothing to compare the mitigations with. "
             f"On the front ({what} against FID_test): {', '.join(front) or 'none measured'}."
         )
-    base = _num(ref.get(MIA_AUC(attack=run)))
+    base = leakage(ref, run)
     if not comparisons:
         shown = "not measured" if base is None else f"{base:.3f}"
         return f"Only `none` was measured on this base model ({what}: {shown})."
     helps = [
         c
         for c in comparisons
-        if c.privacy.get(threat) and c.privacy[threat].significant and c.privacy[threat].delta < 0
+        if c.privacy.get(threat)
+        and c.privacy[threat].significant
+        and c.privacy[threat].delta < 0
+        and not c.utility_destroyed
     ]
     parts = []
     if base is not None:
@@ -204,9 +241,26 @@ def summary(
                 f"{c.label} lowers it by {-c.privacy[threat].delta:.3f} "
                 f"({c.privacy[threat].text()})" + (f" at {', '.join(cost)}." if cost else ".")
             )
-        others = [c.label for c in comparisons if c not in helps]
+        others = [c.label for c in comparisons if c not in helps and not c.utility_destroyed]
         if others:
             parts.append(f"{', '.join(others)} do not lower it beyond the interval.")
+    destroyed = [c for c in comparisons if c.utility_destroyed]
+    if destroyed:
+        parts.append(
+            f"{', '.join(c.label for c in destroyed)} destroy{'s' if len(destroyed) == 1 else ''} "
+            f"utility (FID_test more than {UTILITY_FLOOR:g}× `none`'s): not ranked as private, "
+            f"whatever the attacks find."
+        )
+    for r in records:
+        ci = r.get(MIA_AUC_CI(attack=run))
+        upper = _num(ci[1]) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
+        if upper is not None and upper < 0.5:
+            parts.append(
+                f"Under {mitigation_label(r)} the attack scores members below chance (AUC "
+                f"{float(r[MIA_AUC(attack=run)]):.3f}, interval up to {upper:.3f}): an "
+                f"attacker who flips the score's sign finds members as well, so it counts as "
+                f"leakage."
+            )
     parts.append(f"On the Pareto front: {', '.join(front) or 'none measured'}.")
     return " ".join(parts)
 
@@ -234,9 +288,9 @@ def compare_groups(records: list[dict]) -> list[Group]:
         comps = [compare(r, ref) for r in members if r is not ref] if ref is not None else []
         plots, fronts, texts = {}, {}, {}
         for threat in THREAT_MODELS:
-            key = MIA_AUC(attack=PRIVACY[threat][0])
+            run = PRIVACY[threat][0]
             plots[threat] = group_privacy_utility(
-                members, key, PRIVACY[threat][1], mitigation_label
+                members, lambda r, run=run: leakage(r, run), PRIVACY[threat][1], mitigation_label
             )
             fronts[threat] = [mitigation_label(r) for r in front_of(members, threat)]
             texts[threat] = summary(ref, comps, members, threat)

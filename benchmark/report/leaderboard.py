@@ -31,7 +31,7 @@ from benchmark.record import (
 )
 from benchmark.report import plots
 from benchmark.report.columns import Column, columns
-from benchmark.report.groups import PRIVACY, compare_groups
+from benchmark.report.groups import PRIVACY, UTILITY_FLOOR, compare_groups
 from benchmark.report.results import load_table
 
 TEMPLATES = Path(__file__).parent / "templates"  # package data: installed with the wheel
@@ -76,7 +76,7 @@ def change(col: Column, value, previous) -> dict[str, str] | None:
     if abs(now - before) <= 1e-9 * max(1.0, abs(before)):
         return {"arrow": "=", "verdict": "same", "title": f"unchanged from {col.format(before)}"}
     up = now > before
-    better = up == col.higher_is_better
+    better = (col.rank_value(now) > col.rank_value(before)) == col.higher_is_better
     return {
         "arrow": "▲" if up else "▼",
         "verdict": "better" if better else "worse",
@@ -121,7 +121,7 @@ def table_rows(
                 {
                     "text": f"{text} ⟲" if is_circular else text,
                     # a circular cell is shown, never ranked: it sorts with the unmeasured
-                    "sort": value if numeric and not is_circular else None,
+                    "sort": col.rank_value(value) if numeric and not is_circular else None,
                     "measured": value is not None,
                     "circular": is_circular,
                     "change": change(col, value, before.get(col.key)) if before else None,
@@ -242,7 +242,10 @@ def render(
         )
         if default is not None:
             latest = latest.sort_values(
-                default.key, ascending=not default.higher_is_better, na_position="last"
+                default.key,
+                ascending=not default.higher_is_better,
+                na_position="last",
+                key=(lambda v: v.map(default.rank)) if default.rank else None,
             )
     out = Path(output) if output else DEFAULT_OUTPUT
     case_dir = out.parent / f"{out.stem}-cases"
@@ -265,6 +268,7 @@ def render(
             groups_view=compared,
             threat_models=THREAT_MODELS,
             privacy=PRIVACY,
+            utility_floor=f"{UTILITY_FLOOR:g}",
             groups=groups,
             threat_labels=THREAT_LABELS,
         )

@@ -47,14 +47,15 @@ MARKERS = "osD^vP*Xh<>p"
 
 
 def group_privacy_utility(
-    records: list[dict[str, Any]], leak_key: str, leak_label: str, name
+    records: list[dict[str, Any]], leak_of, leak_label: str, name
 ) -> str | None:
     """One base model's cases: FID_test against leakage, the Pareto front joined. Each
     case is its own marker and colour, named in a legend beside the axes (no label is
-    written on the plot, so none can overlap another)."""
+    written on the plot, so none can overlap another). ``leak_of(record)`` gives the
+    leakage figure plotted (or ``None``)."""
     pts = []
     for r in records:
-        x, y = r.get(FID_TEST), r.get(leak_key)
+        x, y = r.get(FID_TEST), leak_of(r)
         if isinstance(x, (int, float)) and isinstance(y, (int, float)) and x == x and y == y:
             pts.append((float(x), float(y), name(r)))
     if not pts:
