@@ -14,7 +14,8 @@ import torch
 from benchmark.config import DataConfig, ModelConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
-from benchmark.measures.dp_bound import auc_bound, tpr_bound
+from benchmark.measures.dp_bound import auc_bound, dp_violations, tpr_bound
+from benchmark.measures.membership_scores import score_attack
 from benchmark.mitigations.dp_sgd import DPSGD
 from benchmark.models.base import TrainedModel
 from benchmark.models.ddpm import DDIMFamily
@@ -55,6 +56,28 @@ def test_the_tpr_bound_is_the_hypothesis_testing_region():
     assert auc_bound(1.0, 1e-2) > auc_bound(1.0, 0.0)
     with pytest.raises(ConfigError, match="epsilon"):
         auc_bound(-1.0, 0.0)
+
+
+def test_the_guarantee_check_can_fail_and_passes_a_chance_attack():
+    """The check on an attack's ROC points: an attack that separates 64 members from 64
+    non-members (AUC 1) breaks epsilon = 1 at every FPR; one at chance breaks nothing; an
+    attack at AUC 0, which the AUC bound could never flag, breaks it with its score
+    flipped; and at epsilon = 8 even a perfect attack on 64 images cannot be shown to
+    break the guarantee."""
+    rng = np.random.default_rng(0)
+    perfect = score_attack(np.arange(64) + 100.0, np.arange(64.0), n_boot=10)
+    broken = dp_violations(perfect.roc, 64, 64, 1.0, 1e-5)
+    assert len(broken) == 4 and "finds 64/64 members" in broken[0], broken
+    chance = score_attack(rng.normal(size=64), rng.normal(size=64), n_boot=10)
+    assert dp_violations(chance.roc, 64, 64, 1.0, 1e-5) == []
+    flipped = score_attack(np.arange(64.0), np.arange(64) + 100.0, n_boot=10)
+    assert flipped.auc == 0.0 and auc_bound(1.0, 1e-5) > flipped.auc_ci[1]
+    mirrored = dp_violations(flipped.roc, 64, 64, 1.0, 1e-5)
+    assert len(mirrored) == 4 and all("its score flipped" in v for v in mirrored), mirrored
+    assert dp_violations(perfect.roc, 64, 64, 8.0, 1e-5) == []
+    # one loud member among 64 at FPR 0 is within e^1 * FPR + delta at 95% confidence
+    one = score_attack(np.r_[100.0, rng.normal(size=63)], rng.normal(size=64), n_boot=10)
+    assert dp_violations(one.roc, 64, 64, 1.0, 1e-5) == []
 
 
 # -- training ---------------------------------------------------------------------------

@@ -47,3 +47,53 @@ def auc_bound(epsilon: float, delta: float) -> float:
     kinks = [cross, (1 - delta) / e, 1 - delta]
     grid = np.unique(np.clip(np.concatenate([np.linspace(0, 1, 1001), kinks]), 0, 1))
     return float(np.trapezoid(tpr_bound(grid, epsilon, delta), grid))
+
+
+def dp_violations(
+    roc: tuple, n_members: int, n_nonmembers: int, epsilon: float, delta: float,
+    fprs: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25), alpha: float = 0.05,
+) -> list[str]:  # fmt: skip
+    """The operating points of an attack's ROC that (epsilon, delta)-DP rules out.
+
+    The guarantee bounds every test, so both directions of the score are judged: the
+    attack as it is, and flipped (an AUC of 0.1 is a strong attack with its sign
+    reversed; its ROC is the mirror image, points (1 - FPR, 1 - TPR)). In each
+    direction, at each FPR of ``fprs``, the ROC point of highest TPR whose FPR is not
+    above it is taken as counts (true positives of ``n_members``, false positives of
+    ``n_nonmembers``); it violates the guarantee when the Clopper-Pearson lower bound of
+    its TPR exceeds ``tpr_bound`` at the upper bound of its FPR, each one-sided at
+    alpha / 2 / (2 len(fprs)) (Bonferroni over points and directions). Unlike a bound on
+    the AUC, which no AUC at or below 0.5 can break, this fails for an attack that finds
+    members at low FPR.
+
+    Args:
+        roc: ``[fpr, tpr]`` lists from (0, 0) to (1, 1), as the results record them.
+
+    Returns:
+        one line per violated point (empty: the attack is consistent with the guarantee).
+    """
+    from scipy import stats
+
+    _check(epsilon, delta)
+    fpr, tpr = (np.asarray(v, dtype=float) for v in roc)
+    each = alpha / 2 / (2 * len(fprs))
+    out = []
+    for direction, (xs, ys) in {"": (fpr, tpr), " (its score flipped)": (1 - fpr, 1 - tpr)}.items():
+        for target in fprs:
+            ok = np.flatnonzero(xs <= target + 1e-12)  # the best TPR there, at its least FPR
+            i = int(ok[np.lexsort((xs[ok], -ys[ok]))[0]])
+            fp = int(round(xs[i] * n_nonmembers))
+            tp = int(round(ys[i] * n_members))
+            tpr_lo = stats.beta.ppf(each, tp, n_members - tp + 1) if tp > 0 else 0.0
+            fpr_hi = (
+                stats.beta.ppf(1 - each, fp + 1, n_nonmembers - fp) if fp < n_nonmembers else 1.0
+            )
+            allowed = float(tpr_bound(fpr_hi, epsilon, delta))
+            if tpr_lo > allowed:
+                out.append(
+                    f"at FPR {fp}/{n_nonmembers} the attack{direction} finds {tp}/{n_members} "
+                    f"members (TPR >= {tpr_lo:.3f} at {1 - 2 * each:.1%} confidence), above "
+                    f"the {allowed:.3f} that ({epsilon:.2f}, {delta:g})-DP allows at FPR <= "
+                    f"{fpr_hi:.3f}"
+                )
+    return out
