@@ -25,6 +25,7 @@ from benchmark import registry
 from benchmark.config import CaseConfig, DataConfig, DetectorConfig, stable_hash
 from benchmark.data.base import ImageDataset
 from benchmark.device import device_name
+from benchmark.environment import AUDIT_LIBRARIES, library_versions
 from benchmark.metrics.base import AuditInputs, case_metrics, metric_classes
 from benchmark.mitigations.base import Mitigation, MitigationContext
 from benchmark.models.base import ModelFamily, SampleResult, TrainedModel
@@ -312,6 +313,7 @@ def audit_key(
         device_type,
         speed,
         versions,
+        library_versions(*AUDIT_LIBRARIES),
         code_fingerprint(*plugins),
     )
 

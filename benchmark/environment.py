@@ -4,6 +4,7 @@ differ can be told apart (``benchmarks/compare_runs.py`` prints where they do)."
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -12,6 +13,22 @@ from typing import Any
 import torch
 
 LIBRARIES = ("torch", "diffusers", "numpy", "scipy", "scikit-learn", "torchmetrics", "opacus")
+# the libraries whose versions key what each cache entry stores: an upgrade that changes
+# the figures then measures again instead of reusing what the older version stored
+TRAINING_LIBRARIES = ("torch", "diffusers")
+AUDIT_LIBRARIES = ("torch", "diffusers", "numpy", "scipy", "scikit-learn")
+
+
+@functools.cache
+def library_versions(*names: str) -> tuple[tuple[str, str | None], ...]:
+    """``(name, version)`` of each installed library (``None``: not installed)."""
+    out = []
+    for name in names:
+        try:
+            out.append((name, importlib.metadata.version(name)))
+        except importlib.metadata.PackageNotFoundError:
+            out.append((name, None))
+    return tuple(out)
 
 
 def environment() -> dict[str, Any]:

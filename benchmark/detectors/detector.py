@@ -37,6 +37,7 @@ from benchmark.detectors.augment import (
     sampler_artefacts,
 )
 from benchmark.detectors.networks import build_detector
+from benchmark.environment import library_versions
 from benchmark.errors import CacheError, ConfigError, MemobenchError
 from benchmark.fitting import fit_classifier
 
@@ -152,7 +153,9 @@ def augment(images: torch.Tensor, gen: torch.Generator, kind: str) -> torch.Tens
 
 
 def detector_key(kind: str, cfg: DetectorConfig, data: ImageDataset) -> str:
-    return stable_hash("detector", VERSION, kind, cfg, data.fingerprint())
+    return stable_hash(
+        "detector", VERSION, kind, cfg, data.fingerprint(), library_versions("torch")
+    )
 
 
 def get_detector(

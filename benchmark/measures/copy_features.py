@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from benchmark.cache import Cache
 from benchmark.config import stable_hash
+from benchmark.environment import library_versions
 from benchmark.fitting import fit_classifier
 from benchmark.measures.features import ClassifierFeatures
 
@@ -89,7 +90,16 @@ def copy_detection_features(
     digest = hashlib.sha256(images.numpy().tobytes()).hexdigest()[:16]
     name = f"copy-detection-{digest[:8]}"
     batch = min(batch_size, images.shape[0])
-    key = stable_hash("copy-features", VERSION, digest, tuple(images.shape), steps, batch, seed)
+    key = stable_hash(
+        "copy-features",
+        VERSION,
+        digest,
+        tuple(images.shape),
+        steps,
+        batch,
+        seed,
+        library_versions("torch"),
+    )
 
     def build():
         gen = torch.Generator().manual_seed(seed)

@@ -19,6 +19,7 @@ from benchmark.cache import Cache
 from benchmark.config import stable_hash
 from benchmark.data.base import DatasetSource
 from benchmark.detectors.networks import SmallResNet
+from benchmark.environment import library_versions
 from benchmark.errors import ConfigError, DataError
 from benchmark.fitting import fit_classifier
 
@@ -88,7 +89,15 @@ def classifier_features(
         raise DataError(f"dataset {source.name!r} has no class labels to train features on")
     name = f"{source.name}-classifier"
     key = stable_hash(
-        "features", VERSION, source.name, steps, batch_size, seed, images.shape, float(images.sum())
+        "features",
+        VERSION,
+        source.name,
+        steps,
+        batch_size,
+        seed,
+        images.shape,
+        float(images.sum()),
+        library_versions("torch"),
     )
 
     def build():

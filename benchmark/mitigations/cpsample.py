@@ -25,6 +25,7 @@ import torch
 from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY
 from benchmark.config import stable_hash
 from benchmark.data.base import ImageDataset
+from benchmark.environment import library_versions
 from benchmark.errors import ConfigError
 from benchmark.mitigations.base import MitigationContext
 from benchmark.mitigations.guided import TrackedGuidance
@@ -83,6 +84,7 @@ class CPSample(TrackedGuidance):
         key = stable_hash(
             "cpsample-classifier",
             CLASSIFIER_VERSION,
+            library_versions("torch"),
             family.name,
             family.version,
             family.config,

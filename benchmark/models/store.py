@@ -18,6 +18,7 @@ from benchmark import registry
 from benchmark.cache import Cache
 from benchmark.config import ModelConfig, TrainConfig, stable_hash
 from benchmark.data.base import ImageDataset
+from benchmark.environment import TRAINING_LIBRARIES, library_versions
 from benchmark.errors import CacheError, ConfigError
 from benchmark.models import training
 from benchmark.models.base import ModelFamily, TrainedModel
@@ -32,7 +33,13 @@ EVENTS: list[tuple[str, str, str, str]] = []
 
 def model_key(family: ModelFamily, train_cfg: TrainConfig, data: ImageDataset) -> str:
     return stable_hash(
-        "model", family.name, family.version, family.config, train_cfg, data.fingerprint()
+        "model",
+        family.name,
+        family.version,
+        family.config,
+        train_cfg,
+        data.fingerprint(),
+        library_versions(*TRAINING_LIBRARIES),
     )
 
 

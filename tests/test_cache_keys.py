@@ -1,0 +1,80 @@
+"""What a cache entry is keyed on beyond its configs: the versions of the libraries that
+compute it, so an upgrade of torch, diffusers, scipy or scikit-learn measures again
+instead of reusing what the older version stored."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import pytest
+
+from benchmark import environment
+from benchmark.config import DataConfig, DetectorConfig
+from benchmark.data import load_dataset
+from benchmark.detectors.detector import detector_key
+from benchmark.environment import library_versions
+from benchmark.models.ddpm import DDIMFamily
+from benchmark.models.store import model_key
+from tests.helpers import TINY_MODEL, TINY_TRAIN
+
+
+@pytest.fixture
+def pretend_version(monkeypatch):
+    """Make ``importlib.metadata`` report ``version`` for ``library``."""
+    real = importlib.metadata.version
+
+    def pretend(library: str, version: str) -> None:
+        monkeypatch.setattr(
+            environment.importlib.metadata,
+            "version",
+            lambda name: version if name == library else real(name),
+        )
+        library_versions.cache_clear()
+
+    yield pretend
+    library_versions.cache_clear()
+
+
+def _keys():
+    data = load_dataset(DataConfig(n_train=16))
+    return {
+        "model": model_key(DDIMFamily(TINY_MODEL), TINY_TRAIN, data),
+        "detector": detector_key("saf", DetectorConfig(steps=3), data),
+    }
+
+
+def test_library_versions_are_the_installed_ones():
+    assert dict(library_versions("torch", "scipy")) == {
+        "torch": importlib.metadata.version("torch"),
+        "scipy": importlib.metadata.version("scipy"),
+    }
+    assert library_versions("no-such-library-here") == (("no-such-library-here", None),)
+
+
+@pytest.mark.parametrize(
+    ("library", "changes"),
+    [("torch", {"model", "detector"}), ("diffusers", {"model"}), ("scipy", set())],
+)
+def test_an_upgrade_keys_what_it_computes_anew(pretend_version, library, changes):
+    before = _keys()
+    pretend_version(library, "999.0")
+    after = _keys()
+    assert {k for k in before if before[k] != after[k]} == changes
+
+
+def test_the_audit_key_follows_scipy_and_scikit_learn(pretend_version):
+    from benchmark.audit import case_audit_key
+    from benchmark.models.store import family_for
+    from benchmark.session import Session
+    from benchmark.tiers import smoke_case
+
+    case = smoke_case("ddim", 64)
+    session = Session()
+    family = family_for(case.model)
+    base = case_audit_key(case, session, "m", family)
+    for library in ("scipy", "scikit-learn", "numpy"):
+        installed = importlib.metadata.version(library)
+        pretend_version(library, "999.0")
+        assert case_audit_key(case, session, "m", family) != base, library
+        pretend_version(library, installed)
+        assert case_audit_key(case, session, "m", family) == base, library
