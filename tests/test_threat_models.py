@@ -159,6 +159,8 @@ def test_the_threshold_is_fixed_on_calibration_scores_only():
     assert (t.tpr, t.fpr) == (0.5, 0.25)
     ci = stats.binomtest(1, 4).proportion_ci(0.95, method="exact")
     assert t.fpr_ci == pytest.approx((ci.low, ci.high))
+    ci = stats.binomtest(1, 2).proportion_ci(0.95, method="exact")  # the TPR has one too
+    assert t.tpr_ci == pytest.approx((ci.low, ci.high)) and (t.found, t.n_members) == (1, 2)
 
 
 def test_a_transferred_threshold_keeps_its_fpr_on_the_distributions_own_denoiser():

@@ -12,6 +12,7 @@ this statistic on the losses).
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -35,6 +36,12 @@ MIA_TPR_TRANSFER = Fields(
     "float",
     "TPR on the evaluation half at the threshold fixed on the calibration half for FPR fpr",
 )
+MIA_TPR_TRANSFER_CI = Fields(
+    "mia_{attack}_tpr_{fpr}_transfer_ci", "list", "Clopper-Pearson 95% interval of that TPR"
+)
+MIA_TRANSFER_N = Fields(
+    "mia_{attack}_transfer_n", "int", "members (and as many non-members) of the evaluation half"
+)
 MIA_FPR_ACHIEVED = Fields(
     "mia_{attack}_fpr_{fpr}_achieved", "float", "the FPR that transferred threshold gave"
 )
@@ -55,6 +62,8 @@ ATTACK_FIELDS = (
     MIA_TPR,
     MIA_TPR_CI,
     MIA_TPR_TRANSFER,
+    MIA_TPR_TRANSFER_CI,
+    MIA_TRANSFER_N,
     MIA_FPR_ACHIEVED,
     MIA_FPR_ACHIEVED_CI,
     MIA_T_STAT,
@@ -184,6 +193,8 @@ class TransferredThreshold:
         tpr: share of the evaluation members above it.
         fpr: share of the evaluation non-members above it (the achieved FPR).
         fpr_ci: Clopper-Pearson 95% interval of the achieved FPR.
+        tpr_ci: Clopper-Pearson 95% interval of the TPR.
+        n_members: evaluation members (the TPR's denominator): ``tpr * n_members`` found.
     """
 
     fpr_target: float
@@ -191,6 +202,13 @@ class TransferredThreshold:
     tpr: float
     fpr: float
     fpr_ci: tuple[float, float]
+    tpr_ci: tuple[float, float] = (math.nan, math.nan)
+    n_members: int = 0
+
+    @property
+    def found(self) -> int:
+        """Evaluation members above the threshold."""
+        return round(self.tpr * self.n_members)
 
 
 def threshold_for_fpr(nonmember_scores, fpr_target: float) -> float:
@@ -215,10 +233,17 @@ def transfer_threshold(
     m, h = _as_numpy(eval_members), _as_numpy(eval_nonmembers)
     if m.size == 0 or h.size == 0:
         raise ValueError("the evaluation split needs members and non-members")
-    false_pos = int((h > thr).sum())
+    false_pos, found = int((h > thr).sum()), int((m > thr).sum())
     ci = stats.binomtest(false_pos, h.size).proportion_ci(0.95, method="exact")
+    tpr_ci = stats.binomtest(found, m.size).proportion_ci(0.95, method="exact")
     return TransferredThreshold(
-        fpr_target, thr, float((m > thr).mean()), false_pos / h.size, (ci.low, ci.high)
+        fpr_target,
+        thr,
+        found / m.size,
+        false_pos / h.size,
+        (ci.low, ci.high),
+        (tpr_ci.low, tpr_ci.high),
+        int(m.size),
     )
 
 
@@ -257,7 +282,9 @@ class AttackScore:
             rec[MIA_TPR_CI(attack=attack, fpr=fpr_tag(point))] = list(self.tpr_ci[point])
         for point, t in self.transferred.items():
             tag = fpr_tag(point)
+            rec[MIA_TRANSFER_N(attack=attack)] = t.n_members
             rec[MIA_TPR_TRANSFER(attack=attack, fpr=tag)] = t.tpr
+            rec[MIA_TPR_TRANSFER_CI(attack=attack, fpr=tag)] = list(t.tpr_ci)
             rec[MIA_FPR_ACHIEVED(attack=attack, fpr=tag)] = t.fpr
             rec[MIA_FPR_ACHIEVED_CI(attack=attack, fpr=tag)] = list(t.fpr_ci)
         return rec

@@ -39,6 +39,7 @@ from benchmark.measures.membership_scores import (
     MIA_ROC,
     MIA_TPR,
     MIA_TPR_TRANSFER,
+    MIA_TPR_TRANSFER_CI,
     fpr_tag,
 )
 from benchmark.metrics.base import AuditInputs, CaseMetric
@@ -116,9 +117,13 @@ def _show_transferred(run: str, point: float):
         tpr = record.get(MIA_TPR_TRANSFER(attack=run, fpr=tag))
         fpr = record.get(MIA_FPR_ACHIEVED(attack=run, fpr=tag))
         oracle = record.get(MIA_TPR(attack=run, fpr=tag))
+        ci = record.get(MIA_TPR_TRANSFER_CI(attack=run, fpr=tag))
         if tpr is None or fpr is None:
             return None
-        text = f"{tpr:.3f} at FPR {fpr:.3f}"
+        text = f"{tpr:.3f}"
+        if isinstance(ci, (list, tuple)) and len(ci) == 2:
+            text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+        text += f" at FPR {fpr:.3f}"
         return text if oracle is None else f"{text} (oracle {oracle:.3f})"
 
     return display
@@ -210,8 +215,11 @@ class MembershipInference(CaseMetric):
                         f"{label} TPR@1%",
                         f"{THREAT_LABELS[threat]}: share of members found with the threshold "
                         f"fixed for 1% FPR on a calibration half of the non-members and applied "
-                        f"to the other half; 'FPR' is the false-positive rate it achieved there, "
-                        f"'oracle' the TPR at a threshold picked on the scores it is judged on",
+                        f"to the other half, with its Clopper-Pearson 95% interval; 'FPR' is the "
+                        f"false-positive rate it achieved there, 'oracle' the TPR at a threshold "
+                        f"picked on the scores it is judged on. A calibration half of fewer than "
+                        f"100 non-members cannot resolve 1%: its threshold admits none of them, "
+                        f"and the TPR is the one at FPR 0",
                         False,
                         "{:.3f}",
                         _show_transferred(run, 0.01),

@@ -27,6 +27,8 @@ from benchmark.measures.membership_scores import (
     MIA_N,
     MIA_ROC,
     MIA_TPR,
+    MIA_TPR_TRANSFER,
+    MIA_TRANSFER_N,
 )
 from benchmark.measures.reproduction import (
     Q_EXPECTED,
@@ -425,21 +427,37 @@ def test_rejection_scores_itself_and_an_independent_space_says_otherwise(family,
 
 
 # GSA (white box, 3 levels, 8 folds, C = 0.001) against the loss attack on the 1024-digit
-# model, TPR at 1% FPR (oracle threshold, 512 + 512 images): ddim 0.037 vs 0.018, subvp
-# 0.021 vs 0.014 (AUC 0.577 vs 0.593 and 0.555 vs 0.587). Measured for these families.
+# model, TPR at 1% FPR with the oracle threshold (512 + 512 images): ddim 0.037 vs 0.018,
+# subvp 0.021 vs 0.014 (AUC 0.577 vs 0.593 and 0.555 vs 0.587). 19 against 9 and 11
+# against 7 members of 512 do not support "GSA finds more" (one-sided Fisher p 0.04 and
+# 0.24, with GSA's settings chosen on these models), so the suite asserts only what the
+# test at the honest, transferred threshold supports: GSA is not weaker.
 GSA_FAMILIES = MEASURED_FAMILIES
+GSA_WEAKER_ALPHA = 0.05
 
 
 @pytest.mark.smoke
 @pytest.mark.science
 @pytest.mark.parametrize("family", GSA_FAMILIES)
-def test_gsa_finds_more_members_at_low_fpr_than_the_loss_attack(family, memobench_session):
-    """On the model that barely leaks, the white-box gradient attack finds more members at
-    1% false positives than the loss attack (the regime Carlini et al. ask for)."""
+def test_gsa_is_not_weaker_than_the_loss_attack_at_low_fpr(family, memobench_session):
+    """On the model that barely leaks, the white-box gradient attack finds members at 1%
+    false positives (threshold fixed on the calibration half, applied to the evaluation
+    half, the regime Carlini et al. ask for) at least as well as the loss attack: a
+    one-sided Fisher exact test of "GSA finds fewer" on the two counts does not reject.
+    A GSA that found nothing where the loss attack finds 9 of 256 fails it (p 0.002)."""
+    from scipy import stats
+
     large = metrics_of(memobench_session, family, LARGE_N)
-    gsa = large[MIA_TPR(attack="gsa_weights", fpr="1pct")]
-    loss = large[MIA_TPR(attack="loss_weights", fpr="1pct")]
-    assert gsa > loss, f"{family} on {LARGE_N} digits: GSA TPR@1%FPR {gsa:.3f} vs loss {loss:.3f}"
+    found = {}
+    for run in ("gsa_weights", "loss_weights"):
+        n = large[MIA_TRANSFER_N(attack=run)]
+        found[run] = (round(large[MIA_TPR_TRANSFER(attack=run, fpr="1pct")] * n), n)
+    (g, n_g), (loss, n_l) = found["gsa_weights"], found["loss_weights"]
+    p = stats.fisher_exact([[g, n_g - g], [loss, n_l - loss]], alternative="less").pvalue
+    assert p >= GSA_WEAKER_ALPHA, (
+        f"{family} on {LARGE_N} digits, transferred 1% threshold: GSA finds {g} of {n_g} "
+        f"members, the loss attack {loss} of {n_l}; GSA is weaker (one-sided Fisher p {p:.3g})"
+    )
 
 
 # DP-SGD at its suite setting (epsilon = 1, delta = 1e-5, clipping 1.0, 500 steps of
