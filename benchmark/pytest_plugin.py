@@ -32,6 +32,9 @@ MARKERS = {
     "slow": "slow test (minutes)",
     "science": "asserts a finding (memorization, a mitigation's effect); skipped under "
     "--memobench-rehearse, whose few training steps cannot show one",
+    "across_cases": "asserts a finding across several paper cases (a trend with N_train); "
+    "left out of a sharded run, where a shard holds only its own cases: run it unsharded "
+    "with the shards' cache",
 }
 
 
@@ -85,6 +88,8 @@ def memobench_session(request: pytest.FixtureRequest):
 
 def _is_case(item: pytest.Item) -> bool:
     """A benchmark case (smoke- or paper-marked), as opposed to a plain test."""
+    if item.get_closest_marker("across_cases") is not None:
+        return False
     return any(item.get_closest_marker(m) is not None for m in TIER_MARKERS)
 
 
@@ -92,7 +97,8 @@ def _is_case(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With --memobench-shard K/N keep the K-th of N round-robin shares of the benchmark
     cases (smoke/paper-marked, in node-id order, so every runner agrees and ``memobench
-    plan --shard K/N`` lists the same cases); other tests stay."""
+    plan --shard K/N`` lists the same cases); tests across cases are left out (each
+    would audit every other shard's cases); other tests stay."""
     from benchmark.tiers import shard_index
 
     shard = parse_shard(config.getoption("--memobench-shard"))
@@ -107,7 +113,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     mine = {nodeid for nodeid in cases if shard_index(cases, nodeid, n) == k}
     keep, drop = [], []
     for it in items:
-        (keep if not _is_case(it) or base(it) in mine else drop).append(it)
+        across = it.get_closest_marker("across_cases") is not None
+        (keep if not across and (not _is_case(it) or base(it) in mine) else drop).append(it)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

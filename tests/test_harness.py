@@ -107,6 +107,11 @@ def test_shards_split_the_cases_and_keep_the_tests(pytester):
         def test_case(i):
             pass
 
+        @pytest.mark.paper
+        @pytest.mark.across_cases
+        def test_trend():
+            pass
+
         def test_unit():
             pass
         """
@@ -119,7 +124,10 @@ def test_shards_split_the_cases_and_keep_the_tests(pytester):
         ran = result.stdout.lines
         cases = [line.split()[0] for line in ran if "test_case[" in line and "PASSED" in line]
         assert any("test_unit PASSED" in line for line in ran), k
+        assert not any("test_trend" in line for line in ran), k  # needs every shard's cases
         seen.append(cases)
+    unsharded = pytester.runpytest("--memobench-tier", "paper", "-v").stdout.lines
+    assert any("test_trend PASSED" in line for line in unsharded)
     assert len(seen[0]) == 3 and len(seen[1]) == 2
     assert not set(seen[0]) & set(seen[1])
     result = pytester.runpytest("--memobench-shard", "3/2")

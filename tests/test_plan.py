@@ -71,7 +71,7 @@ def test_plan_lists_every_paper_case_as_pytest_collects_them(pytester):
     root = pathlib.Path(__file__).resolve().parents[1]
     result = pytester.runpytest(
         str(root / "suites" / "test_paper_fingerprint.py"), "--collect-only", "-q",
-        f"--rootdir={root}", "-p", "no:cacheprovider",
+        f"--rootdir={root}", "-p", "no:cacheprovider", "-m", "not across_cases",
     )  # fmt: skip
     collected = {line.strip() for line in result.outlines if "::test_" in line}
     assert collected == {node for node, _ in paper_cases()}

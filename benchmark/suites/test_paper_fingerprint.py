@@ -8,6 +8,12 @@ cases live in ``benchmark.tiers`` (``memobench plan`` reads the same list). GPU
 only: these cases skip with a reason on a machine without CUDA, except under
 ``--memobench-rehearse``, which runs each of them on the CPU with the counts
 scaled down.
+
+Beside each case's own checks, the papers' findings across cases are asserted as
+directions that can fail (marker ``science``, so a rehearsal skips them; marker
+``across_cases``, so a sharded run leaves them out): |q| falls as N_train grows
+(Table 1), and t* falls with N_train across the Table 2 sets (a negative rank
+correlation).
 """
 
 from __future__ import annotations
@@ -16,7 +22,14 @@ import pytest
 
 from benchmark import registry
 from benchmark.audit import run_case
-from benchmark.measures.reproduction import Q_CONCLUSIVE, Q_EXPECTED, Q_MIN_N_GEN, Q_P_VALUE, Q
+from benchmark.measures.reproduction import (
+    Q_CONCLUSIVE,
+    Q_EXPECTED,
+    Q_MIN_N_GEN,
+    Q_P_VALUE,
+    Q,
+    fewer_reproductions_p,
+)
 from benchmark.measures.tstar import TSTAR, TSTAR_NFE
 from benchmark.record import N_GEN, N_TRAIN
 from benchmark.report.thumbnails import case_record
@@ -49,8 +62,11 @@ def test_pathmnist_table1(family, n_train, memobench_session, benchmark):
             f"{family}, PathMNIST {n_train}: |q| = {m[Q]} of E|q| = {m[Q_EXPECTED]:.1f} "
             f"(p = {m[Q_P_VALUE]:.3g}); the paper found no reproduction of x_p"
         )
-    else:  # too few samples: no |q| could reject H0, and the record must say so
-        assert m[N_GEN] < m[Q_MIN_N_GEN], m
+    else:  # too few samples: no |q| could reject H0, so there is nothing to assert
+        pytest.skip(
+            f"{family}, PathMNIST {n_train}: N_gen = {m[N_GEN]} cannot reject H0 at any |q| "
+            f"(it needs {m[Q_MIN_N_GEN]}); pass --memobench-n-gen {m[Q_MIN_N_GEN]} or more"
+        )
 
 
 @pytest.mark.paper
@@ -61,3 +77,61 @@ def test_medmnist_table2(family, dataset, memobench_session, benchmark):
     m = _record(family, dataset, TABLE2[dataset], memobench_session, benchmark)
     assert -1 <= m[TSTAR] < 1
     assert m[TSTAR_NFE] > 0
+
+
+def paper_metrics(ctx, family: str, dataset: str, n_train: int) -> dict:
+    """A paper case's record (audited once, then from the cache)."""
+    case = ctx.settings.scaled(paper_case(family, dataset, n_train, ctx.settings.samples))
+    return run_case(case, ctx).metrics
+
+
+def check_reproductions_fall(by_n: dict[int, dict]) -> None:
+    """Table 1's finding: the model trained on the fewest images reproduces x_p more often
+    than the one trained on the most (one-sided Fisher exact p < 0.05 on their |q|), and
+    |q| / N_gen does not rise with N_train (Spearman's rho <= 0)."""
+    from scipy import stats
+
+    ns = sorted(by_n)
+    few, most = by_n[ns[0]], by_n[ns[-1]]
+    p = fewer_reproductions_p(most[Q], most[N_GEN], few[Q], few[N_GEN])
+    assert p < 0.05, (
+        f"|q| = {most[Q]} of {most[N_GEN]} at N_train = {ns[-1]} against {few[Q]} of "
+        f"{few[N_GEN]} at {ns[0]}: not fewer (one-sided Fisher p = {p:.3g}); the paper's "
+        f"Table 1 has 151 at 1000 and 0 from 5000 on"
+    )
+    rates = [by_n[n][Q] / by_n[n][N_GEN] for n in ns]
+    if len(set(rates)) > 1:
+        rho = stats.spearmanr(ns, rates).statistic
+        assert rho <= 0, f"|q| / N_gen rises with N_train (Spearman rho {rho:.2f}): {rates}"
+
+
+def check_tstar_falls(by_n: dict[int, dict]) -> None:
+    """Table 2's finding: the larger the training set, the less noise the fingerprint
+    survives (t* and N_train have a negative Spearman rank correlation)."""
+    from scipy import stats
+
+    ns = sorted(by_n)
+    ts = [by_n[n][TSTAR] for n in ns]
+    rho = stats.spearmanr(ns, ts).statistic if len(set(ts)) > 1 else float("nan")
+    shown = ", ".join(f"{n}: {t}" for n, t in zip(ns, ts, strict=True))
+    assert rho < 0, f"t* does not fall with N_train (Spearman rho {rho:.2f}): {shown}"
+
+
+@pytest.mark.paper
+@pytest.mark.gpu
+@pytest.mark.science
+@pytest.mark.across_cases
+@pytest.mark.parametrize("family", suite_names(registry.models))
+def test_reproductions_fall_as_the_training_set_grows(family, memobench_session):
+    by_n = {n: paper_metrics(memobench_session, family, "pathmnist", n) for n in PATHMNIST_N}
+    check_reproductions_fall(by_n)
+
+
+@pytest.mark.paper
+@pytest.mark.gpu
+@pytest.mark.science
+@pytest.mark.across_cases
+@pytest.mark.parametrize("family", suite_names(registry.models))
+def test_tstar_falls_as_the_training_set_grows(family, memobench_session):
+    by_n = {n: paper_metrics(memobench_session, family, d, n) for d, n in TABLE2.items()}
+    check_tstar_falls(by_n)
