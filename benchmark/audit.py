@@ -10,6 +10,7 @@ the cache under a key of everything that determines it, and reused.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -33,6 +34,7 @@ from benchmark.progress import line
 from benchmark.record import (
     AUDIT,
     AUDIT_REUSED,
+    BASE_MODEL,
     BATCH_SIZE,
     CASE_ID,
     CHANNELS_LAST,
@@ -362,6 +364,16 @@ def speed_record(speed: Speed, batch: int) -> dict[str, Any]:
     }
 
 
+def base_model(case: CaseConfig, model: TrainedModel) -> str:
+    """The setup ``case``'s model was trained from before its mitigation changed the
+    training (DP-SGD): equal for `none` and a training-time mitigation of one family,
+    data, model and training config. A loaded checkpoint is its own base."""
+    if model.stats.get("source", "trained") != "trained":
+        return model.key
+    base_train = dataclasses.replace(case.train, mitigation=None)
+    return stable_hash("base-model", case.model, base_train, case.data)
+
+
 def measure(case: CaseConfig, model: TrainedModel, samples: SampleResult) -> dict[str, Any]:
     """The case's identity and cost: the record every metric adds to."""
     images = samples.images
@@ -387,6 +399,7 @@ def measure(case: CaseConfig, model: TrainedModel, samples: SampleResult) -> dic
         MODEL_REUSED: bool(stats.get("reused", False)),
         MODEL_SOURCE: stats.get("source", "trained"),
         MODEL_KEY: model.key,
+        BASE_MODEL: base_model(case, model),
         NFE_PER_IMAGE: samples.nfe,
         NFE_TOTAL: samples.nfe * int(images.shape[0]),
         SAMPLE_SECONDS: samples.seconds,

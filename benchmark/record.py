@@ -174,6 +174,13 @@ PARAM_COUNT = Field("param_count", "int", "the network's parameters", nullable=T
 MODEL_REUSED = Field("model_reused", "bool", "whether the model came from the cache")
 MODEL_SOURCE = Field("model_source", "str", "trained, or the checkpoint it was loaded from")
 MODEL_KEY = Field("model_key", "str", "the model's cache key (its weights' identity)")
+BASE_MODEL = Field(
+    "base_model",
+    "str",
+    "the model's setup before any training-time mitigation (family, model, training and data "
+    "configs; a loaded checkpoint's weights): the leaderboard compares a case with `none` of "
+    "the same base model, so a DP-SGD model meets the plain one it replaces",
+)
 NFE_PER_IMAGE = Field("nfe_per_image", "int", "network evaluations per generated image")
 NFE_TOTAL = Field("nfe_total", "int", "network evaluations for all generated images")
 SAMPLE_SECONDS = Field("sample_seconds", "float", "wall time of sampling")
@@ -258,6 +265,7 @@ IDENTITY: tuple[Field, ...] = (
     MODEL_REUSED,
     MODEL_SOURCE,
     MODEL_KEY,
+    BASE_MODEL,
     NFE_PER_IMAGE,
     NFE_TOTAL,
     SAMPLE_SECONDS,

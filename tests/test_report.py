@@ -430,3 +430,28 @@ def test_an_auc_column_ranks_two_sided(tmp_path):
     assert sorts == {"0.100": pytest.approx(0.4), "0.600": pytest.approx(0.1)}, sorts
     assert re.search(r'class="change worse" title="previous run: 0\.600">▼', html)
     assert "(lower |AUC − 0.5| is better)" in html
+
+
+def test_a_training_time_mitigation_is_compared_with_the_plain_model(tmp_path):
+    """DP-SGD trains weights of its own (another model_key), from the same setup as
+    `none` (one base_model): it lands in none's group, compared and labelled as
+    training-time. Before, the weights keyed the group and it stood alone, uncompared."""
+    from benchmark.report.groups import compare_groups
+
+    def case(case_id, key, fid, auc):
+        return record(
+            case_id, 0.1, model_key=key, base_model="setup-64", fid_test=fid, n_gen=1024,
+            mia_loss_weights_auc=auc, mia_loss_weights_auc_ci=[auc - 0.05, auc + 0.05],
+        )  # fmt: skip
+
+    recs = [
+        case("ddim-digits64-none", "plain", 10.0, 1.0),
+        case("ddim-digits64-dpsgd", "dp", 25.0, 0.5),
+    ]
+    (group,) = compare_groups(recs)
+    (dp,) = group.comparisons
+    assert dp.label == "dpsgd (training-time: its own model)"
+    assert dp.privacy["weights"].delta == pytest.approx(-0.5)
+    assert "dpsgd (training-time: its own model) lowers it by 0.500" in group.summaries["weights"]
+    old = [{k: v for k, v in r.items() if k != "base_model"} for r in recs]  # older results
+    assert len(compare_groups(old)) == 2

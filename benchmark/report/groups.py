@@ -1,7 +1,9 @@
 """Comparisons on the same base model, the leaderboard's main view.
 
 A model trained on 1024 images is not a mitigation of one trained on 64: the cases
-are grouped by base model (family, dataset, N_train and the trained weights), and
+are grouped by base model (family, dataset, N_train and the setup it was trained
+from, so a training-time mitigation such as DP-SGD, which trains weights of its
+own, is compared with the plain model it replaces and labelled as such), and
 within a group every mitigation is compared with ``none``: its change in leakage
 under the threat model the reader picks (two-sided: the attack's advantage
 |AUC - 0.5|, so an attack pushed below chance, AUC 0.1, counts as the leak it is),
@@ -30,6 +32,7 @@ from benchmark.measures.fid import FID_TEST
 from benchmark.measures.membership_scores import MIA_AUC, MIA_AUC_CI
 from benchmark.measures.reproduction import Q
 from benchmark.record import (
+    BASE_MODEL,
     CASE_ID,
     DATASET,
     FAMILY,
@@ -66,9 +69,16 @@ def _num(value) -> float | None:
 
 
 def base_key(record: dict[str, Any]) -> tuple:
-    """The base model a case was measured on: its family, data, N_train and weights."""
-    weights = record.get(MODEL_KEY) or record.get(TRAIN_STEPS)
+    """The base model a case was measured on: its family, data, N_train and the setup it
+    was trained from (a training-time mitigation's case shares `none`'s; results written
+    before ``base_model`` was recorded fall back to the weights)."""
+    weights = record.get(BASE_MODEL) or record.get(MODEL_KEY) or record.get(TRAIN_STEPS)
     return (record.get(FAMILY), record.get(DATASET), record.get(N_TRAIN), str(weights))
+
+
+def retrained(rec: dict, ref: dict | None) -> bool:
+    """``rec``'s mitigation trained its own model (DP-SGD): other weights than ``ref``'s."""
+    return ref is not None and rec.get(MODEL_KEY) not in (None, ref.get(MODEL_KEY))
 
 
 def base_label(record: dict[str, Any]) -> str:
@@ -149,7 +159,10 @@ class Comparison:
 
 
 def compare(rec: dict, ref: dict) -> Comparison:
-    out = Comparison(str(rec.get(CASE_ID)), mitigation_label(rec))
+    label = mitigation_label(rec) + (
+        " (training-time: its own model)" if retrained(rec, ref) else ""
+    )
+    out = Comparison(str(rec.get(CASE_ID)), label)
     out.privacy = {t: leakage_delta(rec, ref, PRIVACY[t][0]) for t in THREAT_MODELS}
     out.carlini = share_delta(
         rec.get(CARLINI_L2), rec.get(N_GEN), ref.get(CARLINI_L2), ref.get(N_GEN)
