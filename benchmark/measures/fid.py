@@ -4,7 +4,8 @@ FID(samples, train) and FID(samples, held-out) with the same number of images
 and the same feature extractor (torchmetrics ``FrechetInceptionDistance`` with
 ``feature=`` a module); gap = FID_test - FID_train. A model that memorizes
 sits closer to its training set than to fresh images of the same distribution,
-so its gap is large. The interval bootstraps the samples.
+so its gap is large. The interval bootstraps the samples. The same sets' KID
+(``kid.py``) is recorded beside it: unbiased at the small sizes where FID is not.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from benchmark.measures.bootstrap import bootstrap_ci
 from benchmark.measures.features import extract, extractor_name
+from benchmark.measures.kid import KID_FIELDS, kid_gap_from_features
 from benchmark.record import Field
 
 FID_TRAIN = Field("fid_train", "float", "FID of the samples against the training images")
@@ -25,7 +27,7 @@ FID_GAP = Field("fid_gap", "float", "fid_test - fid_train: > 0 when samples sit 
 FID_GAP_CI = Field("fid_gap_ci", "list", "bootstrap 95% interval of fid_gap [lo, hi]")
 FID_N = Field("fid_n", "int", "images in each of the three sets")
 FID_EXTRACTOR = Field("fid_extractor", "str", "the feature extractor FID was measured in")
-FID_FIELDS = (FID_TRAIN, FID_TEST, FID_GAP, FID_GAP_CI, FID_N, FID_EXTRACTOR)
+FID_FIELDS = (FID_TRAIN, FID_TEST, FID_GAP, FID_GAP_CI, FID_N, FID_EXTRACTOR, *KID_FIELDS)
 
 
 def _need_two(n: int, what: str) -> None:
@@ -119,4 +121,6 @@ def fid_gap_from_features(
         FID_GAP: fid_test - fid_train,
         FID_GAP_CI: [float(lo), float(hi)],
         FID_N: n,
+        # the same sets' kernel distance, unbiased where so few images make FID's biased
+        **kid_gap_from_features(s, tr, te, n_boot, seed),
     }

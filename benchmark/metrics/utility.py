@@ -34,6 +34,7 @@ from benchmark.measures.fid import (
     FID_TRAIN,
     fid_gap_from_features,
 )
+from benchmark.measures.kid import KID_GAP, KID_GAP_CI
 from benchmark.metrics.base import AuditInputs, CaseMetric
 from benchmark.models.base import SampleResult
 from benchmark.record import Field
@@ -145,6 +146,15 @@ class Utility(CaseMetric):
                 False,
                 "{:.2f}",
                 with_interval(FID_GAP, FID_GAP_CI, "{:.2f}"),
+            ),
+            Column(
+                KID_GAP,
+                "KID gap",
+                "KID test − KID train (kernel inception distance, unbiased at small sets) "
+                "with a bootstrap 95% interval: > 0 when samples sit on the training set",
+                False,
+                "{:.4f}",
+                with_interval(KID_GAP, KID_GAP_CI, "{:.4f}"),
             ),
             Column(
                 REPLICATION_FRACTION_HELDOUT,
