@@ -365,12 +365,13 @@ def speed_record(speed: Speed, batch: int) -> dict[str, Any]:
 
 
 def base_model(case: CaseConfig, model: TrainedModel) -> str:
-    """The setup ``case``'s model was trained from before its mitigation changed the
-    training (DP-SGD): equal for `none` and a training-time mitigation of one family,
-    data, model and training config. A loaded checkpoint is its own base."""
+    """The setup ``case``'s model was trained from, apart from what a training-time
+    mitigation sets for itself (DP-SGD: its hook, its step count and batch): equal for
+    `none` and DP-SGD of one family, data, network and optimizer. A loaded checkpoint
+    is its own base."""
     if model.stats.get("source", "trained") != "trained":
         return model.key
-    base_train = dataclasses.replace(case.train, mitigation=None)
+    base_train = dataclasses.replace(case.train, mitigation=None, steps=1, batch_size=1)
     return stable_hash("base-model", case.model, base_train, case.data)
 
 

@@ -27,7 +27,7 @@ from benchmark.attacks.base import get_attack
 from benchmark.audit import AuditResult, run_case
 from benchmark.config import CaseConfig, DataConfig, MitigationConfig, TrainConfig
 from benchmark.data.base import ImageDataset
-from benchmark.data.folders import FitRule, ImageSet, read_images, shared_images
+from benchmark.data.folders import FitRule, ImageSet, count_images, read_images, shared_images
 from benchmark.errors import CheckpointError, ConfigError, DataError
 from benchmark.measures.features import EncoderFeatures
 from benchmark.measures.image_risk import MemberRisk, rank_members
@@ -126,8 +126,9 @@ def read_split(
         DataError: either set cannot be read, has fewer than 2 images, or an image is
             both a member and held-out (how many, and the first pair).
     """
-    m = read_images(members, rule, "--members", progress=progress)
-    h = read_images(heldout, rule, "--heldout", progress=progress)
+    # the memory check counts both sets, which the audit holds together
+    m = read_images(members, rule, "--members", progress=progress, others=count_images(heldout))
+    h = read_images(heldout, rule, "--heldout", progress=progress, others=len(m))
     for what, images in (("--members", m), ("--heldout", h)):
         if len(images) < 2:
             raise DataError(

@@ -14,6 +14,9 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from scipy import stats
+
+from benchmark.measures.dp_bound import dp_violations
 from benchmark.report.results import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,17 +70,20 @@ def rows(records: dict[str, dict], family: str, s) -> list[tuple[str, float, str
     if s.NLL_GAP in small:
         above("NLL gap lower bound (64)", small[s.NLL_GAP_CI][0], 0)
         above("NLL gap 64 - 1024", small[s.NLL_GAP] - large[s.NLL_GAP], s.NLL_MARGIN)
-    gsa = large[s.MIA_TPR(attack="gsa_weights", fpr="1pct")]
-    above(
-        "GSA - loss TPR@1%FPR (1024)", gsa - large[s.MIA_TPR(attack="loss_weights", fpr="1pct")], 0
-    )
+    found = {}
+    for run in ("gsa_weights", "loss_weights"):
+        n = large[s.MIA_TRANSFER_N(attack=run)]
+        found[run] = (round(large[s.MIA_TPR_TRANSFER(attack=run, fpr="1pct")] * n), n)
+    (g, n_g), (loss, n_l) = found["gsa_weights"], found["loss_weights"]
+    p = stats.fisher_exact([[g, n_g - g], [loss, n_l - loss]], alternative="less").pvalue
+    above("GSA weaker than loss: Fisher p (1024)", p, s.GSA_WEAKER_ALPHA)
     cps = mitigated("cpsample")
     if cps:
         above("CPSample Carlini drop", small[s.CARLINI_L2] - cps[s.CARLINI_L2], s.CPSAMPLE_MARGIN)
         p = s.fewer_reproductions_p(cps[s.Q], cps[s.N_GEN], small[s.Q], small[s.N_GEN])
         below("CPSample |q| Fisher p", p, s.CPSAMPLE_Q_ALPHA)
-        above("CPSample API-AUC drop", small[s.LOSS_AUC_API] - cps[s.LOSS_AUC_API],
-              s.CPSAMPLE_MARGIN)  # fmt: skip
+        drop = s.advantage(small[s.LOSS_AUC_API]) - s.advantage(cps[s.LOSS_AUC_API])
+        above("CPSample API-advantage drop", drop, s.CPSAMPLE_MARGIN)
         above("CPSample t* drop", small[s.TSTAR] - cps[s.TSTAR], 0)
     rej = mitigated("rejection")
     if rej:
@@ -86,8 +92,18 @@ def rows(records: dict[str, dict], family: str, s) -> list[tuple[str, float, str
         above("rejection: accepted still copied", still, s.ACCEPTED_STILL_COPIED)
     dp = mitigated("dpsgd")
     if dp:
+        eps = dp[s.MITIGATION_ENTRY(entry="epsilon")]
+        delta = dp[s.MITIGATION_ENTRY(entry="delta")]
         for run in ("loss_weights", "gsa_weights", "pia_weights"):
-            below(f"DP-SGD {run} AUC lower bound", dp[s.MIA_AUC_CI(attack=run)][0], 0.5 + 1e-12)
+            lo, hi = dp[s.MIA_AUC_CI(attack=run)]
+            below(f"DP-SGD {run} AUC lower bound", lo, 0.5 + 1e-12)
+            above(f"DP-SGD {run} AUC upper bound", hi, 0.5 - 1e-12)
+            n = dp[s.MIA_N(attack=run)]
+            broken = dp_violations(dp[s.MIA_ROC(attack=run)], n, n, eps, delta)
+            below(f"DP-SGD {run} ROC points breaking the bound", len(broken), 1)
+        n = small[s.MIA_N(attack="loss_weights")]
+        broken = dp_violations(small[s.MIA_ROC(attack="loss_weights")], n, n, eps, delta)
+        above("plain model: ROC points breaking the DP bound", len(broken), 0.5)
         above("DP-SGD Carlini drop", small[s.CARLINI_L2] - dp[s.CARLINI_L2], s.DP_CARLINI_MARGIN)
     amg = mitigated("amg")
     if amg:

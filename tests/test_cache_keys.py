@@ -81,16 +81,18 @@ def test_the_audit_key_follows_scipy_and_scikit_learn(pretend_version):
 
 
 def test_a_training_time_mitigation_shares_its_base_model_with_none():
-    """The record's base_model: DP-SGD's case and none's (one family, data and training
-    setup) share it; another N_train or a loaded checkpoint does not."""
+    """The record's base_model: DP-SGD's case at the suite's setting (its own 500 steps
+    of batch 16) and none's share it; another N_train or a loaded checkpoint does not."""
     from types import SimpleNamespace
 
+    from benchmark import registry
     from benchmark.audit import base_model
     from benchmark.tiers import smoke_case
 
     trained = SimpleNamespace(stats={}, key="weights")
-    plain, dp = smoke_case("ddim", 64), smoke_case("ddim", 64, "dpsgd", {"epsilon": 1.0})
-    assert dp.train != plain.train  # DP-SGD trains its own model...
+    suite = registry.mitigations.get("dpsgd").suite_settings[-1]  # its own steps and batch
+    plain, dp = smoke_case("ddim", 64), smoke_case("ddim", 64, "dpsgd", suite)
+    assert (dp.train.steps, dp.train.batch_size) != (plain.train.steps, plain.train.batch_size)
     assert base_model(dp, trained) == base_model(plain, trained)  # ...from none's setup
     assert base_model(smoke_case("ddim", 1024), trained) != base_model(plain, trained)
     loaded = SimpleNamespace(stats={"source": "pretrained: ./my-model"}, key="digest")

@@ -199,3 +199,25 @@ def test_the_kid_gap_of_a_copier_is_positive(images):
     assert out[KID_TRAIN] < out[KID_TEST] and out[KID_GAP] > 0
     lo, hi = out[KID_GAP_CI]
     assert lo > 0 and lo <= out[KID_GAP] <= hi + 1e-9
+
+
+def test_the_kid_bootstrap_resamples_as_recomputing_would():
+    """The gap's bootstrap indexes kernels computed once; a resample's gap equals the one
+    recomputed from its features (a resampled image twice counts as two images)."""
+    from benchmark.measures.kid import kid_gap_from_features, poly_mmd2
+
+    g = torch.Generator().manual_seed(5)
+    s, tr, te = (torch.randn(30, 6, generator=g, dtype=torch.float64) for _ in range(3))
+    out = kid_gap_from_features(s, tr, te, n_boot=0)
+    idx = np.random.default_rng(0).integers(0, 30, 30)
+    fs, ftr, fte = s.numpy()[idx], tr.numpy(), te.numpy()
+    from benchmark.measures import kid
+
+    k = kid._kernel
+    direct = poly_mmd2(fs, fte) - poly_mmd2(fs, ftr)
+    k_ss = k(s.numpy(), s.numpy())[np.ix_(idx, idx)]
+    indexed = kid._mmd2(k_ss, k(fte, fte), k(s.numpy(), fte)[idx]) - kid._mmd2(
+        k_ss, k(ftr, ftr), k(s.numpy(), ftr)[idx]
+    )
+    assert indexed == pytest.approx(direct, rel=1e-9)
+    assert np.isnan(out["kid_gap_ci"][0])  # no resamples, no interval

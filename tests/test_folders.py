@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from benchmark.data.folders import FitRule, read_images, shared_images
+from benchmark.data.folders import FitRule, count_images, read_images, shared_images
 from benchmark.errors import DataError
 
 GREY = FitRule(size=8, channels=1)
@@ -141,8 +141,9 @@ def test_a_bad_rule_is_refused():
 
 
 def test_a_set_too_large_for_memory_is_refused_before_reading(grey_folder, monkeypatch):
-    """Five 8x8 grey images cost 5 * 64 * 5 bytes while audited: 1 KiB free refuses them
-    with the figures and the fix, before a single file is opened; enough memory reads them."""
+    """Five 8x8 grey images cost 5 * 64 * 9 bytes while audited: 1 KiB free refuses them
+    with the figures and the fix, before a single file is opened; enough memory reads them,
+    unless the other set audited beside them is counted too."""
     folder, _ = grey_folder
     opened = []
     monkeypatch.setattr("benchmark.data.folders._pixels", lambda *a: opened.append(a))
@@ -152,5 +153,8 @@ def test_a_set_too_large_for_memory_is_refused_before_reading(grey_folder, monke
     assert "audit a random subset" in str(err.value) and "\n" not in str(err.value)
     assert opened == []
     monkeypatch.undo()
-    monkeypatch.setattr("benchmark.data.folders.available_memory", lambda: 5 * 64 * 5)
+    monkeypatch.setattr("benchmark.data.folders.available_memory", lambda: 5 * 64 * 9)
     assert len(read_images(folder, FitRule(8, 1, "exact"), "--members")) == 5
+    with pytest.raises(DataError, match="5 images \\(with the 5 of the other set\\)"):
+        read_images(folder, FitRule(8, 1, "exact"), "--members", others=5)
+    assert count_images(folder) == 5 and count_images(folder / "none.npz") == 0

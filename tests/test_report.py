@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -261,8 +262,9 @@ def test_cases_are_compared_on_their_own_base_model(tmp_path):
     assert headers == ["ddim · digits · N_train = 64", "ddim · digits · N_train = 1024"]
     first = html.split('<h3 class="group-header">')[1]
     row = re.search(r'<tr data-compare="ddim-digits64-cpsample">(.*?)</tr>', first, re.S).group(1)
-    assert "-0.440 [-0.462, -0.418]" in row  # the deployed denoiser's AUC, with its interval
-    assert "+0.000 [-0.014, +0.014]" in row  # the weights: unchanged
+    # the deployed denoiser's advantage: 0.06 [0.04, 0.08] against 0.50 [0.48, 0.50]
+    assert "-0.440 [-0.460, -0.412]" in row
+    assert "+0.000 [-0.020, +0.020]" in row  # the weights: unchanged
     assert "+16.00" in row and "2.50×" in row  # FID_test and sampling time against none
     assert "cpsample lowers it by 0.440" in first  # the denoiser-api summary
     assert "no mitigation lowers it beyond its interval" in first  # the weights summary
@@ -381,7 +383,7 @@ def test_an_attack_pushed_below_chance_counts_as_leakage(tmp_path):
     assert "+0.300 [+0.272, +0.328]" in html
 
 
-def test_a_generator_of_noise_is_marked_and_never_ranked_private(tmp_path):
+def test_a_generator_of_noise_is_marked_and_never_ranked_private(tmp_path, monkeypatch):
     """The utility floor: a 'mitigation' that outputs pure noise leaks nothing (every
     attack at chance, no copy) and its FID_test is 30x none's. It is marked "utility
     destroyed", is not said to lower the leak, and is on no Pareto front; before the
@@ -398,7 +400,17 @@ def test_a_generator_of_noise_is_marked_and_never_ranked_private(tmp_path):
         case("ddim-digits64-none", 10.0, 0.95, 0.6),
         case("ddim-digits64-noise", 300.0, 0.5, 0.0),
     ]
+    drawn = {}
+
+    def plot(records, leak_of, label, name, front=None):
+        drawn[label] = [name(r) for r in front]
+
+    monkeypatch.setattr("benchmark.report.groups.group_privacy_utility", plot)
     (group,) = compare_groups(recs)
+    from benchmark.report.groups import PRIVACY
+
+    assert drawn[PRIVACY["denoiser-api"][1]] == ["none"], drawn  # the plot's front too
+    monkeypatch.undo()
     (noise,) = group.comparisons
     assert noise.utility_destroyed and noise.privacy["denoiser-api"].significant
     text = group.summaries["denoiser-api"]
@@ -455,3 +467,33 @@ def test_a_training_time_mitigation_is_compared_with_the_plain_model(tmp_path):
     assert "dpsgd (training-time: its own model) lowers it by 0.500" in group.summaries["weights"]
     old = [{k: v for k, v in r.items() if k != "base_model"} for r in recs]  # older results
     assert len(compare_groups(old)) == 2
+
+
+def test_a_change_in_advantage_uses_each_sides_own_interval():
+    """An AUC interval straddling 0.5 folds into a lopsided advantage interval: 0.50
+    [0.30, 0.70] is advantage 0 [0, 0.20]. Against none's 0.70 [0.62, 0.78] the change
+    -0.20 reaches +0.015 (not significant); symmetric half-widths said [-0.28, -0.12]."""
+    from benchmark.report.groups import leakage_delta
+
+    def rec(auc, ci):
+        return {"mia_loss_weights_auc": auc, "mia_loss_weights_auc_ci": ci}
+
+    d = leakage_delta(rec(0.5, [0.3, 0.7]), rec(0.7, [0.62, 0.78]), "loss_weights")
+    assert d.delta == pytest.approx(-0.2)
+    assert d.lo == pytest.approx(-0.2 - 0.08)
+    assert d.hi == pytest.approx(-0.2 + math.hypot(0.2, 0.08))
+    assert not d.significant
+    # an interval written as [null, null] (an old or partial record) is no interval, no crash
+    assert leakage_delta(rec(0.5, [None, None]), rec(0.7, [0.6, 0.8]), "loss_weights").lo is None
+
+
+def test_an_equally_leaky_change_is_not_called_better():
+    """0.40 and 0.60 are the same distance from chance: a run moving between them is 'same'."""
+    from benchmark.display import Column
+    from benchmark.measures.auc_interval import advantage
+    from benchmark.report.leaderboard import change
+
+    col = Column("a", "AUC", "", False, "{:.3f}", rank=advantage, rank_label="|AUC − 0.5|")
+    assert change(col, 0.6, 0.4)["verdict"] == "same"
+    assert change(col, 0.9, 0.4)["verdict"] == "worse"
+    assert change(col, 0.45, 0.2)["verdict"] == "better"

@@ -42,37 +42,67 @@ GREY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L")
 SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L")  # 16-bit grey PNG and TIFF, read as [0, 65535]
 COLOUR_MODES = ("RGB", "P", "CMYK", "YCbCr")
 NPZ_KEYS = ("train_images", "val_images", "test_images", "images")
-# bytes a set costs per uint8 pixel while audited: the uint8 tensor and a float32 copy
-BYTES_PER_PIXEL = 1 + 4
+# bytes a set costs per uint8 pixel while audited: the uint8 tensor, its float32 copy
+# and one float32 temporary of the same size while that copy is scaled
+BYTES_PER_PIXEL = 1 + 4 + 4
+
+
+def _cgroup_room() -> int | None:
+    """Bytes a container's memory limit leaves this process's cgroup (v2, then v1)."""
+    for limit, used in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
+        try:
+            with open(limit) as f:
+                text = f.read().strip()
+            if text == "max":
+                return None
+            with open(used) as f:
+                return max(0, int(text) - int(f.read().strip()))
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def available_memory() -> int | None:
-    """Bytes of memory free for new allocations now (Linux's MemAvailable, which counts the
-    page cache the kernel can drop; elsewhere the free pages), or ``None`` unknown."""
+    """Bytes of memory free for new allocations now: Linux's MemAvailable (which counts
+    the page cache the kernel can drop), or less where a container's cgroup limit leaves
+    less; elsewhere the free pages; ``None`` unknown."""
+    free = None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    free = int(line.split()[1]) * 1024
+                    break
     except (OSError, ValueError, IndexError):
         pass
+    if free is not None:
+        room = _cgroup_room()
+        return free if room is None else min(free, room)
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
 
 
-def check_fits_in_memory(n: int, rule: FitRule, what: str) -> None:
-    """Refuse ``n`` images at ``rule``'s size that would not fit in the free memory.
+def check_fits_in_memory(n: int, rule: FitRule, what: str, others: int = 0) -> None:
+    """Refuse ``n`` images at ``rule``'s size, with ``others`` audited beside them (the
+    other set), that would not fit in the free memory.
 
     Raises:
-        DataError: the set's size, the memory free, and the fix.
+        DataError: the sets' size, the memory free, and the fix.
     """
-    need = n * rule.channels * rule.size * rule.size * BYTES_PER_PIXEL
+    need = (n + others) * rule.channels * rule.size * rule.size * BYTES_PER_PIXEL
     free = available_memory()
     if free is not None and need > free:
+        beside = f" (with the {others} of the other set)" if others else ""
         raise DataError(
-            f"{what}: {n} images at {rule.size}x{rule.size}x{rule.channels} need about "
+            f"{what}: {n} images{beside} at {rule.size}x{rule.size}x{rule.channels} need about "
             f"{need / 2**30:.1f} GiB while audited, and {free / 2**30:.1f} GiB of memory is "
             f"free; audit a random subset of the images (a few thousand give the same "
             f"figures to within their intervals) or run on a machine with more memory"
@@ -235,8 +265,24 @@ def fit(image: torch.Tensor, rule: FitRule, name: str) -> torch.Tensor:
     return image[:, top : top + s, left : left + s].contiguous()
 
 
+def count_images(source: str | Path) -> int:
+    """How many images ``read_images`` would read from ``source`` (0: an .npz, or not a
+    folder of images; ``read_images`` says what is wrong with it)."""
+    folder = Path(str(source)).expanduser()
+    if str(source).endswith(".npz") or ".npz:" in str(source) or not folder.is_dir():
+        return 0
+    try:
+        return len(image_files(folder, "images"))
+    except DataError:
+        return 0
+
+
 def read_images(
-    source: str | Path, rule: FitRule, what: str = "images", progress: bool = False
+    source: str | Path,
+    rule: FitRule,
+    what: str = "images",
+    progress: bool = False,
+    others: int = 0,
 ) -> ImageSet:
     """The images of a folder (recursive) or an ``.npz`` brought to ``rule``.
 
@@ -244,6 +290,7 @@ def read_images(
         source: a folder of image files, or ``file.npz`` (its first key of ``NPZ_KEYS``),
             or ``file.npz:key`` for another array of it (MedMNIST's ``test_images``).
         what: how messages name this set (``--members``, ``--heldout``).
+        others: images of another set audited beside these, for the memory check.
 
     Raises:
         DataError: the problem, naming the folder, file or array, and the fix.
@@ -254,7 +301,7 @@ def read_images(
         return _read_npz(Path(f"{stem}.npz" if key else text).expanduser(), key or None, rule, what)
     folder = Path(text).expanduser()
     files = image_files(folder, what)
-    check_fits_in_memory(len(files), rule, what)
+    check_fits_in_memory(len(files), rule, what, others)
     out = torch.empty((len(files), rule.channels, rule.size, rule.size), dtype=torch.uint8)
     notes: set[str] = set()
     with bar(total=len(files), desc=f"reading {what}", unit="image", enabled=progress) as pbar:

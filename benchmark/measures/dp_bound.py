@@ -8,8 +8,11 @@ false-positive rate:
     TPR <= min(1, e^eps * FPR + delta, 1 - e^-eps * (1 - delta - FPR))
 
 Integrating the bound over FPR bounds the attack's AUC (0.731 at epsilon = 1,
-delta = 0; 0.5 at epsilon = 0). A DP-SGD model whose measured AUC sits above this,
-beyond its sampling error, was not trained with the guarantee it reports.
+delta = 0; 0.5 at epsilon = 0). That bound alone is a weak check: it is never below
+0.5, and no attack at or below chance can break it. ``dp_violations`` judges an
+attack's ROC points themselves, in both directions of its score, against the
+TPR bound with Clopper-Pearson bounds: a DP-SGD model an attack breaks this on, beyond
+the sampling error, was not trained with the guarantee it reports.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ def dp_violations(
             if tpr_lo > allowed:
                 out.append(
                     f"at FPR {fp}/{n_nonmembers} the attack{direction} finds {tp}/{n_members} "
-                    f"members (TPR >= {tpr_lo:.3f} at {1 - 2 * each:.1%} confidence), above "
+                    f"members (TPR >= {tpr_lo:.3f}, one-sided at {1 - each:.2%}), above "
                     f"the {allowed:.3f} that ({epsilon:.2f}, {delta:g})-DP allows at FPR <= "
                     f"{fpr_hi:.3f}"
                 )

@@ -53,12 +53,19 @@ def kid_from_features(samples: torch.Tensor, reference: torch.Tensor) -> float:
     return float(mean)
 
 
-def poly_mmd2(x: np.ndarray, y: np.ndarray) -> float:
-    """Unbiased MMD^2 of two (n, d) sets under (x.y / d + 1)^3, as torchmetrics computes it."""
-    d, m = x.shape[1], x.shape[0]
-    k_xx, k_yy, k_xy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+def _kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a @ b.T / a.shape[1] + 1) ** 3
+
+
+def _mmd2(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> float:
+    m = k_xx.shape[0]
     within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
     return float(within - 2 * k_xy.sum() / m**2)
+
+
+def poly_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 of two (n, d) sets under (x.y / d + 1)^3, as torchmetrics computes it."""
+    return _mmd2(_kernel(x, x), _kernel(y, y), _kernel(x, y))
 
 
 def kid_gap_from_features(
@@ -73,11 +80,15 @@ def kid_gap_from_features(
     samples, train, heldout = (x[:KID_MAX] for x in (samples, train, heldout))
     kid_train, kid_test = kid_from_features(samples, train), kid_from_features(samples, heldout)
     fs, ftr, fte = (x.double().numpy() for x in (samples, train, heldout))
+    # the kernels once; a resample of the samples picks their rows and columns
+    k_ss, k_tr, k_te = _kernel(fs, fs), _kernel(fs, ftr), _kernel(fs, fte)
+    k_trtr, k_tete = _kernel(ftr, ftr), _kernel(fte, fte)
 
-    def gap(s: np.ndarray) -> float:
-        return poly_mmd2(s, fte) - poly_mmd2(s, ftr)
+    def gap(idx: np.ndarray) -> float:
+        k = k_ss[np.ix_(idx, idx)]
+        return _mmd2(k, k_tete, k_te[idx]) - _mmd2(k, k_trtr, k_tr[idx])
 
-    lo, hi = bootstrap_ci(gap, [fs], n_boot, seed)
+    lo, hi = bootstrap_ci(gap, [np.arange(len(fs))], n_boot, seed)
     return {
         KID_TRAIN: kid_train,
         KID_TEST: kid_test,

@@ -20,12 +20,17 @@ import numpy as np
 import torch
 from scipy import stats
 
-from benchmark.measures.auc_interval import auc_interval
+from benchmark.measures.auc_interval import advantage, auc_interval
 from benchmark.measures.bootstrap import bootstrap_ci
 from benchmark.record import Fields
 
 # one of each per registered attack (``MIA_AUC(attack="loss")`` is ``mia_loss_auc``)
 MIA_AUC = Fields("mia_{attack}_auc", "float", "membership-inference ROC AUC (0.5 = chance)")
+MIA_ADVANTAGE = Fields(
+    "mia_{attack}_advantage",
+    "float",
+    "|AUC - 0.5|: how far the attack is from chance in either direction (0 = none)",
+)
 MIA_AUC_CI = Fields(
     "mia_{attack}_auc_ci", "list", "Newcombe's score 95% interval of the AUC (not 0-width at 1)"
 )
@@ -58,6 +63,7 @@ MIA_IMAGES_PER_SECOND = Fields("mia_{attack}_images_per_second", "float", "image
 MIA_PARAMS = Fields("mia_{attack}_params", "dict", "the attack's parameters")
 ATTACK_FIELDS = (
     MIA_AUC,
+    MIA_ADVANTAGE,
     MIA_AUC_CI,
     MIA_TPR,
     MIA_TPR_CI,
@@ -271,6 +277,7 @@ class AttackScore:
         """The record entries of attack ``attack`` (its registry name)."""
         rec = {
             MIA_AUC(attack=attack): self.auc,
+            MIA_ADVANTAGE(attack=attack): advantage(self.auc),
             MIA_AUC_CI(attack=attack): list(self.auc_ci),
             MIA_T_STAT(attack=attack): self.t_stat,
             MIA_P_VALUE(attack=attack): self.p_value,

@@ -121,7 +121,11 @@ def _show_transferred(run: str, point: float):
         if tpr is None or fpr is None:
             return None
         text = f"{tpr:.3f}"
-        if isinstance(ci, (list, tuple)) and len(ci) == 2:
+        if (
+            isinstance(ci, (list, tuple))
+            and len(ci) == 2
+            and all(isinstance(v, (int, float)) for v in ci)
+        ):
             text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
         text += f" at FPR {fpr:.3f}"
         return text if oracle is None else f"{text} (oracle {oracle:.3f})"

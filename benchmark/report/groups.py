@@ -117,16 +117,27 @@ def leakage(rec: dict, run: str) -> float | None:
 
 
 def leakage_delta(rec: dict, ref: dict, run: str) -> Delta | None:
-    """Change in an attack's advantage |AUC - 0.5| against ``ref``; its interval from the
-    two advantage intervals' half-widths, added in quadrature (independent samples)."""
+    """Change in an attack's advantage |AUC - 0.5| against ``ref``, with the interval of a
+    difference of two independent estimates from each one's own (asymmetric) interval
+    (Newcombe's MOVER: lo = d - hypot(a - a_lo, b_hi - b), hi = d + hypot(a_hi - a,
+    b - b_lo)); an advantage's interval is lopsided where its AUC's straddles 0.5."""
     a, b = leakage(rec, run), leakage(ref, run)
     if a is None or b is None:
         return None
-    cis = [rec.get(MIA_AUC_CI(attack=run)), ref.get(MIA_AUC_CI(attack=run))]
-    if not all(isinstance(c, (list, tuple)) and len(c) == 2 for c in cis):
-        return Delta(a - b)
-    half = math.hypot(*[(hi - lo) / 2 for lo, hi in (advantage_interval(*c) for c in cis)])
-    return Delta(a - b, a - b - half, a - b + half)
+    bounds = []
+    for r in (rec, ref):
+        ci = r.get(MIA_AUC_CI(attack=run))
+        lo, hi = (
+            (_num(v) for v in ci)
+            if isinstance(ci, (list, tuple)) and len(ci) == 2
+            else (None, None)
+        )
+        if lo is None or hi is None:
+            return Delta(a - b)
+        bounds.append(advantage_interval(lo, hi))
+    (a_lo, a_hi), (b_lo, b_hi) = bounds
+    d = a - b
+    return Delta(d, d - math.hypot(a - a_lo, b_hi - b), d + math.hypot(a_hi - a, b - b_lo))
 
 
 def share_delta(p1, n1, p2, n2) -> Delta | None:
@@ -267,10 +278,11 @@ def summary(
     for r in records:
         ci = r.get(MIA_AUC_CI(attack=run))
         upper = _num(ci[1]) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
-        if upper is not None and upper < 0.5:
+        auc = _num(r.get(MIA_AUC(attack=run)))
+        if upper is not None and auc is not None and upper < 0.5:
             parts.append(
                 f"Under {mitigation_label(r)} the attack scores members below chance (AUC "
-                f"{float(r[MIA_AUC(attack=run)]):.3f}, interval up to {upper:.3f}): an "
+                f"{auc:.3f}, interval up to {upper:.3f}): an "
                 f"attacker who flips the score's sign finds members as well, so it counts as "
                 f"leakage."
             )
@@ -302,10 +314,15 @@ def compare_groups(records: list[dict]) -> list[Group]:
         plots, fronts, texts = {}, {}, {}
         for threat in THREAT_MODELS:
             run = PRIVACY[threat][0]
+            front = front_of(members, threat)
             plots[threat] = group_privacy_utility(
-                members, lambda r, run=run: leakage(r, run), PRIVACY[threat][1], mitigation_label
+                members,
+                lambda r, run=run: leakage(r, run),
+                PRIVACY[threat][1],
+                mitigation_label,
+                front=front,
             )
-            fronts[threat] = [mitigation_label(r) for r in front_of(members, threat)]
+            fronts[threat] = [mitigation_label(r) for r in front]
             texts[threat] = summary(ref, comps, members, threat)
         out.append(Group(base_label(members[0]), members, ref, comps, plots, fronts, texts))
     return out

@@ -76,7 +76,11 @@ def change(col: Column, value, previous) -> dict[str, str] | None:
     if abs(now - before) <= 1e-9 * max(1.0, abs(before)):
         return {"arrow": "=", "verdict": "same", "title": f"unchanged from {col.format(before)}"}
     up = now > before
-    better = (col.rank_value(now) > col.rank_value(before)) == col.higher_is_better
+    ranked_now, ranked_before = col.rank_value(now), col.rank_value(before)
+    if abs(ranked_now - ranked_before) <= 1e-9 * max(1.0, abs(ranked_before)):
+        title = f"previous run: {col.format(before)}, as good (ranked by {col.rank_label})"
+        return {"arrow": "▲" if up else "▼", "verdict": "same", "title": title}
+    better = (ranked_now > ranked_before) == col.higher_is_better
     return {
         "arrow": "▲" if up else "▼",
         "verdict": "better" if better else "worse",

@@ -47,20 +47,26 @@ MARKERS = "osD^vP*Xh<>p"
 
 
 def group_privacy_utility(
-    records: list[dict[str, Any]], leak_of, leak_label: str, name
+    records: list[dict[str, Any]], leak_of, leak_label: str, name, front: list | None = None
 ) -> str | None:
     """One base model's cases: FID_test against leakage, the Pareto front joined. Each
     case is its own marker and colour, named in a legend beside the axes (no label is
     written on the plot, so none can overlap another). ``leak_of(record)`` gives the
-    leakage figure plotted (or ``None``)."""
-    pts = []
+    leakage figure plotted (or ``None``); ``front`` the records on the Pareto front (by
+    default the plotted points' own front)."""
+    pts, plotted = [], []
     for r in records:
         x, y = r.get(FID_TEST), leak_of(r)
         if isinstance(x, (int, float)) and isinstance(y, (int, float)) and x == x and y == y:
             pts.append((float(x), float(y), name(r)))
+            plotted.append(r)
     if not pts:
         return None
-    front = pareto_front([(x, y) for x, y, _ in pts])
+    if front is None:
+        front = pareto_front([(x, y) for x, y, _ in pts])
+    else:
+        on = {id(r) for r in front}
+        front = sorted((i for i, r in enumerate(plotted) if id(r) in on), key=lambda i: pts[i][0])
     fig, ax = new_figure(5.6, 3.2)
     ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "C3-", lw=1.2, zorder=2)
     for i, (x, y, label) in enumerate(pts):

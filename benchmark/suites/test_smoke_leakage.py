@@ -13,6 +13,7 @@ import pytest
 from benchmark import registry
 from benchmark.attacks.threat import run_name, threat_models_for
 from benchmark.audit import run_case
+from benchmark.measures.auc_interval import advantage
 from benchmark.measures.carlini_l2 import CARLINI_L2
 from benchmark.measures.feature_replication import (
     REPLICATION_FRACTION,
@@ -315,9 +316,12 @@ def test_cpsample_weakens_the_membership_signal_through_the_api(family, memobenc
     fingerprint survives less noise (lower t*), by the margins measured on this family."""
     strong, plain, guided = against_none(family, memobench_session, "cpsample")
     what = f"CPSample {strong} on {family} x {SMALL_N} images"
-    assert guided[LOSS_AUC_API] < plain[LOSS_AUC_API] - CPSAMPLE_MARGIN, (
+    # two-sided: an AUC pushed below chance is a leak with its sign flipped
+    guided_adv, plain_adv = advantage(guided[LOSS_AUC_API]), advantage(plain[LOSS_AUC_API])
+    assert guided_adv < plain_adv - CPSAMPLE_MARGIN, (
         f"{what}: loss-attack AUC through the deployed denoiser {guided[LOSS_AUC_API]:.3f} "
-        f"vs {plain[LOSS_AUC_API]:.3f}"
+        f"vs {plain[LOSS_AUC_API]:.3f} (advantage |AUC - 0.5| {guided_adv:.3f} vs "
+        f"{plain_adv:.3f}, required drop {CPSAMPLE_MARGIN})"
     )
     assert guided[TSTAR] < plain[TSTAR], f"{what}: t* {guided[TSTAR]} vs {plain[TSTAR]} without it"
 
@@ -453,6 +457,11 @@ def test_gsa_is_not_weaker_than_the_loss_attack_at_low_fpr(family, memobench_ses
         n = large[MIA_TRANSFER_N(attack=run)]
         found[run] = (round(large[MIA_TPR_TRANSFER(attack=run, fpr="1pct")] * n), n)
     (g, n_g), (loss, n_l) = found["gsa_weights"], found["loss_weights"]
+    if stats.fisher_exact([[0, n_g], [loss, n_l - loss]], alternative="less").pvalue >= 0.05:
+        pytest.skip(
+            f"{family}: the loss attack finds {loss} of {n_l} members at the transferred 1% "
+            f"threshold, too few for the test to call even a GSA that finds none weaker"
+        )
     p = stats.fisher_exact([[g, n_g - g], [loss, n_l - loss]], alternative="less").pvalue
     assert p >= GSA_WEAKER_ALPHA, (
         f"{family} on {LARGE_N} digits, transferred 1% threshold: GSA finds {g} of {n_g} "
