@@ -15,7 +15,8 @@ import torch
 LIBRARIES = ("torch", "diffusers", "numpy", "scipy", "scikit-learn", "torchmetrics", "opacus")
 # the libraries whose versions key what each cache entry stores: an upgrade that changes
 # the figures then measures again instead of reusing what the older version stored
-TRAINING_LIBRARIES = ("torch", "diffusers", "opacus")  # opacus: DP-SGD's noise and epsilon
+TRAINING_LIBRARIES = ("torch", "diffusers")
+DP_LIBRARIES = ("opacus",)  # a DP-SGD model's noise and epsilon, besides
 AUDIT_LIBRARIES = ("torch", "diffusers", "numpy", "scipy", "scikit-learn", "torchmetrics")
 
 

@@ -36,9 +36,13 @@ def pretend_version(monkeypatch):
 
 
 def _keys():
+    from benchmark.mitigations.dp_sgd import DPSGD
+
     data = load_dataset(DataConfig(n_train=16))
+    family = DDIMFamily(TINY_MODEL)
     return {
-        "model": model_key(DDIMFamily(TINY_MODEL), TINY_TRAIN, data),
+        "model": model_key(family, TINY_TRAIN, data),
+        "dp-model": model_key(family, DPSGD(epsilon=2.0).train_config(TINY_TRAIN), data),
         "detector": detector_key("saf", DetectorConfig(steps=3), data),
     }
 
@@ -53,7 +57,12 @@ def test_library_versions_are_the_installed_ones():
 
 @pytest.mark.parametrize(
     ("library", "changes"),
-    [("torch", {"model", "detector"}), ("diffusers", {"model"}), ("scipy", set())],
+    [
+        ("torch", {"model", "dp-model", "detector"}),
+        ("diffusers", {"model", "dp-model"}),
+        ("opacus", {"dp-model"}),  # only where it trains
+        ("scipy", set()),
+    ],
 )
 def test_an_upgrade_keys_what_it_computes_anew(pretend_version, library, changes):
     before = _keys()

@@ -18,7 +18,7 @@ from benchmark import registry
 from benchmark.cache import Cache
 from benchmark.config import ModelConfig, TrainConfig, stable_hash
 from benchmark.data.base import ImageDataset
-from benchmark.environment import TRAINING_LIBRARIES, library_versions
+from benchmark.environment import DP_LIBRARIES, TRAINING_LIBRARIES, library_versions
 from benchmark.errors import CacheError, ConfigError
 from benchmark.models import training
 from benchmark.models.base import ModelFamily, TrainedModel
@@ -40,6 +40,7 @@ def model_key(family: ModelFamily, train_cfg: TrainConfig, data: ImageDataset) -
         train_cfg,
         data.fingerprint(),
         library_versions(*TRAINING_LIBRARIES),
+        *([library_versions(*DP_LIBRARIES)] if train_cfg.mitigation is not None else []),
     )
 
 
