@@ -1,7 +1,7 @@
 """Each science assertion of the smoke suite: its measured value on a run, its margin and
 the room left (the closing table of a fresh-clone run, docs/measurements.md).
 
-    python benchmarks/margin_table.py reports/results/run-*.json [--markdown]
+    python benchmarks/margin_table.py reports/results/run-*.json
 
 Reads the records the suite asserts on (``suites/test_smoke_leakage.py``) and its
 margins from that module, so the table and the assertions cannot drift apart.
