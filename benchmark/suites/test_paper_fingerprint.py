@@ -25,7 +25,6 @@ from benchmark.audit import run_case
 from benchmark.measures.reproduction import (
     Q_CONCLUSIVE,
     Q_EXPECTED,
-    Q_MIN_N_GEN,
     Q_P_VALUE,
     Q,
     fewer_reproductions_p,
@@ -62,11 +61,9 @@ def test_pathmnist_table1(family, n_train, memobench_session, benchmark):
             f"{family}, PathMNIST {n_train}: |q| = {m[Q]} of E|q| = {m[Q_EXPECTED]:.1f} "
             f"(p = {m[Q_P_VALUE]:.3g}); the paper found no reproduction of x_p"
         )
-    else:  # too few samples: no |q| could reject H0, so there is nothing to assert
-        pytest.skip(
-            f"{family}, PathMNIST {n_train}: N_gen = {m[N_GEN]} cannot reject H0 at any |q| "
-            f"(it needs {m[Q_MIN_N_GEN]}); pass --memobench-n-gen {m[Q_MIN_N_GEN]} or more"
-        )
+    # else: N_gen is below q_min_n_gen, so no |q| could reject H0: the case records
+    # q_conclusive false and its figures, and there is no verdict to assert (it asserted
+    # N_gen < q_min_n_gen, the very comparison q_conclusive is computed from)
 
 
 @pytest.mark.paper
