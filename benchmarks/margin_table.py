@@ -70,11 +70,8 @@ def rows(records: dict[str, dict], family: str, s) -> list[tuple[str, float, str
     if s.NLL_GAP in small:
         above("NLL gap lower bound (64)", small[s.NLL_GAP_CI][0], 0)
         above("NLL gap 64 - 1024", small[s.NLL_GAP] - large[s.NLL_GAP], s.NLL_MARGIN)
-    found = {}
-    for run in ("gsa_weights", "loss_weights"):
-        n = large[s.MIA_TRANSFER_N(attack=run)]
-        found[run] = (round(large[s.MIA_TPR_TRANSFER(attack=run, fpr="1pct")] * n), n)
-    (g, n_g), (loss, n_l) = found["gsa_weights"], found["loss_weights"]
+    (g, n_g) = s.transferred_found(large, "gsa_weights")
+    (loss, n_l) = s.transferred_found(large, "loss_weights")
     p = stats.fisher_exact([[g, n_g - g], [loss, n_l - loss]], alternative="less").pvalue
     above("GSA weaker than loss: Fisher p (1024)", p, s.GSA_WEAKER_ALPHA)
     cps = mitigated("cpsample")

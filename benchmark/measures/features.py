@@ -46,6 +46,14 @@ class ClassifierFeatures(nn.Module):
         return self.net.head(self.features(x))
 
 
+class Precomputed(nn.Module):
+    """Identity on (N, D) features already extracted: torchmetrics' FID and KID take it as
+    ``feature=``, so each set's features are computed once and shared."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 def extractor_name(extractor: nn.Module) -> str:
     """The name metrics record for ``extractor`` (its ``name``, else its class)."""
     return getattr(extractor, "name", type(extractor).__name__)

@@ -17,7 +17,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from benchmark.measures.bootstrap import bootstrap_ci
-from benchmark.measures.features import extract, extractor_name
+from benchmark.measures.features import Precomputed, extract, extractor_name
 from benchmark.measures.kid import KID_FIELDS, kid_gap_from_features
 from benchmark.record import Field
 
@@ -47,18 +47,11 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * covmean))
 
 
-class _Features(nn.Module):
-    """Identity on precomputed (N, D) features: torchmetrics FID on features extracted once."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 def fid_from_features(samples: torch.Tensor, reference: torch.Tensor) -> float:
     """torchmetrics FID of two precomputed (N, D) feature sets."""
     _need_two(samples.shape[0], "generated images")
     _need_two(reference.shape[0], "reference images")
-    metric = FrechetInceptionDistance(feature=_Features(), input_img_size=(samples.shape[1],))
+    metric = FrechetInceptionDistance(feature=Precomputed(), input_img_size=(samples.shape[1],))
     metric.update(reference.double(), real=True)
     metric.update(samples.double(), real=False)
     return float(metric.compute())

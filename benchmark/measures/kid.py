@@ -17,10 +17,10 @@ import warnings
 
 import numpy as np
 import torch
-from torch import nn
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from benchmark.measures.bootstrap import bootstrap_ci
+from benchmark.measures.features import Precomputed
 from benchmark.record import Field
 
 KID_TRAIN = Field("kid_train", "float", "KID of the samples against the training images")
@@ -31,13 +31,6 @@ KID_FIELDS = (KID_TRAIN, KID_TEST, KID_GAP, KID_GAP_CI)
 KID_MAX = 2000  # images per set: three 2000 x 2000 kernel matrices, 100 MB in float64
 
 
-class _Features(nn.Module):
-    """Identity on precomputed (N, D) features."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 def kid_from_features(samples: torch.Tensor, reference: torch.Tensor) -> float:
     """torchmetrics KID of two precomputed (N, D) feature sets of equal size N >= 2: one
     subset of all N images, so the unbiased MMD^2 of the whole sets."""
@@ -46,7 +39,7 @@ def kid_from_features(samples: torch.Tensor, reference: torch.Tensor) -> float:
         raise ValueError(f"KID needs two sets of equal size >= 2, got {n} and {reference.shape[0]}")
     with warnings.catch_warnings():  # it keeps every feature: these are n vectors, no more
         warnings.filterwarnings("ignore", message=".*will save all extracted features")
-        metric = KernelInceptionDistance(feature=_Features(), subsets=1, subset_size=n)
+        metric = KernelInceptionDistance(feature=Precomputed(), subsets=1, subset_size=n)
     metric.update(reference.double(), real=True)
     metric.update(samples.double(), real=False)
     mean, _ = metric.compute()

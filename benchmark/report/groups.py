@@ -222,11 +222,15 @@ def front_of(records: list[dict], threat: str) -> list[dict]:
 
 
 def summary(
-    ref: dict | None, comparisons: list[Comparison], records: list[dict], threat: str
+    ref: dict | None,
+    comparisons: list[Comparison],
+    records: list[dict],
+    threat: str,
+    front: list[str],
 ) -> str:
-    """'Which to choose' for one group under one threat model, from its figures."""
+    """'Which to choose' for one group under one threat model, from its figures and its
+    Pareto front (``front_of``'s records, by label)."""
     run, what = PRIVACY[threat]
-    front = [mitigation_label(r) for r in front_of(records, threat)]
     if ref is None:
         return (
             f"No `none` case of this base model: nothing to compare the mitigations with. "
@@ -323,6 +327,6 @@ def compare_groups(records: list[dict]) -> list[Group]:
                 front=front,
             )
             fronts[threat] = [mitigation_label(r) for r in front]
-            texts[threat] = summary(ref, comps, members, threat)
+            texts[threat] = summary(ref, comps, members, threat, fronts[threat])
         out.append(Group(base_label(members[0]), members, ref, comps, plots, fronts, texts))
     return out

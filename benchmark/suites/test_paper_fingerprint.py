@@ -35,8 +35,13 @@ from benchmark.report.thumbnails import case_record
 from benchmark.tiers import PAPER, PATHMNIST_N, TABLE2, paper_case, suite_names
 
 
+def _case(ctx, family: str, dataset: str, n_train: int):
+    """The paper case as this run measures it (its counts scaled under a rehearsal)."""
+    return ctx.settings.scaled(paper_case(family, dataset, n_train, ctx.settings.samples))
+
+
 def _record(family, dataset, n_train, ctx, benchmark):
-    case = ctx.settings.scaled(paper_case(family, dataset, n_train, ctx.settings.samples))
+    case = _case(ctx, family, dataset, n_train)
     result = benchmark.pedantic(run_case, args=(case, ctx), rounds=1, iterations=1)
     metrics = case_record(result, tier=PAPER)
     benchmark.extra_info.update(metrics)
@@ -78,8 +83,7 @@ def test_medmnist_table2(family, dataset, memobench_session, benchmark):
 
 def paper_metrics(ctx, family: str, dataset: str, n_train: int) -> dict:
     """A paper case's record (audited once, then from the cache)."""
-    case = ctx.settings.scaled(paper_case(family, dataset, n_train, ctx.settings.samples))
-    return run_case(case, ctx).metrics
+    return run_case(_case(ctx, family, dataset, n_train), ctx).metrics
 
 
 def check_reproductions_fall(by_n: dict[int, dict]) -> None:

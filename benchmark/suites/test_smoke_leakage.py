@@ -440,6 +440,12 @@ GSA_FAMILIES = MEASURED_FAMILIES
 GSA_WEAKER_ALPHA = 0.05
 
 
+def transferred_found(rec: dict, run: str, fpr: str = "1pct") -> tuple[int, int]:
+    """(members found, members judged) at attack ``run``'s transferred threshold."""
+    n = rec[MIA_TRANSFER_N(attack=run)]
+    return round(rec[MIA_TPR_TRANSFER(attack=run, fpr=fpr)] * n), n
+
+
 @pytest.mark.smoke
 @pytest.mark.science
 @pytest.mark.parametrize("family", GSA_FAMILIES)
@@ -452,11 +458,10 @@ def test_gsa_is_not_weaker_than_the_loss_attack_at_low_fpr(family, memobench_ses
     from scipy import stats
 
     large = metrics_of(memobench_session, family, LARGE_N)
-    found = {}
-    for run in ("gsa_weights", "loss_weights"):
-        n = large[MIA_TRANSFER_N(attack=run)]
-        found[run] = (round(large[MIA_TPR_TRANSFER(attack=run, fpr="1pct")] * n), n)
-    (g, n_g), (loss, n_l) = found["gsa_weights"], found["loss_weights"]
+    (g, n_g), (loss, n_l) = (
+        transferred_found(large, "gsa_weights"),
+        transferred_found(large, "loss_weights"),
+    )
     if stats.fisher_exact([[0, n_g], [loss, n_l - loss]], alternative="less").pvalue >= 0.05:
         pytest.skip(
             f"{family}: the loss attack finds {loss} of {n_l} members at the transferred 1% "
