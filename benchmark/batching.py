@@ -25,7 +25,7 @@ def image_bytes(model, device: torch.device) -> float:
     """Bytes one image needs in a call of ``model``'s network (as the audit calls it), from
     a probe forward of ``PROBE_IMAGES`` images at mid diffusion."""
     net = model.net.to(device).eval()
-    x = torch.zeros(PROBE_IMAGES, *model.image_shape, device=device)
+    x = torch.zeros(PROBE_IMAGES, *model.family.latent_shape(model.image_shape), device=device)
     time = model.family.noise.time_at(0.5)
     used = activation_bytes(lambda: model.family.predict_eps(net, x, time), net)
     return max(used, 1) / PROBE_IMAGES

@@ -117,7 +117,8 @@ def measure_rates(
     device = torch.device(device)
     speed = speed or Speed()
     net = family.build_network(tuple(image_shape)).to(device)
-    x = torch.randn((batch, *image_shape), device=device)
+    x = torch.randn((batch, *image_shape), device=device)  # what training reads
+    z = torch.randn((batch, *family.latent_shape(tuple(image_shape))), device=device)
     t = family.noise.time_at(0.5)
     fast = speed.wrap(net, device)
 
@@ -138,7 +139,7 @@ def measure_rates(
 
     def evaluate() -> None:
         with torch.no_grad():
-            family.predict_eps(fast.eval(), x, t)
+            family.predict_eps(fast.eval(), z, t)
 
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
     gen = torch.Generator(device=device).manual_seed(0)
@@ -180,14 +181,20 @@ def flops_per_eval(family: ModelFamily, image_shape: tuple[int, int, int]) -> in
 def _flops(family_cls: type[ModelFamily], config, image_shape: tuple[int, int, int]) -> int:
     family = family_cls(config)
     net = family.build_network(image_shape).eval()
-    x = torch.zeros((1, *image_shape))
+    x = torch.zeros((1, *family.latent_shape(image_shape)))
     return count_flops(family.predict_eps, net, x, family.noise.time_at(0.5))
 
 
 def sampler_nfe(family: ModelFamily, case: CaseConfig, image_shape) -> int:
     """Evaluations per image of the case's sampler, counted by running it on a zero net."""
-    latents = torch.zeros((1, *image_shape))
-    _, nfe = family.sample(_ZeroNet(), latents, case.sampler)
+    image_shape = tuple(image_shape)
+    latents = torch.zeros((1, *family.latent_shape(image_shape)))
+    net = _ZeroNet()
+    if family.latent:  # its sampler decodes with the autoencoder: a real one, zero denoiser
+        net = family.build_network(image_shape).eval()
+        net.unet = _ZeroNet()
+    with torch.no_grad():
+        _, nfe = family.sample(net, latents, case.sampler)
     return int(nfe)
 
 

@@ -83,7 +83,8 @@ class MembershipAttack:
         guidance: Guidance | None,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        """(B,) scores of images ``x0`` (B, C, H, W) in [-1, 1]; higher = member."""
+        """(B,) scores of images ``x0`` (B, C, H, W) in [-1, 1], as the family's ``encode``
+        gives them (a latent family's latents); higher = member."""
         raise NotImplementedError
 
     def scores(
@@ -106,7 +107,8 @@ class MembershipAttack:
         ) as pbar:
             for chunk in images.split(batch_size):
                 with torch.no_grad():  # a guidance hook enables gradients for itself
-                    s = self.score_batch(model.family, net, chunk.to(device), guidance, gen)
+                    x0 = model.family.encode(net, chunk.to(device))  # latents, if it has them
+                    s = self.score_batch(model.family, net, x0, guidance, gen)
                 out.append(s.detach().float().cpu())
                 pbar.update(chunk.shape[0])
         scores = torch.cat(out)

@@ -65,7 +65,8 @@ class GSAAttack(MembershipAttack):
     def gradient_features(self, model, images, seed=0, device="cpu", progress=False, desc=None):
         """(N, P) log l2 norms of each image's loss gradient, one per parameter tensor."""
         family, net = model.family, model.net.to(device).eval()
-        params = [p for p in net.parameters() if p.is_floating_point()]
+        # the denoiser's own (a latent family's UNet, not its frozen autoencoder)
+        params = [p for p in family.denoiser(net).parameters() if p.is_floating_point()]
         if not params:
             raise ConfigError(
                 f"GSA needs the network's parameters (a white-box attack) and model "
@@ -84,7 +85,7 @@ class GSAAttack(MembershipAttack):
                 ) as pbar,
             ):
                 for i, x0 in enumerate(images):
-                    x0 = x0.unsqueeze(0).to(device)
+                    x0 = family.encode(net, x0.unsqueeze(0).to(device))
                     loss = x0.new_zeros(())
                     for frac in self.params["times"]:
                         time = family.noise.time_at(frac)

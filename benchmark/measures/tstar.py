@@ -137,7 +137,8 @@ def run_lockstep(
         x0: (C, H, W) the image to noise (SAF(x_p)).
         starts: family start time of each trajectory (K of them).
         sampler: solver settings.
-        noises: (K, C, H, W) standard normal noise of each trajectory.
+        noises: (K, *latent_shape) standard normal noise of each trajectory (the family's
+            ``latent_shape``: the image's own for a pixel family).
 
     Returns:
         The K final images and the NFE spent (sum over trajectories).
@@ -145,11 +146,9 @@ def run_lockstep(
     fam, net = model.family, model.net.to(device).eval()
     grid = fam.solver_grid(sampler)
     k = len(starts)
+    z0 = fam.encode(net, x0.unsqueeze(0).to(device))  # a latent family noises its latent
     x = torch.stack(
-        [
-            fam.noise.noise_to(x0.unsqueeze(0).to(device), s, noises[i : i + 1].to(device))[0]
-            for i, s in enumerate(starts)
-        ]
+        [fam.noise.noise_to(z0, s, noises[i : i + 1].to(device))[0] for i, s in enumerate(starts)]
     )
     current = list(starts)
     done = [False] * k
@@ -171,6 +170,9 @@ def run_lockstep(
                 done[i] = True
             else:
                 current[i] = nxt
+    if fam.latent:
+        with torch.no_grad():  # back to pixels, as the family's sampler returns them
+            x = torch.cat([fam.decode(net, c).clamp(-1, 1) for c in x.split(max_batch)])
     return x.cpu(), nfe
 
 
@@ -215,7 +217,7 @@ def tstar(
     if strategy not in ("exhaustive", "adaptive"):
         raise ConfigError(f"t* strategy must be 'exhaustive' or 'adaptive', got {strategy!r}")
     x0 = data.saf.fingerprinted()
-    shape = tuple(x0.shape)
+    shape = model.family.latent_shape(tuple(x0.shape))
     times = [model.family.noise.time_at(t) for t in levels]
     hits: list[int | None] = [None] * len(levels)
     trials = [0] * len(levels)

@@ -23,6 +23,10 @@ models. Its reported iDDPM CIFAR-10 figures: memorized share 0.93% -> 0.00% at F
 AMG decides with the pixel-space nearest-neighbour ratio, the Carlini criterion: that
 metric scores it by its own rule (``uses``), and the leaderboard ranks it by |q| and
 the independent replication instead.
+
+On a latent family the decision is the same, on x0_hat decoded to pixels; the step is
+taken in latent space, away from the nearest training image's latent, its size from
+the latents' own distances.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class AntiMemorizationGuidance(TrackedGuidance):
             raise ConfigError(f"AMG: chunk (images per distance block) must be >= 1, got {chunk}")
         self.train: torch.Tensor | None = None
         self.family: ModelFamily | None = None
+        self.net: torch.nn.Module | None = None
+        self.train_latents: torch.Tensor | None = None
         self._reset_counts()
 
     def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> None:
@@ -75,18 +81,30 @@ class AntiMemorizationGuidance(TrackedGuidance):
             )
         self.train = context.data.train.flatten(1).to(context.device)
         self.family = model.family
+        self.net, self.train_latents = None, None
+        if model.family.latent:  # decide on decoded x0_hat, steer in latent space
+            self.net = model.net.to(context.device)
+            self.train_latents = torch.cat(
+                [model.family.encode(self.net, x.to(context.device))
+                 for x in context.data.train.split(256)]
+            ).flatten(1)  # fmt: skip
 
     def guidance(self) -> Guidance:
         if self.train is None or self.family is None:
             raise ConfigError("AMG.guidance() before prepare(): no training images to search")
-        train, noise = self.train, self.family.noise
+        train, noise, family, net = self.train, self.family.noise, self.family, self.net
+        # where the step is taken: the pixels, or a latent family's latents
+        space = train if self.train_latents is None else self.train_latents
         ratio, scale, chunk = self.params["ratio"], self.params["scale"], self.params["chunk"]
 
         def guide(x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
             start = _time.perf_counter()
             x0 = noise.predict_x0(x, t, eps).float()
-            d1, d2, idx = nearest_two(x0, train.to(x0.device), chunk=int(chunk))
+            pixels = x0 if net is None else family.decode(net, x0).float()
+            d1, d2, idx = nearest_two(pixels, train.to(x0.device), chunk=int(chunk))
             fire = d1 < ratio * d2
+            if net is not None:  # the push's size from the latents' own distances
+                d2 = nearest_two(x0, space.to(x0.device), chunk=int(chunk))[1]
             if not fire.any():
                 self.record_step(fire, _time.perf_counter() - start)
                 return eps
@@ -94,7 +112,7 @@ class AntiMemorizationGuidance(TrackedGuidance):
             if s <= 0:  # t = 0 (a score-SDE grid's end): no noise left for eps to steer
                 self.record_step(torch.zeros_like(fire), _time.perf_counter() - start)
                 return eps
-            nearest = train[idx.to(train.device)].view_as(x0).to(x0)
+            nearest = space[idx.to(space.device)].view_as(x0).to(x0)
             away = (x.float() / a - nearest).flatten(1)
             unit = (away / away.norm(dim=1, keepdim=True).clamp_min(1e-12)).view_as(x0)
             size = (scale * ratio * d2 * fire).to(x0).view(-1, *[1] * (x.ndim - 1))

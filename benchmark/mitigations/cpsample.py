@@ -81,6 +81,13 @@ class CPSample(TrackedGuidance):
                 "prepare(model, MitigationContext(data=...))"
             )
         data, family = context.data, model.family
+        latent = family.latent  # its classifier reads noised latents, as its sampler does
+
+        def encode(images: torch.Tensor) -> torch.Tensor:
+            net = model.net.to(context.device)
+            return torch.cat([family.encode(net, x.to(context.device)).cpu()
+                              for x in images.split(256)])  # fmt: skip
+
         key = stable_hash(
             "cpsample-classifier",
             CLASSIFIER_VERSION,
@@ -91,6 +98,7 @@ class CPSample(TrackedGuidance):
             data.fingerprint(),
             self.params["classifier_steps"],
             context.seed,
+            *([model.key] if latent else []),  # the latents are that model's autoencoder's
         )
 
         def build() -> dict[str, Any]:
@@ -101,6 +109,7 @@ class CPSample(TrackedGuidance):
                 seed=context.seed,
                 device=context.device,
                 progress=context.progress,
+                encode=encode if latent else None,
             )
 
         if context.cache is None:

@@ -9,6 +9,7 @@ guides sampling away from where it is confident.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,8 +92,15 @@ def train_classifier(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, Any]:
-    """Train r_phi on the noised members with fixed random labels; returns the cache payload."""
+    """Train r_phi on the noised members with fixed random labels; returns the cache payload.
+
+    ``encode``: maps images to what the family's noise process noises (a latent family's
+    latents); the classifier then learns, and guides, in that space."""
+    members, heldout = data.train, data.heldout
+    if encode is not None:
+        members, heldout = encode(members), encode(heldout)
     gen = torch.Generator().manual_seed(seed)  # the batches' indices and levels, on the host
     # the noise is drawn where the images are: on the CPU from the same generator as ever
     # (the same classifier as before), on a GPU from one of its own
@@ -102,8 +110,8 @@ def train_classifier(
     heldout_labels = torch.randint(0, 2, (data.heldout.shape[0],), generator=gen).float()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = RandomLabelClassifier(tuple(data.image_shape)).to(device)
-    train = data.train.to(device)
+        net = RandomLabelClassifier(tuple(members.shape[1:])).to(device)
+    train = members.to(device)
     groups = 4  # times per step; each noises a quarter of the batch
 
     def batch_loss() -> torch.Tensor:
@@ -129,14 +137,14 @@ def train_classifier(
         return float((pred == y).float().mean())
 
     metrics = {
-        "train_accuracy_t0.05": accuracy(data.train, labels, 0.05),
-        "train_accuracy_t0.5": accuracy(data.train, labels, 0.5),
-        "heldout_accuracy_t0.05": accuracy(data.heldout, heldout_labels, 0.05),
+        "train_accuracy_t0.05": accuracy(members, labels, 0.05),
+        "train_accuracy_t0.5": accuracy(members, labels, 0.5),
+        "heldout_accuracy_t0.05": accuracy(heldout, heldout_labels, 0.05),
         "final_loss": final_loss,
     }
     return {
         "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
-        "image_shape": list(data.image_shape),
+        "image_shape": list(members.shape[1:]),
         "dataset": data.name,
         "n_train": data.n_train,
         "data_fingerprint": data.fingerprint(),

@@ -13,7 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -23,6 +23,10 @@ from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.noise import NoiseProcess
 from benchmark.progress import bar
 from benchmark.samplers.base import Guidance
+
+if TYPE_CHECKING:
+    from benchmark.cache import Cache
+    from benchmark.data.base import ImageDataset
 
 # guidance(x_t, t, eps) -> eps_hat: the hook a mitigation uses inside a sampler loop. Samplers
 # run under torch.no_grad(); a hook that needs gradients enables them for itself.
@@ -68,12 +72,17 @@ class ModelFamily(ABC):
             (it is part of every cache key).
         samplers: the ``SamplerConfig.name`` values the family supports.
         in_suites: whether suite cases are generated for this family.
+        suite_mitigations: the mitigations whose smoke cases the family joins (``None``:
+            every registered one).
+        latent: the family diffuses an autoencoder's latents (``encode``/``decode``).
     """
 
     name: ClassVar[str] = "base"
     version: ClassVar[str] = "1"
     samplers: ClassVar[tuple[str, ...]] = ()
     in_suites: ClassVar[bool] = True
+    suite_mitigations: ClassVar[tuple[str, ...] | None] = None
+    latent: ClassVar[bool] = False  # encode/decode are not the identity
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
@@ -129,6 +138,40 @@ class ModelFamily(ABC):
         """One step of the sampler from ``time`` to ``next_time`` (``None``: to x_0); calls
         ``guidance(x, t, eps)`` on its noise estimate when given."""
 
+    # -- a latent family's autoencoder (a pixel family: the identity) ----------------
+    # The noise process, the sampler, t*, the denoising attacks and the guidance hooks
+    # work on what ``encode`` gives (latents); the fingerprint detectors, the replication
+    # measures and FID on what ``decode`` gives back (pixels). ``sample`` returns pixels.
+    def latent_shape(self, image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        """The (C, H, W) the noise process and the sampler run on for images of
+        ``image_shape``."""
+        return tuple(image_shape)
+
+    def encode(self, net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) in [-1, 1] to what the noise process noises."""
+        return images
+
+    def decode(self, net: nn.Module, latents: torch.Tensor) -> torch.Tensor:
+        """What the sampler returns, back to images (B, C, H, W), about [-1, 1]."""
+        return latents
+
+    def denoiser(self, net: nn.Module) -> nn.Module:
+        """The part of ``net`` that estimates the noise (a white-box attack's parameters)."""
+        return net
+
+    def prepare(
+        self,
+        data: ImageDataset,
+        train_cfg: TrainConfig,
+        cache: Cache | None,
+        device: str | torch.device = "cpu",
+        progress: bool = True,
+    ) -> dict[str, Any]:
+        """Fit what the network needs before it trains on ``data`` (a latent family's
+        autoencoder, cached under its own key); returns stats recorded beside the
+        training's. Called once before training; a model loaded from the cache holds it."""
+        return {}
+
     # -- what a family may override ----------------------------------------------
     def step_nfe(self, sampler: SamplerConfig, final: bool = False) -> int:
         """Network evaluations of one ``solver_step`` (2 for a Heun step); ``final``: the
@@ -150,7 +193,7 @@ class ModelFamily(ABC):
         sampler: SamplerConfig,
         guidance: Guidance | None = None,
     ) -> tuple[torch.Tensor, int]:
-        """Denoise ``latents`` (B, C, H, W) to images; returns ``(images, nfe_per_image)``.
+        """Denoise ``latents`` (B, *latent_shape) to images; returns ``(images, nfe_per_image)``.
 
         The default walks ``solver_grid`` with ``solver_step``; a family may override it
         with a faster loop that gives the same images.
@@ -162,7 +205,7 @@ class ModelFamily(ABC):
             next_time = grid[i + 1] if i + 1 < len(grid) else None
             x = self.solver_step(net, x, now, next_time, sampler, guidance)
             nfe += self.step_nfe(sampler, final=next_time is None)
-        return x.clamp(-1, 1), nfe
+        return self.decode(net, x).clamp(-1, 1), nfe
 
     def check_image_shape(self, image_shape: tuple[int, int, int]) -> None:
         """Raise ``ConfigError`` (naming the size and the fix) for images the network cannot
@@ -231,7 +274,8 @@ class TrainedModel:
             total=len(seeds), desc=f"sample {self.family.name}", unit="img", enabled=progress
         ) as pbar:
             for chunk in seeds.split(batch_size):
-                latents = seeded_latents(chunk, self.image_shape).to(device)
+                shape = self.family.latent_shape(self.image_shape)
+                latents = seeded_latents(chunk, shape).to(device)
                 # no autograd graph over the trajectory: a hook that needs gradients (CPSample)
                 # enables them for itself on a detached x_t
                 with torch.no_grad():

@@ -71,6 +71,8 @@ def get_trained(
             )
 
     def build() -> dict:
+        # what the network needs first (a latent family's autoencoder, cached on its own)
+        prepared = family.prepare(data, train_cfg, cache, device=device, progress=progress)
         net, stats = training.train(
             family,
             data.train,
@@ -84,7 +86,7 @@ def get_trained(
             "family": family.name,
             "image_shape": list(data.image_shape),
             "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-            "stats": stats,
+            "stats": {**prepared, **stats},
         }
 
     start = time.perf_counter()

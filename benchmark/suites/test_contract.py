@@ -39,14 +39,20 @@ def test_family_contract(family_name, memobench_session):
     loss.backward()
     assert any(p.grad is not None for p in net.parameters())
 
-    latents = seeded_latents(torch.tensor([0, 1]), data.image_shape)
+    latent_shape = family.latent_shape(data.image_shape)
+    assert family.latent or latent_shape == data.image_shape, "a pixel family diffuses pixels"
+    latents = seeded_latents(torch.tensor([0, 1]), latent_shape)
     with torch.no_grad():
         images, nfe = family.sample(net.eval(), latents, replace(sampler_cfg, num_steps=2))
-    assert images.shape == latents.shape and torch.isfinite(images).all()
+    assert images.shape == (2, *data.image_shape) and torch.isfinite(images).all()
     assert nfe >= 1
+    with torch.no_grad():  # encode and decode keep the shapes they promise
+        z = family.encode(net, data.train[:2])
+        assert z.shape == (2, *latent_shape)
+        assert family.decode(net, z).shape == (2, *data.image_shape)
 
     # what the membership attacks use: eps at a family time, and x0 back from it
-    x0 = data.train[:2]
+    x0 = z
     time = family.noise.time_at(0.3)
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
     x_t = family.noise.noise_to(x0, time, noise)
@@ -150,6 +156,9 @@ def test_family_runs_tstar_every_attack_and_every_mitigation(
     for name in MITIGATIONS:
         cls = registry.mitigations.get(name)
         mitigation = cls(**cls.quick_params)
+        joins = family_cls.suite_mitigations
+        if mitigation.changes_training and joins is not None and name not in joins:
+            continue  # a training-time mitigation the family refuses (its prepare says why)
         # a training-time mitigation trains the family's own network through its hook
         mitigated = contract_model(family, data, mitigation, tmp_path / name)
         mitigation.prepare(mitigated, MitigationContext(data=data, features=features))
