@@ -334,7 +334,10 @@ def parser() -> argparse.ArgumentParser:
         help="the sampler's steps (default: the family's, 50 DDIM steps for ddim)",
     )  # fmt: skip
     aud.add_argument(
-        "--family", default="ddim", help="the model family that reads MODEL (default ddim)"
+        "--family",
+        default=None,
+        help="the model family that reads MODEL (default: latent for a folder with vqvae/ "
+        "or vae/, else ddim)",
     )
     aud.add_argument(
         "--mitigation", default="none",

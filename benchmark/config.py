@@ -67,6 +67,50 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class AutoencoderConfig:
+    """A latent family's autoencoder (diffusers' ``AutoencoderKL``) and its training.
+
+    ``block_out_channels`` has one entry per level; each level after the first halves
+    the image side, so (32, 64) maps 16 x 16 images to 8 x 8 latents of
+    ``latent_channels`` channels. The loss is the reconstruction's mean squared error
+    plus ``kl_weight`` times the posterior's KL divergence from N(0, I) per latent value.
+    """
+
+    block_out_channels: tuple[int, ...] = (32, 64)
+    latent_channels: int = 2
+    layers_per_block: int = 1
+    norm_num_groups: int = 8
+    kl_weight: float = 1e-4
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "block_out_channels", tuple(self.block_out_channels))
+        _check(len(self.block_out_channels) >= 1, "autoencoder block_out_channels is empty")
+        for c in self.block_out_channels:
+            _check(
+                c % self.norm_num_groups == 0,
+                f"each of the autoencoder's block_out_channels {self.block_out_channels} must "
+                f"be divisible by its norm_num_groups={self.norm_num_groups}",
+            )
+        _check(
+            self.latent_channels >= 1, f"latent_channels must be >= 1, got {self.latent_channels}"
+        )
+        _check(self.layers_per_block >= 1, "autoencoder layers_per_block must be >= 1")
+        _check(self.kl_weight >= 0, f"kl_weight must be >= 0, got {self.kl_weight}")
+        _check(self.steps >= 1, f"autoencoder steps must be >= 1, got {self.steps}")
+        _check(self.batch_size >= 1, f"autoencoder batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0, f"autoencoder lr must be > 0, got {self.lr}")
+
+    @property
+    def factor(self) -> int:
+        """How many pixels a latent value spans along each side."""
+        return 2 ** (len(self.block_out_channels) - 1)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Architecture and noise schedule of a model family (docs/science.md, model families)."""
 
@@ -82,9 +126,14 @@ class ModelConfig:
     # what the network predicts (diffusers' scheduler ``prediction_type``): memobench trains
     # ``epsilon``; a user's checkpoint may be ``v_prediction`` or ``sample``
     prediction_type: str = field(default="epsilon", metadata=UNLESS_DEFAULT)
+    # a latent family's autoencoder (``None``: a pixel family, or the latent family's
+    # defaults)
+    autoencoder: AutoencoderConfig | None = field(default=None, metadata=UNLESS_DEFAULT)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "block_out_channels", tuple(self.block_out_channels))
+        if isinstance(self.autoencoder, dict):  # read back from a record's JSON
+            object.__setattr__(self, "autoencoder", AutoencoderConfig(**self.autoencoder))
         _check(
             self.prediction_type in PREDICTION_TYPES,
             f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, "

@@ -70,8 +70,19 @@ class ModelAudit:
     model_path: str
 
 
+def folder_family(folder: Path) -> str:
+    """The built-in family that reads a diffusers folder: ``latent`` where it holds an
+    autoencoder (``vqvae/`` or ``vae/``, diffusers' LDMPipeline layout), else ``ddim``."""
+    return "latent" if any((folder / d).is_dir() for d in ("vqvae", "vae")) else "ddim"
+
+
 def model_shape(net: torch.nn.Module, folder: Path) -> tuple[int, int]:
-    """(channels, size) of the images a loaded network makes, from its config."""
+    """(channels, size) of the images a loaded network makes, from its config (a latent
+    model's: its autoencoder's channels, its UNet's side times the autoencoder's factor)."""
+    vae, unet = getattr(net, "vae", None), getattr(net, "unet", None)
+    if vae is not None and unet is not None:
+        _, side = model_shape(unet, folder)
+        return vae.config.in_channels, side * 2 ** (len(vae.config.block_out_channels) - 1)
     cfg = getattr(net, "config", None)
     channels = getattr(cfg, "in_channels", None)
     out = getattr(cfg, "out_channels", channels)
@@ -152,7 +163,7 @@ def audit_model(
     heldout: str | Path,
     session: Session,
     *,
-    family: str = "ddim",
+    family: str | None = None,
     fit: str = "resize",
     n_gen: int = DEFAULT_SAMPLES,
     steps: int | None = None,
@@ -166,7 +177,8 @@ def audit_model(
         model_path: the model's folder, as its family's ``load_pretrained`` reads it.
         members, heldout: folders of images, or ``.npz`` files (``file.npz:key``).
         session: the run's settings and cache (``Session``).
-        family: the registered model family that reads the folder.
+        family: the registered model family that reads the folder (default: ``latent``
+            for a folder with an autoencoder, ``vqvae/`` or ``vae/``, else ``ddim``).
         fit: how images reach the model's size (``FitRule``: resize, center-crop, exact).
         n_gen: samples to generate; steps: the sampler's steps (default: the family's).
         mitigation: a sampling-time mitigation to audit the model under.
@@ -181,7 +193,7 @@ def audit_model(
     if steps is not None and steps < 1:
         raise ConfigError(f"--steps must be >= 1, got {steps}")
     folder = Path(model_path).expanduser()
-    family_cls = registry.models.get(family)
+    family_cls = registry.models.get(family or folder_family(folder))
     if changes_training(mitigation):  # before any work: a wrong name or kind stops here
         raise ConfigError(
             f"mitigation {mitigation!r} changes how the model is trained; an audit of a "

@@ -153,10 +153,25 @@ WRONG_ROOTS = {
     ),
     "MedMNIST+ size": (
         _another_size_of_the_set,
-        r"holds pneumoniamnist_64.npz, MedMNIST\+ files at other sizes: these cases read the "
+        r"holds pneumoniamnist_64.npz, the same set at other sizes: these cases read the "
         r"28x28 file, pneumoniamnist.npz",
     ),
 }
+
+
+def test_a_medmnist_plus_size_reads_its_own_file_and_names_the_28px_one(tmp_path):
+    """pneumoniamnist_64 reads MedMNIST+'s pneumoniamnist_64.npz at 64 x 64; a folder
+    with only the 28 px file is told apart from one with nothing."""
+    write_medmnist_npz(tmp_path / "pneumoniamnist.npz", size=28)
+    told = (
+        r"holds pneumoniamnist.npz, the same set at other sizes: these cases read the 64x64 "
+        r"file, pneumoniamnist_64.npz"
+    )
+    with pytest.raises(DataError, match=told):
+        load_dataset(DataConfig(name="pneumoniamnist_64", n_train=8, root=str(tmp_path)))
+    write_medmnist_npz(tmp_path / "pneumoniamnist_64.npz", size=64)
+    data = load_dataset(DataConfig(name="pneumoniamnist_64", n_train=8, root=str(tmp_path)))
+    assert data.image_shape == (1, 64, 64) and data.train.shape[0] == 8
 
 
 @pytest.mark.parametrize("what", list(WRONG_ROOTS))

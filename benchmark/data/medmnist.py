@@ -1,6 +1,8 @@
-"""MedMNIST datasets through the ``medmnist`` package (docs/science.md, the data), 28x28.
+"""MedMNIST datasets through the ``medmnist`` package (docs/science.md, the data), 28x28,
+and the MedMNIST+ sizes where a case needs them.
 
-Files are MedMNIST's own ``{flag}.npz`` (keys ``train_images``, ``train_labels``,
+Files are MedMNIST's own ``{flag}.npz`` (``{flag}_{size}.npz`` for the MedMNIST+ sizes;
+keys ``train_images``, ``train_labels``,
 ``val_images``, ... ). They are read from ``DataConfig.root`` when given, else
 from ``<cache>/medmnist``, where they are downloaded on first use. With no file
 and no network the error says which file to put where.
@@ -33,8 +35,14 @@ class MedMNISTSource(DatasetSource):
         base = self.cache_root if self.cache_root is not None else Path.home() / ".cache/memobench"
         return base / "medmnist"
 
+    @property
+    def file_name(self) -> str:
+        """MedMNIST's name for the file: ``{flag}.npz`` at 28 px, ``{flag}_{size}.npz`` for
+        the MedMNIST+ sizes (64, 128, 224)."""
+        return f"{self.flag}.npz" if self.image_size == 28 else f"{self.flag}_{self.image_size}.npz"
+
     def _file(self) -> Path:
-        return self.folder / f"{self.flag}.npz"
+        return self.folder / self.file_name
 
     @property
     def where(self) -> str:
@@ -45,10 +53,10 @@ class MedMNISTSource(DatasetSource):
 
         url = medmnist.INFO[self.flag]["url"]
         return DataError(
-            f"{self.flag}.npz not found in {self.folder} ({why}{self._found_instead()}). "
+            f"{self.file_name} not found in {self.folder} ({why}{self._found_instead()}). "
             f"Download it from {url} and put it at {self._file()}, or point memobench run's "
             f"--data-root FOLDER (--memobench-data-root in pytest, DataConfig.root in "
-            f"Python) at a folder that holds {self.flag}.npz."
+            f"Python) at a folder that holds {self.file_name}."
         )
 
     def _found_instead(self) -> str:
@@ -59,11 +67,15 @@ class MedMNISTSource(DatasetSource):
             return f"; the folder {folder} does not exist"
         if not folder.is_dir():
             return f"; {folder} is a file, not a folder"
-        sized = sorted(p.name for p in folder.glob(f"{self.flag}_*.npz"))
+        sized = sorted(
+            p.name
+            for p in [*folder.glob(f"{self.flag}_*.npz"), folder / f"{self.flag}.npz"]
+            if p.exists() and p.name != self.file_name
+        )
         if sized:
             return (
-                f"; it holds {', '.join(sized)}, MedMNIST+ files at other sizes: these "
-                f"cases read the 28x28 file, {self.flag}.npz"
+                f"; it holds {', '.join(sized)}, the same set at other sizes: these cases "
+                f"read the {self.image_size}x{self.image_size} file, {self.file_name}"
             )
         images = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
         if images:
@@ -88,7 +100,8 @@ class MedMNISTSource(DatasetSource):
         cls = getattr(medmnist, medmnist.INFO[self.flag]["python_class"])
         self.folder.mkdir(parents=True, exist_ok=True)
         try:
-            cls(split="train", root=str(self.folder), download=True)
+            size = {} if self.image_size == 28 else {"size": self.image_size}
+            cls(split="train", root=str(self.folder), download=True, **size)
         except Exception as err:  # no network, HTTP error, bad checksum
             raise self._missing(f"download failed: {type(err).__name__}: {err}") from err
         if not path.exists():
@@ -105,7 +118,7 @@ class MedMNISTSource(DatasetSource):
         except Exception as err:
             raise DataError(
                 f"{path} is not a readable MedMNIST file ({type(err).__name__}: {err}); "
-                f"delete it and download {self.flag}.npz again"
+                f"delete it and download {self.file_name} again"
             ) from err
         # the shape and channels are checked against the set's own in checked_pools()
         train_x = _to_tensor(parts["train_images"], path, "train_images")
@@ -167,6 +180,13 @@ class RetinaMNIST(MedMNISTSource):
 class PneumoniaMNIST(MedMNISTSource):
     flag = name = "pneumoniamnist"
     channels, num_classes = 1, 2
+
+
+class PneumoniaMNIST64(PneumoniaMNIST):
+    """PneumoniaMNIST at 64 x 64 (MedMNIST+): the paper tier's latent case."""
+
+    name = "pneumoniamnist_64"
+    image_size = 64
 
 
 class BloodMNIST(MedMNISTSource):

@@ -180,6 +180,13 @@ class DDIMFamily(UNetNetwork, ModelFamily):
         """
         folder = Path(folder).expanduser()
         read_marker(folder, cls.name)  # a plain diffusers folder has none
+        for part in ("vqvae", "vae"):
+            if (folder / part).is_dir():
+                raise CheckpointError(
+                    f"{folder} holds an autoencoder ({part}/): it is a latent diffusion "
+                    f"model, which the {cls.name!r} family would misread; audit it with "
+                    f"--family latent (pytest: --memobench-model-family latent)"
+                )
         unet_dir = folder / "unet" if (folder / "unet").is_dir() else folder
         config_file = unet_dir / "config.json"
         if not config_file.exists():
