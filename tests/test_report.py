@@ -497,3 +497,28 @@ def test_an_equally_leaky_change_is_not_called_better():
     assert change(col, 0.6, 0.4)["verdict"] == "same"
     assert change(col, 0.9, 0.4)["verdict"] == "worse"
     assert change(col, 0.45, 0.2)["verdict"] == "better"
+
+
+def test_a_latent_and_a_pixel_model_of_the_same_data_are_shown_side_by_side(tmp_path):
+    """One table per dataset x N_train x mitigation measured on more than one family: each
+    family's figures in a row, the autoencoder's own attack and training time included;
+    a case no other family measured gets no table."""
+    recs = [
+        record("ddim-digits64-none", 0.6, q=14, tstar=0.96, fid_test=9.9,
+               mia_loss_weights_auc=1.0, mia_loss_weights_auc_ci=[0.97, 1.0]),
+        record("latent-digits64-none", 0.3, q=3, tstar=0.5, fid_test=12.5,
+               mia_loss_weights_auc=0.8, mia_loss_weights_auc_ci=[0.72, 0.86],
+               autoencoder_mia_auc=0.61, autoencoder_mia_auc_ci=[0.52, 0.7],
+               autoencoder_train_seconds=60.0),
+        dict(record("ddim-digits1024-none", 0.0), n_train=1024),
+    ]  # fmt: skip
+    html = render([results_file(tmp_path / "r.json", recs)], tmp_path / "b.html").read_text()
+    assert 'id="same-data"' in html
+    tables = re.findall(r'<section class="same-data">\s*<h3>([^<]*)</h3>', html)
+    assert tables == ["digits · N_train = 64 · none"]
+    latent = re.search(r'<tr data-family="latent">(.*?)</tr>', html, re.S).group(1)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", latent)
+    assert cells == ["latent", "0.300", "3", "0.50", "0.800 [0.720, 0.860]",
+                     "0.610 [0.520, 0.700]", "12.5", "160 (60 autoencoder)", "—"]  # fmt: skip
+    pixel = re.search(r'<tr data-family="ddim">(.*?)</tr>', html, re.S).group(1)
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", pixel)[5] == "—"  # no autoencoder

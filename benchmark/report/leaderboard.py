@@ -31,6 +31,8 @@ from benchmark.record import (
 )
 from benchmark.report import plots
 from benchmark.report.columns import Column, columns
+from benchmark.report.families import HEADERS as FAMILY_HEADERS
+from benchmark.report.families import same_data
 from benchmark.report.groups import PRIVACY, UTILITY_FLOOR, compare_groups
 from benchmark.report.results import load_table
 
@@ -257,6 +259,7 @@ def render(
     groups = header_groups(cols)
     rows = table_rows(latest, cols, previous_records(df)) if not latest.empty else []
     compared = compare_groups(records)
+    families = same_data(records)
     page = (
         environment()
         .get_template("leaderboard.html.j2")
@@ -270,6 +273,8 @@ def render(
             unmeasured_note="— means the case did not measure this column",
             case_dir=case_dir.name,
             groups_view=compared,
+            same_data=families,
+            same_data_headers=FAMILY_HEADERS,
             threat_models=THREAT_MODELS,
             privacy=PRIVACY,
             utility_floor=f"{UTILITY_FLOOR:g}",
