@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from benchmark import registry
 from benchmark.config import (
+    AutoencoderConfig,
     CaseConfig,
     DataConfig,
     DetectorConfig,
@@ -130,10 +131,23 @@ PAPER_TRAIN = TrainConfig(
 )  # fmt: skip
 
 
+# The latent family's paper case: PneumoniaMNIST at 64 px (MedMNIST+) on its full training
+# split, an autoencoder of factor 4 to 4 x 16 x 16 latents (1.3M parameters; the LDM
+# paper's KL-f4 shape at this size), and the paper's UNet on the latents.
+LATENT_PAPER = ("pneumoniamnist_64", 4708)
+PAPER_AUTOENCODER = AutoencoderConfig(
+    block_out_channels=(64, 128, 128), latent_channels=4, layers_per_block=2,
+    norm_num_groups=32, steps=20000, batch_size=64, lr=1e-4,
+)  # fmt: skip
+
+
 def paper_case(family: str, dataset: str, n_train: int, n_gen: int = PAPER_N_GEN) -> CaseConfig:
+    latent = registry.models.get(family).latent
     return CaseConfig(
         data=DataConfig(name=dataset, n_train=n_train, saf=True),
-        model=ModelConfig(family=family, **PAPER_MODEL),
+        model=ModelConfig(
+            family=family, **PAPER_MODEL, autoencoder=PAPER_AUTOENCODER if latent else None
+        ),
         train=PAPER_TRAIN,
         sampler=registry.models.get(family).paper_sampler(),
         n_gen=n_gen,
@@ -143,10 +157,25 @@ def paper_case(family: str, dataset: str, n_train: int, n_gen: int = PAPER_N_GEN
 PAPER_SUITE = "suites/test_paper_fingerprint.py"
 
 
+def pixel_families() -> list[str]:
+    """The suite families that diffuse pixels: the paper's Tables 1 and 2 run on them."""
+    return [f for f in suite_names(registry.models) if not registry.models.get(f).latent]
+
+
+def latent_families() -> list[str]:
+    """The suite families that diffuse an autoencoder's latents: one paper case each."""
+    return [f for f in suite_names(registry.models) if registry.models.get(f).latent]
+
+
 def paper_cases(n_gen: int = PAPER_N_GEN) -> list[tuple[str, CaseConfig]]:
-    """Every paper case with its pytest node id, Table 1 (PathMNIST) then Table 2."""
+    """Every paper case with its pytest node id: Table 1 (PathMNIST) then Table 2 for each
+    pixel family, the MedMNIST+ case for each latent family."""
     out = []
-    for f in suite_names(registry.models):
+    for f in latent_families():
+        d, n = LATENT_PAPER
+        node = f"{PAPER_SUITE}::test_latent_medmnist_plus[{f}-{d}]"
+        out.append((node, paper_case(f, d, n, n_gen)))
+    for f in pixel_families():
         for n in PATHMNIST_N:
             node = f"{PAPER_SUITE}::test_pathmnist_table1[{f}-{n}]"
             out.append((node, paper_case(f, "pathmnist", n, n_gen)))
@@ -230,9 +259,9 @@ class Rehearsal:
     )
 
     def case(self, case: CaseConfig) -> CaseConfig:
-        """``case`` with its counts scaled: training steps and batch, sampler steps and the
-        mitigation's ``quick_params`` (e.g. CPSample's classifier steps). N_gen comes from
-        the run (``n_gen`` by default)."""
+        """``case`` with its counts scaled: training steps and batch (an autoencoder's too),
+        sampler steps and the mitigation's ``quick_params`` (e.g. CPSample's classifier
+        steps). N_gen comes from the run (``n_gen`` by default)."""
         train = replace(
             case.train,
             steps=self.train_steps,
@@ -243,11 +272,15 @@ class Rehearsal:
         sampler: SamplerConfig = replace(
             case.sampler, num_steps=min(case.sampler.num_steps, self.sampler_steps)
         )
+        model = case.model
+        if model.autoencoder is not None:  # a latent family's autoencoder trains first
+            model = replace(model, autoencoder=replace(
+                model.autoencoder, steps=self.train_steps, batch_size=self.batch_size))  # fmt: skip
         mit_cls = registry.mitigations.get(case.mitigation.name)
         params = {**case.mitigation.kwargs, **getattr(mit_cls, "quick_params", {})}
         mitigation = MitigationConfig(case.mitigation.name, params)
-        case = replace(case, train=replace(train, mitigation=None), sampler=sampler,
-                       mitigation=mitigation)  # fmt: skip
+        case = replace(case, model=model, train=replace(train, mitigation=None),
+                       sampler=sampler, mitigation=mitigation)  # fmt: skip
         return with_mitigation_training(case)
 
     def detector(self, cfg: DetectorConfig) -> DetectorConfig:

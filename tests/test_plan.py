@@ -17,10 +17,11 @@ from benchmark.tiers import (
     PAPER_MODEL,
     Rehearsal,
     detector_config,
+    latent_families,
     paper_case,
     paper_cases,
+    pixel_families,
     smoke_case,
-    suite_names,
 )
 from tests.helpers import TINY_MODEL, TINY_SAMPLER, TINY_TRAIN, write_medmnist_npz
 
@@ -54,7 +55,6 @@ SAMPLERS = [
 
 @pytest.mark.parametrize("family, sampler", SAMPLERS)
 def test_sampler_nfe_is_what_the_sampler_reports(family, sampler):
-    from benchmark import registry
 
     fam = registry.models.get(family)(replace(TINY_MODEL, family=family))
     net = fam.build_network((1, 8, 8)).eval()
@@ -75,7 +75,8 @@ def test_plan_lists_every_paper_case_as_pytest_collects_them(pytester):
     )  # fmt: skip
     collected = {line.strip() for line in result.outlines if "::test_" in line}
     assert collected == {node for node, _ in paper_cases()}
-    assert len(collected) == 11 * len(suite_names(registry.models))  # 22 for ddim, subvp
+    # 11 for each pixel family (22 for ddim, subvp), 1 for each latent one
+    assert len(collected) == 11 * len(pixel_families()) + len(latent_families())
 
 
 def test_plan_reports_cache_states_from_a_cache_a_real_audit_filled(tmp_path):

@@ -37,7 +37,7 @@ from benchmark.record import (
     PARAM_COUNT,
     TIER,
 )
-from benchmark.tiers import PATHMNIST_N, TABLE2, paper_cases
+from benchmark.tiers import LATENT_PAPER, PATHMNIST_N, TABLE2, paper_cases
 from tests.helpers import write_medmnist_npz
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,10 +71,15 @@ def medmnist_root(tmp_path_factory) -> Path:
     for name, n_train in sizes.items():
         channels = registry.datasets.get(name).channels
         write_medmnist_npz(root / f"{name}.npz", n_train=n_train, n_test=64, channels=channels)
+    # the latent family's MedMNIST+ case: its own file, at 64 px
+    name, n_train = LATENT_PAPER
+    source = registry.datasets.get(name)
+    write_medmnist_npz(root / f"{source.flag}_{source.image_size}.npz", n_train=n_train,
+                       n_test=64, size=source.image_size, channels=source.channels)  # fmt: skip
     return root
 
 
-BUILT_IN_FAMILIES = ("ddim", "subvp")
+BUILT_IN_FAMILIES = ("ddim", "subvp", "latent")
 # Table 1's PathMNIST sizes take one path, whatever N_train: the rehearsal runs the
 # smallest and the largest (the largest also reads the whole file); Table 2 runs whole,
 # each set its own file, channel count and label layout.
@@ -104,7 +109,8 @@ def test_every_paper_case_runs_in_rehearsal(medmnist_root, tmp_path):
     assert f"{len(chosen)} passed" in run.stdout, run.stdout[-2000:]
     records = _records(results)
     expected = {case.case_id for _, case in chosen}
-    assert len(expected) == 2 * (len(REHEARSED_PATHMNIST) + len(TABLE2))
+    # each pixel family's Tables 1 and 2, the latent family's MedMNIST+ case
+    assert len(expected) == 2 * (len(REHEARSED_PATHMNIST) + len(TABLE2)) + 1
     assert set(records) == expected
     for case_id, m in records.items():
         assert m[TIER] == "paper" and m[N_GEN] == 8, case_id

@@ -1,26 +1,24 @@
 """Paper tier: the seed paper's fingerprint audit settings (Dombrowski & Kainz, 2023).
 
-PathMNIST with N_train in {1000, 5000, 10000, 20000, 50000} (its Table 1) and
-the six MedMNIST sets of its Table 2 at their full training splits, 28x28, the
-paper's UNet, 30000 training steps, N_gen from ``--memobench-n-gen`` (the paper:
-150000 for Table 1, 50000 for Table 2; the paper tier's default is 50000). The
-cases live in ``benchmark.tiers`` (``memobench plan`` reads the same list). GPU
-only: these cases skip with a reason on a machine without CUDA, except under
-``--memobench-rehearse``, which runs each of them on the CPU with the counts
-scaled down.
+PathMNIST with N_train in {1000, 5000, 10000, 20000, 50000} (its Table 1) and the six
+MedMNIST sets of its Table 2 at their full training splits, 28x28 (each pixel family),
+and PneumoniaMNIST at 64 x 64 (each latent family), the paper's UNet, 30000 training
+steps, N_gen from ``--memobench-n-gen`` (the paper: 150000 for Table 1, 50000 for Table
+2; the paper tier's default is 50000). The cases live in ``benchmark.tiers``
+(``memobench plan`` reads the same list). GPU only: these cases skip with a reason on a
+machine without CUDA, except under ``--memobench-rehearse``, which runs each of them on
+the CPU with the counts scaled down.
 
 Beside each case's own checks, the papers' findings across cases are asserted as
 directions that can fail (marker ``science``, so a rehearsal skips them; marker
-``across_cases``, so a sharded run leaves them out): |q| falls as N_train grows
-(Table 1), and t* falls with N_train across the Table 2 sets (a negative rank
-correlation).
+``across_cases``, so a sharded run leaves them out): |q| falls as N_train grows (Table
+1), and t* falls with N_train across the Table 2 sets (a negative rank correlation).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from benchmark import registry
 from benchmark.audit import run_case
 from benchmark.measures.reproduction import (
     Q_CONCLUSIVE,
@@ -32,7 +30,15 @@ from benchmark.measures.reproduction import (
 from benchmark.measures.tstar import TSTAR, TSTAR_NFE
 from benchmark.record import N_GEN, N_TRAIN
 from benchmark.report.thumbnails import case_record
-from benchmark.tiers import PAPER, PATHMNIST_N, TABLE2, paper_case, suite_names
+from benchmark.tiers import (
+    LATENT_PAPER,
+    PAPER,
+    PATHMNIST_N,
+    TABLE2,
+    latent_families,
+    paper_case,
+    pixel_families,
+)
 
 
 def _case(ctx, family: str, dataset: str, n_train: int):
@@ -53,7 +59,7 @@ def _record(family, dataset, n_train, ctx, benchmark):
 @pytest.mark.paper
 @pytest.mark.gpu
 @pytest.mark.parametrize("n_train", PATHMNIST_N)
-@pytest.mark.parametrize("family", suite_names(registry.models))
+@pytest.mark.parametrize("family", pixel_families())
 def test_pathmnist_table1(family, n_train, memobench_session, benchmark):
     m = _record(family, "pathmnist", n_train, memobench_session, benchmark)
     if n_train == 1000:  # the paper: |q| = 151 vs E|q| = 150, H0 kept
@@ -74,11 +80,26 @@ def test_pathmnist_table1(family, n_train, memobench_session, benchmark):
 @pytest.mark.paper
 @pytest.mark.gpu
 @pytest.mark.parametrize("dataset", list(TABLE2))
-@pytest.mark.parametrize("family", suite_names(registry.models))
+@pytest.mark.parametrize("family", pixel_families())
 def test_medmnist_table2(family, dataset, memobench_session, benchmark):
     m = _record(family, dataset, TABLE2[dataset], memobench_session, benchmark)
     assert -1 <= m[TSTAR] < 1
     assert m[TSTAR_NFE] > 0
+
+
+@pytest.mark.paper
+@pytest.mark.gpu
+@pytest.mark.parametrize("dataset", [LATENT_PAPER[0]])
+@pytest.mark.parametrize("family", latent_families())
+def test_latent_medmnist_plus(family, dataset, memobench_session, benchmark):
+    """A latent model where medical groups train them, above 28 px: PneumoniaMNIST at
+    64 x 64 (MedMNIST+), its full training split. The fingerprint audit runs on decoded
+    pixels, the attacks on the latent denoiser, and the autoencoder is attacked alone."""
+    from benchmark.metrics.autoencoder import AE_AUC, AE_MSE_HELDOUT
+
+    m = _record(family, dataset, LATENT_PAPER[1], memobench_session, benchmark)
+    assert -1 <= m[TSTAR] < 1 and m[TSTAR_NFE] > 0
+    assert 0 <= m[AE_AUC] <= 1 and m[AE_MSE_HELDOUT] >= 0
 
 
 def paper_metrics(ctx, family: str, dataset: str, n_train: int) -> dict:
@@ -122,7 +143,7 @@ def check_tstar_falls(by_n: dict[int, dict]) -> None:
 @pytest.mark.gpu
 @pytest.mark.science
 @pytest.mark.across_cases
-@pytest.mark.parametrize("family", suite_names(registry.models))
+@pytest.mark.parametrize("family", pixel_families())
 def test_reproductions_fall_as_the_training_set_grows(family, memobench_session):
     by_n = {n: paper_metrics(memobench_session, family, "pathmnist", n) for n in PATHMNIST_N}
     check_reproductions_fall(by_n)
@@ -132,7 +153,7 @@ def test_reproductions_fall_as_the_training_set_grows(family, memobench_session)
 @pytest.mark.gpu
 @pytest.mark.science
 @pytest.mark.across_cases
-@pytest.mark.parametrize("family", suite_names(registry.models))
+@pytest.mark.parametrize("family", pixel_families())
 def test_tstar_falls_as_the_training_set_grows(family, memobench_session):
     by_n = {n: paper_metrics(memobench_session, family, d, n) for d, n in TABLE2.items()}
     check_tstar_falls(by_n)
