@@ -50,6 +50,7 @@ from benchmark.models.unet import (
 )
 
 AUTOENCODER_VERSION = "1"
+SCALE_IMAGES = 1024  # training images whose latents set the scale to unit variance
 
 
 def build_autoencoder(cfg: AutoencoderConfig, image_shape: tuple[int, int, int]) -> AutoencoderKL:
@@ -131,7 +132,8 @@ def train_autoencoder(
 ) -> dict[str, Any]:
     """The autoencoder of ``cfg`` fitted on ``data.train`` by the shared loop (checkpoints,
     resume, progress), cached under its own key; the payload holds its weights, the latent
-    scale and its stats."""
+    scale (1 / the standard deviation of the first ``SCALE_IMAGES`` training images'
+    posterior means) and its stats."""
     stage = AutoencoderStage(cfg)
     train_cfg = TrainConfig(
         steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=50,
@@ -142,9 +144,9 @@ def train_autoencoder(
     def build() -> dict[str, Any]:
         folder = (cache or Cache()).dir("checkpoints", key)
         net, stats = training.train(stage, data.train, train_cfg, folder, device, progress)
-        with torch.no_grad():
+        with torch.no_grad():  # the scale from the first images (LDM: its first batch)
             means = torch.cat([net.encode(x.to(device)).latent_dist.mean.cpu()
-                               for x in data.train.split(256)])  # fmt: skip
+                               for x in data.train[:SCALE_IMAGES].split(256)])  # fmt: skip
         return {
             "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             "latent_scale": float(1.0 / means.std().clamp_min(1e-6)),
