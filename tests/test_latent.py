@@ -201,3 +201,71 @@ def test_the_autoencoder_attack_matches_scikit_learn(family_and_net):
     m0 = reconstruction_errors(model, exact)
     h0 = reconstruction_errors(model, heldout)
     assert (m0 < h0.min()).all() or score_attack(-m0.numpy(), -h0.numpy()).auc > 0.9
+
+
+# -- `memobench audit` on a latent model that memorized its 12 training digits ---------------
+@pytest.fixture(scope="module")
+def memorizing_ldm(tmp_path_factory):
+    """A latent model trained on 12 digits until it copies them, saved as an LDMPipeline
+    folder (which diffusers itself loads); its members, 120 held-out digits and 12 more
+    it never saw, as PNG folders."""
+    from benchmark.models.training import train
+    from fixtures.user_model import digits_16, write_pngs
+
+    root = tmp_path_factory.mktemp("ldm-user")
+    digits = digits_16(144)
+    members = torch.from_numpy(digits[:12]).float().div(127.5).sub(1).unsqueeze(1)
+    cfg = ModelConfig(
+        family="latent", block_out_channels=(16, 32), norm_num_groups=8,
+        autoencoder=AutoencoderConfig(block_out_channels=(16, 16), steps=600, batch_size=12),
+    )  # fmt: skip
+    data = ImageDataset(name="twelve", train=members, train_labels=torch.zeros(12).long(),
+                        heldout=members[:2], heldout_labels=torch.zeros(2).long())  # fmt: skip
+    family = LatentFamily(cfg)
+    family.prepare(data, TrainConfig(), Cache(root / "fit"), progress=False)
+    steps = TrainConfig(steps=1500, batch_size=12, lr=2e-3, lr_schedule="cosine", ema_decay=0.99)
+    net, _ = train(family, members, steps, root / "ckpt", progress=False)
+    family.save_pretrained(net, root / "model")
+    return {
+        "model": root / "model",
+        "members": write_pngs(digits[:12], root / "members"),
+        "heldout": write_pngs(digits[12:132], root / "heldout"),
+        "unseen": write_pngs(digits[132:144], root / "unseen"),
+        "cache": root / "cache",
+    }
+
+
+def _audit_ldm(user, members, out):
+    from benchmark.cli import main
+    from benchmark.report.results import latest_records
+
+    code = main(["audit", str(user["model"]), "--members", str(user[members]), "--heldout",
+                 str(user["heldout"]), "-o", str(out), "--cache", str(user["cache"]),
+                 "--device", "cpu", "--samples", "128", "--steps", "20",
+                 "--fail-if", "members_reproduced > 0"])  # fmt: skip
+    (record,) = latest_records([out / "results.json"]).values()
+    return code, record
+
+
+@pytest.mark.filterwarnings("ignore:Cannot initialize model with low cpu memory")
+def test_a_memorizing_latent_model_is_flagged_and_its_autoencoder_too(memorizing_ldm, tmp_path):
+    """No --family: the folder's autoencoder picks the latent family. The reproductions,
+    the loss attack on the latent denoiser and the autoencoder's own attack all find the
+    12 members; the gate fails."""
+    LDMPipeline.from_pretrained(
+        memorizing_ldm["model"]
+    )  # a diffusers folder, as diffusers reads it
+    code, record = _audit_ldm(memorizing_ldm, "members", tmp_path / "audit")
+    assert code == 1 and record["family"] == "latent"
+    assert record["members_reproduced"] >= 3, record["members_reproduced"]
+    assert record["mia_loss_weights_auc"] > 0.9
+    assert record["autoencoder_mia_auc"] > 0.9
+    assert record["autoencoder_mse_members"] < record["autoencoder_mse_heldout"]
+
+
+@pytest.mark.filterwarnings("ignore:Cannot initialize model with low cpu memory")
+def test_digits_the_latent_model_never_saw_show_nothing(memorizing_ldm, tmp_path):
+    code, record = _audit_ldm(memorizing_ldm, "unseen", tmp_path / "audit")
+    assert code == 0
+    assert record["members_reproduced"] == 0
+    assert record["mia_loss_weights_auc"] < 0.9 and record["autoencoder_mia_auc"] < 0.9
