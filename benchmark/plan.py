@@ -199,21 +199,23 @@ def sampler_nfe(family: ModelFamily, case: CaseConfig, image_shape) -> int:
 
 
 def tstar_nfe_bound(family: ModelFamily, case: CaseConfig, counts: AuditCounts) -> int:
-    """An upper bound on the adaptive t* search's NFE (``benchmark.measures.tstar``).
+    """An upper bound on the t* search's NFE (``benchmark.measures.tstar``).
 
-    Its exact scan stops within ``scan_budget`` (10%) of the exhaustive search's NFE,
-    plus one level; then at most a coarse scan (every 10th level) and a bisection of
-    one bracket, each level at most M trajectories from the top of the grid.
+    The exact scan (the default) runs each level at most M trajectories, so at most the
+    exhaustive search's NFE (a model whose t* lies low costs about that much). A capped
+    scan stops within ``tstar_scan_budget`` of it, plus one level; then at most a coarse
+    scan (every 10th level) and a bisection of one bracket, each level at most M
+    trajectories from the top of the grid.
     """
     levels = default_grid(counts.tstar_step)
     stub = TrainedModel(family, _ZeroNet(), "plan", (1, 1, 1))
     exhaustive = expected_exhaustive_nfe(stub, case.sampler, counts.tstar_m, levels)
-    if counts.tstar_strategy == "exhaustive":  # --memobench-tstar-curve: the whole grid
+    if counts.tstar_strategy == "exhaustive" or counts.tstar_scan_budget >= 1:
         return exhaustive
     per_level = expected_exhaustive_nfe(stub, case.sampler, counts.tstar_m, levels[:1])
     coarse = math.ceil(len(levels) / 10) + 1
     bisection = math.ceil(math.log2(10))
-    return int(0.10 * exhaustive + (1 + coarse + bisection) * per_level)
+    return int(counts.tstar_scan_budget * exhaustive + (1 + coarse + bisection) * per_level)
 
 
 def attack_nfe(n_members: int, quick: bool = False, guided: bool = False) -> int:

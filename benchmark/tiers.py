@@ -205,8 +205,11 @@ class AuditCounts:
         nll_tol: tolerance of the likelihood's adaptive ODE solve.
         quick_attacks: run each attack with its ``quick_params`` (fewer queries per image).
         feature_steps: training steps of the dataset's feature classifier (FID, replication).
-        tstar_strategy: ``adaptive`` (t* in a few levels) or ``exhaustive`` (q_M(t) on the
-            whole grid, all M trajectories per level: the seed paper's Fig. 6 curve).
+        tstar_strategy: ``adaptive`` (an exact top-down scan that stops at t*) or
+            ``exhaustive`` (q_M(t) on the whole grid, all M trajectories per level: the
+            seed paper's Fig. 6 curve); both give the same t*.
+        tstar_scan_budget: share of the exhaustive NFE the adaptive scan may spend
+            before it brackets and bisects; 1 (every case of a run the same, exact).
     """
 
     tstar_m: int = 16
@@ -217,6 +220,7 @@ class AuditCounts:
     quick_attacks: bool = False
     feature_steps: int = 800
     tstar_strategy: str = "adaptive"
+    tstar_scan_budget: float = 1.0
 
 
 def audit_counts(tier: str) -> AuditCounts:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark.measures.reproduction import Q
-from benchmark.measures.tstar import TSTAR
+from benchmark.measures.tstar import TSTAR, TSTAR_EXACT
 from benchmark.record import N_GEN
 from benchmark.suites.test_paper_fingerprint import check_reproductions_fall, check_tstar_falls
 
@@ -39,3 +39,7 @@ def test_table2_direction():
         check_tstar_falls({n: {TSTAR: 0.5 + n / 1e6} for n in falling})
     with pytest.raises(AssertionError, match="does not fall"):  # flat: no finding
         check_tstar_falls({n: {TSTAR: 0.3} for n in falling})
+    # a capped scan's bisected t* is a lower bound: not ranked beside exact ones
+    mixed = {n: {TSTAR: t, TSTAR_EXACT: n != 4708} for n, t in falling.items()}
+    with pytest.raises(AssertionError, match=r"capped scan.*\[4708\]|\[4708\].*capped"):
+        check_tstar_falls(mixed)

@@ -29,9 +29,13 @@ from benchmark.measures.membership_scores import (
     transfer_threshold,
 )
 from benchmark.measures.reproduction import (
+    Q_FALSE_POSITIVE_COUNTS,
+    Q_FALSE_POSITIVE_RATE,
+    Q_FALSE_POSITIVE_UPPER,
     Q_POWER,
     Q_POWER_N_GEN,
     ReproductionCount,
+    clopper_pearson,
     critical_count,
     min_n_gen_to_reject,
     n_gen_for_power,
@@ -260,6 +264,36 @@ def test_the_leaderboard_says_too_few_samples_to_conclude():
     assert "too few samples to conclude (power 0.00, N_gen 3067 reaches 0.8)" in _show_q(rec)
     enough = ReproductionCount(n_gen=1024, n_train=64, q=14, saf_only=0, id_only=0).as_record()
     assert "too few" not in _show_q(enough)
+
+
+def test_q_power_comes_from_the_false_positive_rates_upper_bound():
+    """0 joint hits on 128 held-out images is a rate of 0 but not a rate below 1/64: its
+    Clopper-Pearson upper bound (2.8%) is above it, and there the test has no power.
+    1024 generated images that are not x_p, also without a hit, bound it at 0.32%."""
+    from benchmark.metrics.fingerprint import _show_q
+
+    few = ReproductionCount(
+        n_gen=1024, n_train=64, q=0, saf_only=0, id_only=0, false_positives={"heldout": (0, 128)}
+    )
+    rec = few.as_record()
+    assert rec[Q_FALSE_POSITIVE_RATE] == 0.0
+    assert rec[Q_FALSE_POSITIVE_UPPER] == pytest.approx(1 - 0.025 ** (1 / 128))  # 2.84%
+    assert rec[Q_FALSE_POSITIVE_UPPER] > 1 / 64 and rec[Q_POWER] < 0.1
+    assert rec[Q_POWER_N_GEN] is None and "too few samples to conclude" in _show_q(rec)
+    many = ReproductionCount(
+        n_gen=1024,
+        n_train=64,
+        q=0,
+        saf_only=0,
+        id_only=0,
+        false_positives={"heldout": (0, 128), "generated": (0, 1024)},
+    )
+    rec = many.as_record()
+    assert rec[Q_FALSE_POSITIVE_UPPER] == pytest.approx(clopper_pearson(0, 1152)[1])
+    assert rec[Q_FALSE_POSITIVE_UPPER] < 0.0033
+    assert rec[Q_POWER] > 0.99 and rec[Q_FALSE_POSITIVE_COUNTS]["generated"] == [0, 1024]
+    with pytest.raises(ValueError, match="generated"):
+        ReproductionCount(1, 2, 0, 0, 0, false_positives={"generated": (3, 2)}).as_record()
 
 
 # -- the whole q_M(t) curve -------------------------------------------------------------------

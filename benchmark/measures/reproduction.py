@@ -30,7 +30,8 @@ Q_POWER = Field(
     "q_power",
     "float",
     "power of the binomial test at this N_gen: P(reject H0 at 5%) if x_p were never copied "
-    "(|q| then counts the detectors' joint false positives)",
+    "(|q| then counts the detectors' joint false positives, at the 95% upper bound of "
+    "their measured rate)",
 )
 Q_POWER_N_GEN = Field(
     "q_power_n_gen",
@@ -41,7 +42,18 @@ Q_POWER_N_GEN = Field(
 Q_FALSE_POSITIVE_RATE = Field(
     "q_false_positive_rate",
     "float",
-    "share of held-out images (plain and with sampler artefacts) both detectors flag",
+    "share of images that are not x_p (held-out images, plain and with sampler artefacts; "
+    "generated samples whose nearest training image is not SAF(x_p)) both detectors flag",
+)
+Q_FALSE_POSITIVE_UPPER = Field(
+    "q_false_positive_upper",
+    "float",
+    "Clopper-Pearson 95% upper bound of that rate: what the power is computed from",
+)
+Q_FALSE_POSITIVE_COUNTS = Field(
+    "q_false_positive_counts",
+    "dict",
+    "both detectors' hits and images judged, per source: {source: [hits, images]}",
 )
 Q_SAF_ONLY = Field("q_saf_only", "int", "samples only C_SAF flags")
 Q_ID_ONLY = Field("q_id_only", "int", "samples only C_ID flags")
@@ -57,6 +69,8 @@ REPRODUCTION_FIELDS = (
     Q_POWER,
     Q_POWER_N_GEN,
     Q_FALSE_POSITIVE_RATE,
+    Q_FALSE_POSITIVE_UPPER,
+    Q_FALSE_POSITIVE_COUNTS,
     Q_SAF_ONLY,
     Q_ID_ONLY,
     Q_FLAGGED,
@@ -164,7 +178,29 @@ class ReproductionCount:
     saf_only: int
     id_only: int
     flagged: list[int] = field(default_factory=list)
-    false_positive_rate: float = 0.0  # both detectors on images that are not x_p
+    # both detectors' hits on images that are not x_p, per source: {source: (hits, images)};
+    # none judged: the power is that of detectors that never err (an upper bound on it)
+    false_positives: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def false_positive_rate(self) -> float:
+        hits, n = self._pooled()
+        return hits / n if n else 0.0
+
+    @property
+    def false_positive_upper(self) -> float:
+        """The rate's Clopper-Pearson 95% upper bound (0 hits of 128 images: 2.8%)."""
+        hits, n = self._pooled()
+        return clopper_pearson(hits, n)[1] if n else 0.0
+
+    def _pooled(self) -> tuple[int, int]:
+        for source, (hits, n) in self.false_positives.items():
+            if not 0 <= hits <= n:
+                raise ValueError(f"false positives of {source!r}: need 0 <= hits <= images")
+        return (
+            sum(h for h, _ in self.false_positives.values()),
+            sum(n for _, n in self.false_positives.values()),
+        )
 
     @property
     def expected(self) -> float:
@@ -193,9 +229,13 @@ class ReproductionCount:
             # whether this N_gen could tell "never copies x_p" at 5%, and the N_gen that can
             Q_CONCLUSIVE: can_reject(self.n_gen, self.n_train),
             Q_MIN_N_GEN: min_n_gen_to_reject(self.n_train),
-            Q_POWER: q_power(self.n_gen, self.n_train, self.false_positive_rate),
-            Q_POWER_N_GEN: n_gen_for_power(self.n_train, self.false_positive_rate),
+            # from the rate's upper bound: a rate measured as 0 on a few images may still
+            # be above 1/N_train, where the test has no power at all
+            Q_POWER: q_power(self.n_gen, self.n_train, self.false_positive_upper),
+            Q_POWER_N_GEN: n_gen_for_power(self.n_train, self.false_positive_upper),
             Q_FALSE_POSITIVE_RATE: self.false_positive_rate,
+            Q_FALSE_POSITIVE_UPPER: self.false_positive_upper,
+            Q_FALSE_POSITIVE_COUNTS: {k: list(v) for k, v in self.false_positives.items()},
             Q_SAF_ONLY: self.saf_only,
             Q_ID_ONLY: self.id_only,
             Q_FLAGGED: self.flagged,

@@ -9,12 +9,15 @@ starts x_t ~ p(x_t | SAF(x_p)), run the model's own reverse process from t to
 Trajectories run batched in lockstep: the solver walks down the union of the
 start times and its own grid, and a trajectory joins the batch when the solver
 reaches its start time (``run_lockstep``). Two strategies share one result
-type: ``exhaustive`` (every level, all M) and ``adaptive``: an exact top-down
-scan, level by level, within a budget of NFE (it finds t* exactly when t* is
-high, where a memorizing model's hits are sporadic); below that a coarse scan
-brackets t* and bisection narrows the bracket, assuming q_M(t) falls as t
-grows there. Every level stops at its first hit. Trajectory m of level i always
-starts from the same noise, so both strategies see the same hits.
+type: ``exhaustive`` (every level, all M: the whole curve) and ``adaptive``: an
+exact top-down scan, a window of levels at a time, each level stopping at its
+first hit and the scan at the topmost level with one. It returns the exhaustive
+search's t* on any curve, monotone or not, for at most its NFE (less the deeper
+t* lies). Only where a run caps the scan (``scan_budget`` < 1) does a coarse scan
+bracket the rest and bisection narrow the bracket; that t* is a lower bound,
+reported with ``t_star_upper``, the level every level above which ran all M
+trajectories without a hit. Trajectory m of level i always starts from the same
+noise, so both strategies see the same hits.
 """
 
 from __future__ import annotations
@@ -38,12 +41,35 @@ TSTAR_NFE = Field("tstar_nfe", "int", "network evaluations t* spent")
 TSTAR_SECONDS = Field("tstar_seconds", "float", "wall time of t*")
 TSTAR_M = Field("tstar_m", "int", "trajectories per level")
 TSTAR_CURVE = Field("tstar_curve", "dict", "q_M(t): levels t, hit shares q, trials per level")
-TSTAR_FIELDS = (TSTAR, TSTAR_STRATEGY, TSTAR_NFE, TSTAR_SECONDS, TSTAR_M, TSTAR_CURVE)
+TSTAR_UPPER = Field(
+    "tstar_upper",
+    "float",
+    "t* is at most this: every level above it ran all M trajectories without a hit "
+    "(equals t* where the search was exact)",
+)
+TSTAR_EXACT = Field("tstar_exact", "bool", "t* is the exhaustive search's (no level above unrun)")
+TSTAR_FIELDS = (
+    TSTAR,
+    TSTAR_STRATEGY,
+    TSTAR_NFE,
+    TSTAR_SECONDS,
+    TSTAR_M,
+    TSTAR_CURVE,
+    TSTAR_UPPER,
+    TSTAR_EXACT,
+)
 
 HitFn = Callable[[torch.Tensor], torch.Tensor]  # images (N, C, H, W) -> (N,) bool
-# levels the adaptive scan batches together on a GPU (``tstar(window=...)``): 32 levels x
-# 4 trajectories per call instead of 4, the same t*
-GPU_TSTAR_WINDOW = 32
+# levels the adaptive scan batches together (``tstar(window=...)``), the same t*: on a GPU
+# 32 levels x 4 trajectories per call instead of 4; on 2 CPU cores 16 (the smoke DDIM
+# model on 1024 digits: the exact scan in 20 s with 16 and 24 s with 32, where level by
+# level the capped search took 28 s; benchmarks/tstar_strategies.py)
+TSTAR_WINDOW = {"cuda": 32, "cpu": 16}
+
+
+def tstar_window(device: torch.device | str) -> int:
+    """Levels per batch of the adaptive scan on ``device`` (``TSTAR_WINDOW``)."""
+    return TSTAR_WINDOW.get(torch.device(device).type, TSTAR_WINDOW["cpu"])
 
 
 def default_grid(step: float = 0.01) -> list[float]:
@@ -83,6 +109,20 @@ class TStarResult:
         ]
 
     @property
+    def t_star_upper(self) -> float:
+        """t* is at most this: the topmost level not run in full without a hit (every
+        level above it ran all M trajectories and none hit); -1 when every level did."""
+        for t, h, n in zip(self.levels, self.hits, self.trials, strict=True):
+            if h or n < self.m:
+                return t
+        return -1.0
+
+    @property
+    def exact(self) -> bool:
+        """t* is the exhaustive search's: the topmost level not cleared is the hit."""
+        return self.t_star == self.t_star_upper
+
+    @property
     def t_star_label(self) -> str:
         return "none" if self.t_star < 0 else f"{self.t_star:.2f}"
 
@@ -94,6 +134,8 @@ class TStarResult:
             TSTAR_SECONDS: self.seconds,
             TSTAR_M: self.m,
             TSTAR_CURVE: {"t": self.levels, "q": self.q, "trials": self.trials},
+            TSTAR_UPPER: self.t_star_upper,
+            TSTAR_EXACT: self.exact,
         }
 
 
@@ -190,7 +232,7 @@ def tstar(
     progress: bool = False,
     chunk: int = 4,
     coarse_stride: int = 10,
-    scan_budget: float = 0.10,
+    scan_budget: float = 1.0,
     max_batch: int = 2048,
     window: int = 1,
 ) -> TStarResult:
@@ -202,16 +244,24 @@ def tstar(
         max_batch: at most this many trajectories per network call.
         coarse_stride: adaptive: levels between the points of the coarse scan.
         scan_budget: adaptive: share of the exhaustive NFE the exact top-down scan may
-            spend before the search switches to bracketing and bisection.
+            spend before the search switches to bracketing and bisection. 1 (the
+            default): never; t* is then the exhaustive search's on any curve. Below 1,
+            t* under the scanned levels is a lower bound (bisection assumes q_M(t)
+            falls as t grows, which a sporadic hit breaks) and ``t_star_upper`` says
+            how far the scan cleared.
         window: adaptive: levels whose next ``chunk`` trajectories run in one batch while
             scanning (1: level by level). A wider window finds the same t* (the same noise
             per trajectory; it stops the levels below a hit, finishes those above) and
             spends some NFE on levels below the topmost hit, for far fewer, larger
-            network calls: the GPU's choice (``GPU_TSTAR_WINDOW``). On the CPU a bigger
-            call gains nothing, so the audit keeps 1 there.
+            network calls (``TSTAR_WINDOW`` per device).
     """
     if window < 1:
         raise ConfigError(f"t*: window (levels per batch) must be >= 1, got {window}")
+    if not 0 < scan_budget <= 1:
+        raise ConfigError(
+            f"t*: scan_budget (share of the exhaustive NFE for the exact scan) must lie in "
+            f"(0, 1], got {scan_budget}; 1 scans exactly"
+        )
     levels = default_grid() if levels is None else list(levels)
     _check(model, data, levels, m)
     if strategy not in ("exhaustive", "adaptive"):
@@ -266,12 +316,13 @@ def tstar(
 
         # Phase 1, exact: walk down from the top level by level (each stopping at its
         # first hit) while the NFE the levels above would spend with no hit stays
-        # within ``scan_budget`` of the exhaustive cost. A memorizing model has
-        # sporadic hits near t = 1 (it copies x_p from almost pure noise at rate
-        # ~1/N_train); only a scan finds the topmost one.
+        # within ``scan_budget`` of the exhaustive cost (all of it by default). Hits are
+        # sporadic: near t = 1 a memorizing model copies x_p at rate ~1/N_train, and
+        # the smoke DDIM model on 1024 digits hits at 0.16 with gaps below (0.13, 0.10,
+        # 0.08-0.06), where a bisection lands on 0.05; only a scan finds the topmost.
         budget = scan_budget * expected_exhaustive_nfe(model, sampler, m, levels)
         scanned, spent = 0, 0
-        while scanned < len(levels) and spent < budget:
+        while scanned < len(levels) and (scan_budget >= 1 or spent < budget):
             spent += expected_exhaustive_nfe(model, sampler, m, [levels[scanned]])
             scanned += 1
         with bar(total=len(levels), desc="t* adaptive", unit="level", enabled=progress) as pbar:

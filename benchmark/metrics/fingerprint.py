@@ -15,6 +15,7 @@ from benchmark.data.base import ImageDataset
 from benchmark.detectors.augment import sampler_artefacts
 from benchmark.detectors.detector import Detector, DetectorAccuracyError
 from benchmark.display import Column, Figure, new_figure, to_data_uri
+from benchmark.measures.carlini_l2 import nearest_two
 from benchmark.measures.reproduction import (
     Q_EXPECTED,
     Q_P_VALUE,
@@ -26,13 +27,15 @@ from benchmark.measures.reproduction import (
     count_reproductions,
 )
 from benchmark.measures.tstar import (
-    GPU_TSTAR_WINDOW,
     TSTAR,
     TSTAR_CURVE,
+    TSTAR_EXACT,
     TSTAR_FIELDS,
     TSTAR_M,
+    TSTAR_UPPER,
     default_grid,
     tstar,
+    tstar_window,
 )
 from benchmark.metrics.base import AuditInputs, CaseMetric
 from benchmark.mitigations.base import Mitigation
@@ -58,6 +61,7 @@ def fingerprint_audit(
     strategy: str = "adaptive",
     m: int = 16,
     levels: list[float] | None = None,
+    scan_budget: float = 1.0,
     device: torch.device | str = "cpu",
     progress: bool = False,
     batch_size: int = 2048,
@@ -73,7 +77,14 @@ def fingerprint_audit(
         det.require_accuracy(min_accuracy)
     saf_pos, id_pos = c_saf.predict(samples.images), c_id.predict(samples.images)
     reproductions = count_reproductions(saf_pos, id_pos, data.n_train)
-    reproductions.false_positive_rate = joint_false_positive_rate(c_saf, c_id, data)
+    not_xp = nearest_not_xp(samples.images, data)
+    both = saf_pos & id_pos
+    reproductions.false_positives = {
+        **heldout_false_positives(c_saf, c_id, data),
+        # the detectors on what the model made that is not x_p (guided samples under a
+        # mitigation): what they see, not only what held-out images look like
+        "generated": (int((both & not_xp).sum()), int(not_xp.sum())),
+    }
 
     def is_hit(images: torch.Tensor) -> torch.Tensor:
         return c_saf.predict(images) & c_id.predict(images)
@@ -91,7 +102,8 @@ def fingerprint_audit(
         device=device,
         progress=progress,
         max_batch=batch_size,
-        window=GPU_TSTAR_WINDOW if torch.device(device).type == "cuda" else 1,
+        scan_budget=scan_budget,
+        window=tstar_window(device),
     )
     record = {**reproductions.as_record(), **curve.as_record()}
     record[Q_NN_CONFIRMED] = confirmed_by_nearest(
@@ -110,13 +122,33 @@ def detector_record(c_saf: Detector, c_id: Detector) -> dict[str, Any]:
     }
 
 
-def joint_false_positive_rate(c_saf: Detector, c_id: Detector, data: ImageDataset) -> float:
-    """Share of held-out images, plain and with every sampler artefact, that both
-    detectors flag: what |q| counts on a model that never copies x_p."""
+def heldout_false_positives(
+    c_saf: Detector, c_id: Detector, data: ImageDataset
+) -> dict[str, tuple[int, int]]:
+    """Held-out images, plain and with every sampler artefact, that both detectors flag:
+    what |q| counts on a model that never copies x_p. {source: (hits, images)}."""
     held = data.heldout
     rough = sampler_artefacts(held, torch.Generator().manual_seed(7), p=1.0)
-    both = torch.cat([c_saf.predict(x) & c_id.predict(x) for x in (held, rough)])
-    return float(both.float().mean())
+    return {
+        name: (int((c_saf.predict(x) & c_id.predict(x)).sum()), int(x.shape[0]))
+        for name, x in (("heldout", held), ("heldout_artefacts", rough))
+    }
+
+
+# samples whose nearest training image is looked up for the detectors' false-positive
+# rate on generated images (all of them in the smoke tier; a paper case's first 4096)
+FALSE_POSITIVE_SAMPLES = 4096
+
+
+def nearest_not_xp(images: torch.Tensor, data: ImageDataset) -> torch.Tensor:
+    """(N,) mask over the samples: their nearest training image (pixels) is not SAF(x_p).
+    Beyond ``FALSE_POSITIVE_SAMPLES`` False (not looked up)."""
+    n = min(images.shape[0], FALSE_POSITIVE_SAMPLES)
+    not_xp = torch.zeros(images.shape[0], dtype=torch.bool)
+    if n:
+        _, _, nearest = nearest_two(images[:n], data.train)
+        not_xp[:n] = nearest.cpu() != data.saf.index
+    return not_xp
 
 
 WITHHELD = "withheld (the case page says why)"
@@ -148,7 +180,12 @@ def _show_tstar(record: dict) -> str | None:
     t = record.get(TSTAR)
     if t is None:
         return WITHHELD if _withheld(record) else None
-    return "none" if t < 0 else f"{t:.2f}"
+    text = "none" if t < 0 else f"{t:.2f}"
+    upper = record.get(TSTAR_UPPER)
+    if record.get(TSTAR_EXACT) is False and upper is not None:
+        # a capped scan: t* was bisected below the levels it cleared
+        text = f"{'none found' if t < 0 else 'at least ' + text}, at most {upper:.2f}"
+    return text
 
 
 def draw_tstar_curve(record: dict[str, Any]) -> str | None:
@@ -216,6 +253,7 @@ class Fingerprint(CaseMetric):
             strategy=counts.tstar_strategy,
             m=counts.tstar_m,
             levels=default_grid(counts.tstar_step),
+            scan_budget=counts.tstar_scan_budget,
             device=inputs.device,
             progress=inputs.progress,
             batch_size=inputs.batch_size(2048),
@@ -241,7 +279,8 @@ class Fingerprint(CaseMetric):
                 TSTAR,
                 "t*",
                 "largest diffusion level t from which the model's own sampler still returns "
-                "SAF(x_p) (none: from no level)",
+                "SAF(x_p) (none: from no level); 'at least .., at most ..' where the run "
+                "capped the exact scan (its t* is then bracketed, not exact)",
                 False,
                 "{:.2f}",
                 _show_tstar,

@@ -33,14 +33,16 @@ from benchmark.measures.membership_scores import (
 )
 from benchmark.measures.reproduction import (
     Q_EXPECTED,
+    Q_FALSE_POSITIVE_COUNTS,
+    Q_FALSE_POSITIVE_UPPER,
     Q_ID_ONLY,
     Q_P_VALUE,
     Q_POWER,
-    Q_POWER_N_GEN,
     Q,
+    clopper_pearson,
     fewer_reproductions_p,
 )
-from benchmark.measures.tstar import TSTAR
+from benchmark.measures.tstar import TSTAR, TSTAR_UPPER
 from benchmark.metrics.blind import BLIND_AUC, BLIND_AUC_CI, BLIND_SHIFT
 from benchmark.metrics.independent_replication import REPLICATION_INDEPENDENT
 from benchmark.metrics.likelihood import NLL_GAP, NLL_GAP_CI
@@ -72,7 +74,7 @@ SMALL_N, LARGE_N = SMOKE_N_TRAIN
 # measured with room for seeds and platforms (docs/measurements.md, "Where the
 # suite's margins come from", gives the figures behind each). The latent family's
 # figures against them (its first, untuned): Carlini 0.566 vs 0.000, loss AUC 1.000
-# vs 0.627, feature replication +0.690, t* 0.98 vs 0.32, CPSample's Carlini cut 0.524
+# vs 0.627, feature replication +0.690, t* 0.98 vs 0.79, CPSample's Carlini cut 0.524
 # (|q| 17 -> 4, Fisher p 0.003); docs/measurements.md, "The latent family's smoke cases"
 MEMORIZATION_MARGIN = 0.30  # Carlini fraction, 64 digits over 1024
 MIA_MIN_AUC = 0.80  # loss-attack AUC of a 64-digit model, at least
@@ -249,10 +251,13 @@ def test_memorizing_model_reproduces_the_fingerprint(family, memobench_session):
 @pytest.mark.science
 @pytest.mark.parametrize("family", FAMILIES)
 def test_tstar_is_lower_without_memorization(family, memobench_session):
-    """The fingerprint survives less noise in the 1024-image model than in the 64-image one."""
+    """The fingerprint survives less noise in the 1024-image model than in the 64-image one.
+    Like with like: the larger model's t* at its most (the level its scan cleared down to;
+    t* itself under the default exact scan) against the smaller one's, a level with a hit."""
     small, large = small_and_large(family, memobench_session)
-    assert large[TSTAR] < small[TSTAR], (
-        f"t* of {family}: {LARGE_N} images {large[TSTAR]} vs {SMALL_N} images {small[TSTAR]}"
+    assert large[TSTAR_UPPER] < small[TSTAR], (
+        f"t* of {family}: {LARGE_N} images {large[TSTAR]} (at most {large[TSTAR_UPPER]}) "
+        f"vs {SMALL_N} images {small[TSTAR]}"
     )
 
 
@@ -343,7 +348,9 @@ def test_cpsample_weakens_the_membership_signal_through_the_api(family, memobenc
         f"vs {plain[LOSS_AUC_API]:.3f} (advantage |AUC - 0.5| {guided_adv:.3f} vs "
         f"{plain_adv:.3f}, required drop {CPSAMPLE_MARGIN})"
     )
-    assert guided[TSTAR] < plain[TSTAR], f"{what}: t* {guided[TSTAR]} vs {plain[TSTAR]} without it"
+    assert guided[TSTAR_UPPER] < plain[TSTAR], (
+        f"{what}: t* {guided[TSTAR]} (at most {guided[TSTAR_UPPER]}) vs {plain[TSTAR]} without it"
+    )
 
 
 LIKELIHOOD_FAMILIES = [f for f in FAMILIES if getattr(registry.models.get(f), "sde", None)]
@@ -404,17 +411,25 @@ def test_the_digits_split_needs_no_blind_warning_and_q_says_when_it_cannot_tell(
     family, memobench_session
 ):
     """Members and held-out digits are one distribution (the blind baseline's interval
-    reaches 0.5), and |q|'s test has power at 64 digits, none at 1024 with 1024 samples."""
+    reaches 0.5); the detectors' joint false-positive rate, bounded on held-out and on
+    generated images that are not x_p (the 1024-image model's samples among them), stays
+    below 1/64, so |q|'s test has power at 64 digits."""
     small, large = small_and_large(family, memobench_session)
     for rec in (small, large):
         lo, hi = rec[BLIND_AUC_CI]
         assert not rec[BLIND_SHIFT] and lo <= 0.5, (
             f"{family}: blind AUC {rec[BLIND_AUC]:.3f} [{lo:.3f}, {hi:.3f}] flags the digits split"
         )
-    assert small[Q_POWER] >= 0.8, f"{family}: power {small[Q_POWER]:.2f} at {SMALL_N} digits"
-    assert large[Q_POWER] < 0.8 and large[Q_POWER_N_GEN] > large[N_GEN], (
-        f"{family}: at {LARGE_N} digits and {large[N_GEN]} samples the test should be too weak "
-        f"(power {large[Q_POWER]:.2f}, N_gen for 0.8: {large[Q_POWER_N_GEN]})"
+    hits, images = large[Q_FALSE_POSITIVE_COUNTS]["generated"]
+    upper = clopper_pearson(hits, images)[1]
+    assert upper < 1 / SMALL_N, (
+        f"{family}: both detectors flag {hits} of the {images} samples of the {LARGE_N}-digit "
+        f"model that are not x_p (95% upper bound {upper:.4f}, must stay below 1/{SMALL_N})"
+    )
+    assert small[Q_POWER] >= 0.8, (
+        f"{family}: |q|'s power {small[Q_POWER]:.2f} at {SMALL_N} digits, from a joint "
+        f"false-positive rate of at most {small[Q_FALSE_POSITIVE_UPPER]:.4f} "
+        f"({small[Q_FALSE_POSITIVE_COUNTS]})"
     )
 
 
