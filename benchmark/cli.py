@@ -1,6 +1,7 @@
 """The ``memobench`` command: run the suite, render the leaderboard, plan, list plugins.
 
-memobench run [--tier smoke] [--dataset NAME --data-root DIR] [--rehearse] [-- PYTEST_ARGS...]
+memobench run [--tier smoke|paper|validation|all] [--dataset NAME --data-root DIR] [--rehearse]
+              [-- PYTEST_ARGS...]
 memobench audit MODEL --members DIR --heldout DIR [-o OUT] [--fail-if RULE ...]
 memobench report FILES... [-o reports/leaderboard.html] [--fail-if RULE ...]
 memobench plan [--tier paper] [--shard K/N] [--tflops X]
@@ -19,7 +20,7 @@ from pathlib import Path
 from benchmark import registry
 from benchmark.errors import MemobenchError
 from benchmark.options import add_to_argparse
-from benchmark.tiers import PAPER, SMOKE
+from benchmark.tiers import ALL, PAPER, SMOKE, TIER_MARKERS, VALIDATION
 
 
 def _suites_dir() -> Path:
@@ -62,11 +63,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "--dataset chooses the smoke tier's data; the paper tier's cases name their "
                 "MedMNIST sets themselves (drop --dataset, or run --tier smoke)"
             )
+        if tier == VALIDATION:
+            raise MemobenchError(
+                "--dataset chooses the smoke tier's data; the validation tier checks the "
+                "settings tuned on digits on other digits (drop --dataset, or run --tier smoke)"
+            )
         check_dataset_option(values["dataset"], values.get("data-root"), values.get("cache"))
     pytest_args = [
         str(_suites_dir()),
         "-m",
-        tier if tier != "all" else "smoke or paper",
+        tier if tier != ALL else " or ".join(TIER_MARKERS),
         "-p",
         "no:cacheprovider",
         *args.pytest_args,

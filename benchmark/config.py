@@ -296,7 +296,16 @@ class CaseConfig:
         mit = self.mitigation.name
         if self.mitigation.params:
             mit += "(" + ",".join(f"{k}={v}" for k, v in self.mitigation.params) + ")"
-        return f"{self.model.family}-{self.data.name}{self.data.n_train}-{mit}"
+        base = f"{self.model.family}-{self.data.name}{self.data.n_train}-{mit}"
+        # another split, x_p, training or sampling seed is another case (``~split1-...``)
+        seeds = (
+            ("split", self.data.split_seed),
+            ("saf", self.data.saf_seed),
+            ("train", self.train.seed),
+            ("seed", self.seed),
+        )
+        tags = [f"{name}{value}" for name, value in seeds if value]
+        return base + ("~" + "-".join(tags) if tags else "")
 
 
 def identity(obj: Any) -> Any:

@@ -97,7 +97,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("data-root", "folder with local data files (MedMNIST .npz)"),
     Option(
         "tier",
-        "which tier of cases runs: smoke (CPU), paper (GPU) or all",
+        "which tier of cases runs: smoke (CPU), paper (GPU), validation (the tuned settings "
+        "on a model they were not tuned on; CPU) or all",
         default=SMOKE,
         choices=TIERS,
     ),
@@ -334,8 +335,8 @@ def check_values(get: Callable[[str], Any], prefix: str, names=None) -> None:
     parse_shard(get("shard"), prefix)
     if get("rehearse") and get("tier") == ALL:
         raise ConfigError(
-            f"{prefix}rehearse scales one tier's counts: pass {prefix}tier smoke or paper "
-            f"with it, not all"
+            f"{prefix}rehearse scales one tier's counts: pass {prefix}tier smoke, paper or "
+            f"validation with it, not all"
         )
 
 

@@ -24,7 +24,7 @@ from benchmark.options import (
     set_on_config,
 )
 from benchmark.speed import Speed
-from benchmark.tiers import PAPER, SMOKE, TIER_MARKERS, tier_runs
+from benchmark.tiers import PAPER, SMOKE, TIER_MARKERS, VALIDATION, tier_runs
 
 MARKERS = {
     **TIER_MARKERS,
@@ -215,6 +215,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("paper tier: run with --memobench-tier paper (on a GPU)")
     if item.get_closest_marker(SMOKE) and not tier_runs(tier, SMOKE):
         pytest.skip(f"smoke tier case; --memobench-tier is {tier}")
+    if item.get_closest_marker(VALIDATION) and not tier_runs(tier, VALIDATION):
+        pytest.skip("validation tier: run with --memobench-tier validation (about 15 CPU minutes)")
     if item.get_closest_marker("science") and item.config.getoption("--memobench-rehearse"):
         pytest.skip(
             "a rehearsal runs the code path with a few training steps, so it cannot show "

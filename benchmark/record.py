@@ -225,7 +225,13 @@ METRIC_SECONDS = Fields("{metric}_seconds", "float", "wall time of a metric on t
 METRIC_SKIPPED = Fields("{metric}_skipped", "str", "why a metric did not measure the case")
 
 # written by the suites (``benchmark.report.thumbnails.case_record``)
-TIER = Field("tier", "str", "the tier that ran the case: smoke or paper")
+TIER = Field("tier", "str", "the tier that ran the case: smoke, paper or validation")
+TUNING_ROLE = Field(
+    "tuning_role",
+    "str",
+    "selection: the model the suite's tuned settings were chosen on; evaluation: a model "
+    "of another training seed and split, which they are checked on",
+)
 PICTURES = Field("pictures", "dict", "the case page's PNG data URIs by name")
 # written by ``memobench audit`` (``benchmark.model_audit``): a user's model and images
 AUDITED_IMAGES = Field(
@@ -292,6 +298,7 @@ AUDIT: tuple[Declared, ...] = (
 )
 SUITE: tuple[Field, ...] = (
     TIER,
+    TUNING_ROLE,
     PICTURES,
     AUDITED_IMAGES,
     MEMBERS_REPRODUCED,

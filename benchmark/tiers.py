@@ -23,12 +23,14 @@ from benchmark.config import (
 )
 from benchmark.speed import Speed
 
-SMOKE, PAPER, ALL = "smoke", "paper", "all"
-TIERS = (SMOKE, PAPER, ALL)
-# what each tier's pytest marker means (``all`` runs both)
+SMOKE, PAPER, VALIDATION, ALL = "smoke", "paper", "validation", "all"
+TIERS = (SMOKE, PAPER, VALIDATION, ALL)
+# what each tier's pytest marker means (``all`` runs every one)
 TIER_MARKERS = {
     SMOKE: "CPU-sized case of the smoke tier (minutes on 2 cores)",
     PAPER: "reproduces a source paper's settings; needs --memobench-tier paper (or all)",
+    VALIDATION: "a tuned setting checked on a model it was not tuned on (another seed and "
+    "split; CPU, about 15 minutes); needs --memobench-tier validation (or all)",
 }
 
 
@@ -42,7 +44,7 @@ def tier_runs(tier: str, marker: str) -> bool:
 # 256 samples gave 2 -> 0 or 1, within chance of each other).
 SMOKE_N_GEN = 1024
 PAPER_N_GEN = 50000  # the seed paper's Table 2 (its Table 1 drew 150000)
-N_GEN_DEFAULT = {SMOKE: SMOKE_N_GEN, PAPER: PAPER_N_GEN, ALL: SMOKE_N_GEN}
+N_GEN_DEFAULT = {SMOKE: SMOKE_N_GEN, PAPER: PAPER_N_GEN, VALIDATION: SMOKE_N_GEN, ALL: SMOKE_N_GEN}
 
 # The smoke tier's training-set sizes: a small set that memorizes, a large one that does not.
 SMOKE_N_TRAIN = (64, 1024)
@@ -228,7 +230,7 @@ def audit_counts(tier: str) -> AuditCounts:
     and 32 held-out images (the full counts' 64 + 64 took 4 x 30-50 s of its 2-core
     budget; its 64-digit gap, 2.0 bits/dim with a 95% interval of +-0.1 at 63 + 63, needs
     no more to be told from the 1024-digit model's 0.05)."""
-    return AuditCounts(nll_max_per_set=32) if tier == SMOKE else AuditCounts()
+    return AuditCounts(nll_max_per_set=32) if tier in (SMOKE, VALIDATION) else AuditCounts()
 
 
 @dataclass(frozen=True)

@@ -3,32 +3,28 @@ the room left (the closing table of a fresh-clone run, docs/measurements.md).
 
     python benchmarks/margin_table.py reports/results/run-*.json
 
-Reads the records the suite asserts on (``suites/test_smoke_leakage.py``) and its
-margins from that module, so the table and the assertions cannot drift apart.
+Reads the records the suite asserts on (``benchmark/suites/test_smoke_leakage.py``) and
+its margins from there and from the checks it shares (``benchmark/suites/checks.py``),
+so the table and the assertions cannot drift apart.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
-from pathlib import Path
+from types import SimpleNamespace
 
 from scipy import stats
 
 from benchmark.measures.dp_bound import dp_violations
 from benchmark.report.results import read_results
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _suite():
-    spec = importlib.util.spec_from_file_location(
-        "smoke_suite", ROOT / "suites" / "test_smoke_leakage.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The smoke suite's names and the shared checks' margins, as one namespace."""
+    from benchmark.suites import checks, test_smoke_leakage
+
+    return SimpleNamespace(**{**vars(test_smoke_leakage), **vars(checks)})
 
 
 def rows(records: dict[str, dict], family: str, s) -> list[tuple[str, float, str, float]]:

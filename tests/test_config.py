@@ -51,3 +51,12 @@ def test_bad_values_name_the_field(build, match):
 def test_case_id():
     case = CaseConfig(mitigation=MitigationConfig("cpsample", {"alpha": 0.1}))
     assert case.case_id == "ddim-digits64-cpsample(alpha=0.1)"
+    # another split, x_p, training or sampling seed is another case, with its own id
+    other = replace(
+        case,
+        data=replace(case.data, split_seed=1, saf_seed=2),
+        train=replace(case.train, seed=3),
+        seed=4,
+    )
+    assert other.case_id == "ddim-digits64-cpsample(alpha=0.1)~split1-saf2-train3-seed4"
+    assert replace(case, seed=1).case_id == "ddim-digits64-cpsample(alpha=0.1)~seed1"

@@ -159,3 +159,32 @@ def test_smoke_tier_on_a_users_medmnist_file(tmp_path):
         assert C_SAF_ENTRY(entry="accuracy") in m, "the detectors' accuracy is recorded"
     html = board.read_text()
     assert "pneumoniamnist" in html and "t*" in html and "withheld" in html
+
+
+@pytest.mark.slow
+def test_the_validation_tier_runs_in_rehearsal(tmp_path):
+    """`memobench run --tier validation --rehearse`: each tuned setting and the paper's
+    CPSample setting on the selection model and on the evaluation model (another split,
+    x_p and seeds, its own case id), each record saying which model it is; the science
+    checks skip, since a rehearsal cannot show them."""
+    from benchmark.record import TUNING_ROLE
+    from benchmark.suites.test_heldout_settings import CASES, EVALUATION, SELECTION
+
+    results = tmp_path / "validation.json"
+    board = tmp_path / "board" / "leaderboard.html"
+    run = memobench(
+        "run", "--tier", "validation", "--rehearse", "--cache", str(tmp_path / "cache"),
+        "--results", str(results), "-o", str(board),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    assert f"{2 * len(CASES)} passed, 6 skipped" in run.stdout, run.stdout[-2000:]
+    records = _records(results)
+    roles = {case_id: m[TUNING_ROLE] for case_id, m in records.items()}
+    assert sorted(roles.values()) == [EVALUATION] * len(CASES) + [SELECTION] * len(CASES)
+    for case_id, role in roles.items():
+        assert case_id.endswith("~split1-saf1-train1-seed1") == (role == EVALUATION), case_id
+        assert records[case_id][TIER] == "validation"
+    assert any("alpha=0.001" in c for c in roles), "the paper's CPSample setting runs too"
+    html = board.read_text()
+    assert all(case_id in html for case_id in records)

@@ -20,7 +20,7 @@ from torchvision.utils import make_grid
 
 from benchmark.measures.feature_replication import TOP_PAIRS
 from benchmark.measures.reproduction import Q_FLAGGED
-from benchmark.record import PICTURES, SUITE, TIER, check_entries
+from benchmark.record import PICTURES, SUITE, TIER, TUNING_ROLE, check_entries
 
 SCALE = 3  # pixels per image pixel (nearest neighbour), so 16x16 digits stay legible
 THUMB = 64  # larger images are shrunk to this side (area averaging) in the pictures
@@ -80,9 +80,10 @@ def case_pictures(
     return pictures
 
 
-def case_record(result, tier: str) -> dict[str, Any]:
+def case_record(result, tier: str, tuning_role: str | None = None) -> dict[str, Any]:
     """What a suite records of an audited case (``benchmark.audit.AuditResult``): its
-    metrics, its tier, and the case page's pictures made from its samples."""
+    metrics, its tier, the case page's pictures made from its samples, and where a
+    suite checks tuned settings, whether its model is the one they were tuned on."""
     data = result.data
     fingerprinted = data.saf.fingerprinted() if data.saf is not None else None
     record = dict(result.metrics)
@@ -90,6 +91,8 @@ def case_record(result, tier: str) -> dict[str, Any]:
         TIER: tier,
         PICTURES: case_pictures(result.samples.images, data.train, record, fingerprinted),
     }
+    if tuning_role is not None:
+        added[TUNING_ROLE] = tuning_role
     check_entries("the suite", added, SUITE)
     record.update(added)
     return record

@@ -13,7 +13,6 @@ import pytest
 from benchmark import registry
 from benchmark.attacks.threat import run_name, threat_models_for
 from benchmark.audit import run_case
-from benchmark.measures.auc_interval import advantage
 from benchmark.measures.carlini_l2 import CARLINI_L2
 from benchmark.measures.feature_replication import (
     REPLICATION_FRACTION,
@@ -40,7 +39,6 @@ from benchmark.measures.reproduction import (
     Q_POWER,
     Q,
     clopper_pearson,
-    fewer_reproductions_p,
 )
 from benchmark.measures.tstar import TSTAR, TSTAR_UPPER
 from benchmark.metrics.blind import BLIND_AUC, BLIND_AUC_CI, BLIND_SHIFT
@@ -51,14 +49,20 @@ from benchmark.pool import TrainSpec
 from benchmark.prefetch import prefetch
 from benchmark.record import CIRCULAR, MITIGATION_ENTRY, N_GEN, NFE_PER_IMAGE, PICTURES
 from benchmark.report.thumbnails import case_record
+from benchmark.suites.checks import (
+    LOSS_AUC,
+    MIA_MIN_AUC,
+    check_amg_in_independent_features,
+    check_amg_steers_off_copies,
+    check_cpsample_cuts_copies,
+    check_cpsample_through_the_api,
+    check_gsa_finds_the_members,
+)
 from benchmark.tiers import SMOKE, SMOKE_N_TRAIN, smoke_case, suite_names
 from benchmark.workers import is_worker
 
-LOSS_AUC = MIA_AUC(attack="loss_weights")  # white box: the released weights
 LOSS_AUC_CI = MIA_AUC_CI(attack="loss_weights")
-LOSS_AUC_API = MIA_AUC(attack="loss_api")  # queries of the deployed (guided) denoiser
 NEAREST_AUC = MIA_AUC(attack="nearest_samples")  # the released samples only
-GSA_AUC = MIA_AUC(attack="gsa_weights")
 
 FAMILIES = suite_names(registry.models)
 MITIGATIONS = suite_names(registry.mitigations)
@@ -77,10 +81,7 @@ SMALL_N, LARGE_N = SMOKE_N_TRAIN
 # vs 0.627, feature replication +0.690, t* 0.98 vs 0.79, CPSample's Carlini cut 0.524
 # (|q| 17 -> 4, Fisher p 0.003); docs/measurements.md, "The latent family's smoke cases"
 MEMORIZATION_MARGIN = 0.30  # Carlini fraction, 64 digits over 1024
-MIA_MIN_AUC = 0.80  # loss-attack AUC of a 64-digit model, at least
 REPLICATION_MARGIN = 0.30  # feature replication above the held-out threshold, 64 over 1024
-CPSAMPLE_MARGIN = 0.30  # CPSample's cut of the Carlini fraction at its strongest setting
-CPSAMPLE_Q_ALPHA = 0.05  # one-sided Fisher p of fewer reproductions under CPSample
 MIA_MARGIN = 0.20  # CPSample's cut of the loss-attack AUC
 NLL_MARGIN = 0.50  # NLL gap in bits/dim, 64 digits over 1024 (score-SDE families)
 
@@ -311,23 +312,7 @@ def test_cpsample_lowers_leakage_of_the_memorizing_model(family, memobench_sessi
     fewer reproductions; and through the released weights, the very same leak as
     without it."""
     strong, plain, guided = against_none(family, memobench_session, "cpsample")
-    what = f"CPSample {strong} on {family} x {SMALL_N} images"
-    assert guided[CARLINI_L2] < plain[CARLINI_L2] - CPSAMPLE_MARGIN, (
-        f"{what}: Carlini fraction {guided[CARLINI_L2]:.3f} vs {plain[CARLINI_L2]:.3f} "
-        f"without it (required drop {CPSAMPLE_MARGIN}); guidance acted on "
-        f"{guided[MITIGATION_ENTRY(entry='guided_step_fraction')]:.1%} of the steps"
-    )
-    # CPSample leaves the weights as they are: a white-box attacker sees `none`'s model
-    assert guided[LOSS_AUC] == pytest.approx(plain[LOSS_AUC], abs=1e-9), (
-        f"{what}: loss-attack AUC under `weights` {guided[LOSS_AUC]:.3f} vs "
-        f"{plain[LOSS_AUC]:.3f}; the raw eps_theta is the same network"
-    )
-    p = fewer_reproductions_p(guided[Q], guided[N_GEN], plain[Q], plain[N_GEN])
-    assert p < CPSAMPLE_Q_ALPHA, (
-        f"{what}: |q| = {guided[Q]} of {guided[N_GEN]} samples vs {plain[Q]} of "
-        f"{plain[N_GEN]} without it; one-sided Fisher p = {p:.3g}, required < "
-        f"{CPSAMPLE_Q_ALPHA} (run the smoke tier's N_gen: fewer samples cannot tell)"
-    )
+    check_cpsample_cuts_copies(plain, guided, f"CPSample {strong} on {family} x {SMALL_N} images")
 
 
 @pytest.mark.smoke
@@ -340,16 +325,8 @@ def test_cpsample_weakens_the_membership_signal_through_the_api(family, memobenc
     """Through the deployed (guided) denoiser, CPSample weakens the loss attack and the
     fingerprint survives less noise (lower t*), by the margins measured on this family."""
     strong, plain, guided = against_none(family, memobench_session, "cpsample")
-    what = f"CPSample {strong} on {family} x {SMALL_N} images"
-    # two-sided: an AUC pushed below chance is a leak with its sign flipped
-    guided_adv, plain_adv = advantage(guided[LOSS_AUC_API]), advantage(plain[LOSS_AUC_API])
-    assert guided_adv < plain_adv - CPSAMPLE_MARGIN, (
-        f"{what}: loss-attack AUC through the deployed denoiser {guided[LOSS_AUC_API]:.3f} "
-        f"vs {plain[LOSS_AUC_API]:.3f} (advantage |AUC - 0.5| {guided_adv:.3f} vs "
-        f"{plain_adv:.3f}, required drop {CPSAMPLE_MARGIN})"
-    )
-    assert guided[TSTAR_UPPER] < plain[TSTAR], (
-        f"{what}: t* {guided[TSTAR]} (at most {guided[TSTAR_UPPER]}) vs {plain[TSTAR]} without it"
+    check_cpsample_through_the_api(
+        plain, guided, f"CPSample {strong} on {family} x {SMALL_N} images"
     )
 
 
@@ -401,7 +378,7 @@ def test_samples_alone_give_the_memorized_members_away(family, memobench_session
     assert small[NEAREST_AUC] > large[NEAREST_AUC] + MIA_MARGIN, (
         f"nearest-sample AUC of {family}: {small[NEAREST_AUC]:.3f} vs {large[NEAREST_AUC]:.3f}"
     )
-    assert small[GSA_AUC] > MIA_MIN_AUC, f"{family}: GSA AUC {small[GSA_AUC]:.3f} on {SMALL_N}"
+    check_gsa_finds_the_members(small, f"{family} on {SMALL_N} digits")
 
 
 @pytest.mark.smoke
@@ -566,9 +543,6 @@ def test_dp_sgd_keeps_membership_inference_within_its_guarantee(family, memobenc
 # and a copy moved that far is still x_p to C_ID. So |q| is reported, not asserted.
 # On the flow plugin: Carlini 0.766 -> 0.000, independent replication 0.981 -> 0.858,
 # FID_test 10.5 -> 11.3: a smaller cut in independent features than the margin below.
-AMG_CARLINI_MARGIN = 0.30
-AMG_INDEPENDENT_MARGIN = 0.15
-AMG_FID_COST = 5.0
 
 
 @pytest.mark.smoke
@@ -578,15 +552,7 @@ AMG_FID_COST = 5.0
 def test_amg_steers_the_memorizing_model_off_its_copies(family, memobench_session):
     """AMG cuts the Carlini copies of the 64-image model, for little FID."""
     settings, plain, amg = against_none(family, memobench_session, "amg")
-    what = f"AMG {settings} on {family} x {SMALL_N} images"
-    assert CARLINI_L2 in amg[CIRCULAR]  # it decides by the Carlini criterion
-    assert amg[CARLINI_L2] < plain[CARLINI_L2] - AMG_CARLINI_MARGIN, (
-        f"{what}: Carlini fraction {amg[CARLINI_L2]:.3f} vs {plain[CARLINI_L2]:.3f}"
-    )
-    assert amg[FID_TEST] < plain[FID_TEST] + AMG_FID_COST, (
-        f"{what}: FID_test {amg[FID_TEST]:.1f} vs {plain[FID_TEST]:.1f}"
-    )
-    assert 0 < amg[MITIGATION_ENTRY(entry="guided_step_fraction")] < 1
+    check_amg_steers_off_copies(plain, amg, f"AMG {settings} on {family} x {SMALL_N} images")
 
 
 @pytest.mark.smoke
@@ -597,9 +563,4 @@ def test_amg_lowers_replication_in_features_it_does_not_use(family, memobench_se
     """In features AMG does not steer by (the independent extractor), the 64-image
     model's replication drops by the margin measured on this family."""
     settings, plain, amg = against_none(family, memobench_session, "amg")
-    drop = plain[REPLICATION_INDEPENDENT] - amg[REPLICATION_INDEPENDENT]
-    assert drop > AMG_INDEPENDENT_MARGIN, (
-        f"AMG {settings} on {family} x {SMALL_N} images: independent replication "
-        f"{amg[REPLICATION_INDEPENDENT]:.3f} vs {plain[REPLICATION_INDEPENDENT]:.3f} "
-        f"without it (required drop {AMG_INDEPENDENT_MARGIN})"
-    )
+    check_amg_in_independent_features(plain, amg, f"AMG {settings} on {family} x {SMALL_N} images")
