@@ -17,7 +17,9 @@ t* lies). Only where a run caps the scan (``scan_budget`` < 1) does a coarse sca
 bracket the rest and bisection narrow the bracket; that t* is a lower bound,
 reported with ``t_star_upper``, the level every level above which ran all M
 trajectories without a hit. Trajectory m of level i always starts from the same
-noise, so both strategies see the same hits.
+noise, so both strategies see the same hits (for a deterministic solver; a
+stochastic one whose per-step noise is keyed by the image's content, as the
+sub-VP family's, can flip a borderline level with the batch it runs in).
 """
 
 from __future__ import annotations
