@@ -87,7 +87,8 @@ def memobench_session(request: pytest.FixtureRequest):
 
 
 def _is_case(item: pytest.Item) -> bool:
-    """A benchmark case (smoke- or paper-marked), as opposed to a plain test."""
+    """A benchmark case (marked with a tier: smoke, paper, validation), as opposed to a
+    plain test."""
     if item.get_closest_marker("across_cases") is not None:
         return False
     return any(item.get_closest_marker(m) is not None for m in TIER_MARKERS)
@@ -96,7 +97,7 @@ def _is_case(item: pytest.Item) -> bool:
 @pytest.hookimpl(trylast=True)  # after -m / -k deselection: shard what is selected
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With --memobench-shard K/N keep the K-th of N round-robin shares of the benchmark
-    cases (smoke/paper-marked, in node-id order, so every runner agrees and ``memobench
+    cases (tier-marked, in node-id order, so every runner agrees and ``memobench
     plan --shard K/N`` lists the same cases); tests across cases are left out (each
     would audit every other shard's cases); other tests stay."""
     from benchmark.tiers import shard_index

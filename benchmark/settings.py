@@ -37,7 +37,8 @@ class RunSettings:
         cache: cache folder (None: ``$MEMOBENCH_CACHE`` or ``~/.cache/memobench``).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (a rehearsal runs on the
             CPU whatever this says).
-        tier: the tier whose detectors and sample counts apply (``smoke``/``paper``).
+        tier: the tier whose detectors and sample counts apply (``smoke``, ``paper``,
+            ``validation``).
         n_gen: samples per case (None: the rehearsal's or the tier's).
         data_root: folder with the datasets' local files.
         smoke_dataset: the dataset the smoke tier's cases run on.

@@ -21,6 +21,7 @@ from benchmark.config import (
     SamplerConfig,
     TrainConfig,
 )
+from benchmark.errors import ConfigError
 from benchmark.speed import Speed
 
 SMOKE, PAPER, VALIDATION, ALL = "smoke", "paper", "validation", "all"
@@ -223,6 +224,15 @@ class AuditCounts:
     feature_steps: int = 800
     tstar_strategy: str = "adaptive"
     tstar_scan_budget: float = 1.0
+
+    def __post_init__(self) -> None:
+        # refused here, before a run trains and samples, not in the middle of an audit
+        if not 0 < self.tstar_scan_budget <= 1:
+            raise ConfigError(
+                f"AuditCounts.tstar_scan_budget is the share of the exhaustive t* search's "
+                f"NFE the exact scan may spend, in (0, 1]; got {self.tstar_scan_budget} "
+                f"(1, the default, scans exactly)"
+            )
 
 
 def audit_counts(tier: str) -> AuditCounts:

@@ -16,8 +16,10 @@ from types import SimpleNamespace
 
 from scipy import stats
 
+from benchmark import registry
 from benchmark.measures.dp_bound import dp_violations
 from benchmark.report.results import read_results
+from benchmark.tiers import smoke_case
 
 
 def _suite():
@@ -34,9 +36,13 @@ def rows(records: dict[str, dict], family: str, s) -> list[tuple[str, float, str
     if small is None or large is None:
         return []
 
-    def mitigated(prefix: str) -> dict | None:
-        return next((r for k, r in records.items() if k.startswith(f"{family}-digits64-{prefix}")),
-                    None)  # fmt: skip
+    def mitigated(name: str) -> dict | None:
+        """The record of ``name`` at its strongest suite setting on the smoke tier's
+        64-digit model (not another setting, not the validation tier's other model)."""
+        if name not in registry.mitigations.names():
+            return None
+        params = registry.mitigations.get(name).suite_settings[-1]
+        return records.get(smoke_case(family, s.SMALL_N, name, params).case_id)
 
     out = []
 

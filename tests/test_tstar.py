@@ -176,3 +176,12 @@ def test_the_leaderboard_shows_a_capped_scan_as_a_bracket():
     capped = {TSTAR: 0.05, TSTAR_UPPER: 0.94, TSTAR_EXACT: False}
     assert column.text(capped) == "at least 0.05, at most 0.94"
     assert column.text({**capped, TSTAR: -1.0}) == "none found, at most 0.94"
+
+
+@pytest.mark.parametrize("budget", [0.0, 1.5, -0.1])
+def test_a_bad_scan_budget_is_refused_before_a_run_starts(budget):
+    from benchmark.tiers import AuditCounts
+
+    with pytest.raises(ConfigError, match="tstar_scan_budget .* in \\(0, 1\\]"):
+        AuditCounts(tstar_scan_budget=budget)
+    assert AuditCounts(tstar_scan_budget=0.1).tstar_scan_budget == 0.1

@@ -30,8 +30,8 @@ Q_POWER = Field(
     "q_power",
     "float",
     "power of the binomial test at this N_gen: P(reject H0 at 5%) if x_p were never copied "
-    "(|q| then counts the detectors' joint false positives, at the 95% upper bound of "
-    "their measured rate)",
+    "(|q| then counts the detectors' joint false positives, at the upper end of the "
+    "two-sided 95% Clopper-Pearson interval of their measured rate)",
 )
 Q_POWER_N_GEN = Field(
     "q_power_n_gen",
@@ -48,7 +48,8 @@ Q_FALSE_POSITIVE_RATE = Field(
 Q_FALSE_POSITIVE_UPPER = Field(
     "q_false_positive_upper",
     "float",
-    "Clopper-Pearson 95% upper bound of that rate: what the power is computed from",
+    "upper end of that rate's two-sided 95% Clopper-Pearson interval (a one-sided 97.5% "
+    "bound): what the power is computed from",
 )
 Q_FALSE_POSITIVE_COUNTS = Field(
     "q_false_positive_counts",
@@ -189,7 +190,8 @@ class ReproductionCount:
 
     @property
     def false_positive_upper(self) -> float:
-        """The rate's Clopper-Pearson 95% upper bound (0 hits of 128 images: 2.8%)."""
+        """Upper end of the rate's two-sided 95% Clopper-Pearson interval (0 hits of 128
+        images: 2.8%)."""
         hits, n = self._pooled()
         return clopper_pearson(hits, n)[1] if n else 0.0
 

@@ -77,7 +77,7 @@ def fingerprint_audit(
         det.require_accuracy(min_accuracy)
     saf_pos, id_pos = c_saf.predict(samples.images), c_id.predict(samples.images)
     reproductions = count_reproductions(saf_pos, id_pos, data.n_train)
-    not_xp = nearest_not_xp(samples.images, data)
+    not_xp = nearest_not_xp(samples.images, data, device)
     both = saf_pos & id_pos
     reproductions.false_positives = {
         **heldout_false_positives(c_saf, c_id, data),
@@ -140,13 +140,15 @@ def heldout_false_positives(
 FALSE_POSITIVE_SAMPLES = 4096
 
 
-def nearest_not_xp(images: torch.Tensor, data: ImageDataset) -> torch.Tensor:
-    """(N,) mask over the samples: their nearest training image (pixels) is not SAF(x_p).
-    Beyond ``FALSE_POSITIVE_SAMPLES`` False (not looked up)."""
+def nearest_not_xp(
+    images: torch.Tensor, data: ImageDataset, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """(N,) mask over the samples: their nearest training image (pixels) is not SAF(x_p),
+    searched on ``device``. Beyond ``FALSE_POSITIVE_SAMPLES`` False (not looked up)."""
     n = min(images.shape[0], FALSE_POSITIVE_SAMPLES)
     not_xp = torch.zeros(images.shape[0], dtype=torch.bool)
     if n:
-        _, _, nearest = nearest_two(images[:n], data.train)
+        _, _, nearest = nearest_two(images[:n], data.train, device=device)
         not_xp[:n] = nearest.cpu() != data.saf.index
     return not_xp
 

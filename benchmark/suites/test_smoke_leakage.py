@@ -384,7 +384,7 @@ def test_samples_alone_give_the_memorized_members_away(family, memobench_session
 @pytest.mark.smoke
 @pytest.mark.science
 @pytest.mark.parametrize("family", FAMILIES)
-def test_the_digits_split_needs_no_blind_warning_and_q_says_when_it_cannot_tell(
+def test_the_digits_split_needs_no_blind_warning_and_q_has_power_at_64_digits(
     family, memobench_session
 ):
     """Members and held-out digits are one distribution (the blind baseline's interval
