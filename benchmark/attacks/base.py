@@ -28,6 +28,7 @@ from benchmark.measures.membership_scores import (
     MIA_IMAGES_PER_SECOND,
     MIA_PARAMS,
     MIA_QUERIES,
+    MIA_SCORES,
     MIA_SECONDS,
     AttackScore,
     check_member_sets,
@@ -166,7 +167,16 @@ class AttackRun:
             MIA_SECONDS(attack=name): self.seconds,
             MIA_IMAGES_PER_SECOND(attack=name): self.n_images / max(self.seconds, 1e-9),
             MIA_PARAMS(attack=name): dict(self.attack.params),
+            MIA_SCORES(attack=name): {
+                "members": _plain(self.member_scores),
+                "nonmembers": _plain(self.nonmember_scores),
+            },
         }
+
+
+def _plain(scores: torch.Tensor) -> list[float]:
+    """Scores as JSON floats, exactly (a threshold recomputed from them is the attack's)."""
+    return [float(v) for v in scores.detach().flatten().double().cpu().tolist()]
 
 
 def membership_sets(

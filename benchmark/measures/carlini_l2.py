@@ -20,6 +20,11 @@ CARLINI_L2 = Field(
     "share of samples whose nearest training image (pixels) is closer than 1/3 of the "
     "second-nearest one",
 )
+CARLINI_L2_FLAGGED = Field(
+    "carlini_l2_flagged",
+    "list",
+    "indices of the samples counted as replications (for changes paired on the same seeds)",
+)
 
 
 def nearest_two(
@@ -105,13 +110,23 @@ class CarliniL2(Metric):
         self.search_device = search_device  # where the nearest-neighbour search runs
         self.add_state("hits", default=torch.tensor(0), dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("flags", default=[], dist_reduce_fx="cat")
 
     def update(self, samples: torch.Tensor) -> None:
         d1, d2, _ = nearest_two(samples, self.train_images, device=self.search_device)
-        self.hits += int((d1 < self.ratio * d2).sum())
+        hit = d1 < self.ratio * d2
+        self.hits += int(hit.sum())
         self.total += samples.shape[0]
+        self.flags.append(hit.cpu())
 
     def compute(self) -> torch.Tensor:
         if self.total == 0:
             raise ValueError("CarliniL2.compute() called before any update()")
         return self.hits.float() / self.total
+
+    def flagged(self) -> list[int]:
+        """Indices (in update order) of the samples counted as replications."""
+        if not self.flags:
+            return []
+        flags = self.flags if isinstance(self.flags, torch.Tensor) else torch.cat(self.flags)
+        return torch.nonzero(flags).flatten().tolist()

@@ -22,7 +22,7 @@ from scipy import stats
 
 from benchmark.measures.auc_interval import advantage, auc_interval
 from benchmark.measures.bootstrap import bootstrap_ci
-from benchmark.record import Fields
+from benchmark.record import Field, Fields
 
 # one of each per registered attack (``MIA_AUC(attack="loss")`` is ``mia_loss_auc``)
 MIA_AUC = Fields("mia_{attack}_auc", "float", "membership-inference ROC AUC (0.5 = chance)")
@@ -61,7 +61,20 @@ MIA_QUERIES = Fields("mia_{attack}_queries_per_image", "float", "network queries
 MIA_SECONDS = Fields("mia_{attack}_seconds", "float", "wall time of the attack")
 MIA_IMAGES_PER_SECOND = Fields("mia_{attack}_images_per_second", "float", "images scored per s")
 MIA_PARAMS = Fields("mia_{attack}_params", "dict", "the attack's parameters")
+MIA_SETS = Field(
+    "mia_sets",
+    "str",
+    "content digest of the members and non-members scored, in order: cases with the same "
+    "digest scored the same images",
+)
+MIA_SCORES = Fields(
+    "mia_{attack}_scores",
+    "dict",
+    "per-image scores {members: [...], nonmembers: [...]}, in the order of the sets "
+    "``mia_sets`` names (for changes paired on the same images)",
+)
 ATTACK_FIELDS = (
+    MIA_SCORES,
     MIA_AUC,
     MIA_ADVANTAGE,
     MIA_AUC_CI,
@@ -251,6 +264,22 @@ def transfer_threshold(
         (tpr_ci.low, tpr_ci.high),
         int(m.size),
     )
+
+
+def transferred_found(
+    member_scores, nonmember_scores, fpr_target: float, seed: int
+) -> tuple[list[int], int]:
+    """Which members of the evaluation half an attack finds at the threshold fixed on the
+    calibration half's non-members for ``fpr_target`` (as ``score_attack`` splits them
+    with ``seed``): (their indices among all members, members judged). Two attacks scored
+    on the same images share the split, so their found members pair up member by member
+    (``benchmark.measures.paired.fewer_flagged_p``)."""
+    m, h = _as_numpy(member_scores), _as_numpy(nonmember_scores)
+    cal, ev = split_calibration(m.size, seed)
+    if not cal.size or not ev.size:
+        raise ValueError(f"{m.size} members: too few to split into calibration and evaluation")
+    thr = threshold_for_fpr(h[cal], fpr_target)
+    return sorted(int(i) for i in ev[m[ev] > thr]), int(ev.size)
 
 
 def split_calibration(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

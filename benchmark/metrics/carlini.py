@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmark.display import Column
-from benchmark.measures.carlini_l2 import CARLINI_L2, CarliniL2
+from benchmark.measures.carlini_l2 import CARLINI_L2, CARLINI_L2_FLAGGED, CarliniL2
 from benchmark.metrics.base import AuditInputs, CaseMetric
 
 
@@ -15,12 +15,12 @@ class Carlini(CaseMetric):
 
     name = "carlini_l2"
     order = 10
-    fields = (CARLINI_L2,)
+    fields = (CARLINI_L2, CARLINI_L2_FLAGGED)
 
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
         metric = CarliniL2(inputs.data.train, search_device=inputs.device)
         metric.update(inputs.samples.images)
-        return {CARLINI_L2: float(metric.compute())}
+        return {CARLINI_L2: float(metric.compute()), CARLINI_L2_FLAGGED: metric.flagged()}
 
     @classmethod
     def columns(cls):

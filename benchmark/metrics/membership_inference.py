@@ -37,11 +37,13 @@ from benchmark.measures.membership_scores import (
     MIA_AUC_CI,
     MIA_FPR_ACHIEVED,
     MIA_ROC,
+    MIA_SETS,
     MIA_TPR,
     MIA_TPR_TRANSFER,
     MIA_TPR_TRANSFER_CI,
     fpr_tag,
 )
+from benchmark.measures.paired import images_digest
 from benchmark.metrics.base import AuditInputs, CaseMetric
 from benchmark.mitigations.base import Mitigation
 from benchmark.models.base import TrainedModel
@@ -78,7 +80,11 @@ def membership_audit(
     """
     members, nonmembers = membership_sets(data, max_per_set=max_per_set, seed=seed)
     guidance = mitigation.guidance()
-    record: dict[str, Any] = {MIA_ATTACKS: [], MIA_RUNS: []}
+    record: dict[str, Any] = {
+        MIA_ATTACKS: [],
+        MIA_RUNS: [],
+        MIA_SETS: images_digest(members, nonmembers),
+    }
     for name in attacks if attacks is not None else registry.attacks.names():
         cls = registry.attacks.get(name)
         attack = get_attack(name, **(cls.quick_params if quick else {}))
@@ -168,7 +174,7 @@ class MembershipInference(CaseMetric):
 
     name = "membership"
     order = 40
-    fields = (MIA_ATTACKS, MIA_RUNS, *ATTACK_FIELDS)
+    fields = (MIA_ATTACKS, MIA_RUNS, MIA_SETS, *ATTACK_FIELDS)
 
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
         counts = inputs.context.counts

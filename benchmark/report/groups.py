@@ -20,17 +20,21 @@ its attacks find, for a generator of pure noise leaks nothing and is useless.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY, THREAT_MODELS, WEIGHTS
-from benchmark.measures.auc_interval import advantage, advantage_interval
-from benchmark.measures.carlini_l2 import CARLINI_L2
+from benchmark.measures.auc_interval import advantage
+from benchmark.measures.carlini_l2 import CARLINI_L2, CARLINI_L2_FLAGGED
 from benchmark.measures.fid import FID_TEST
-from benchmark.measures.membership_scores import MIA_AUC, MIA_AUC_CI
-from benchmark.measures.reproduction import Q
+from benchmark.measures.membership_scores import MIA_AUC, MIA_AUC_CI, MIA_SCORES, MIA_SETS
+from benchmark.measures.paired import (
+    advantage_change,
+    share_change_paired,
+    share_change_unpaired,
+)
+from benchmark.measures.reproduction import Q_FLAGGED, Q
 from benchmark.record import (
     BASE_MODEL,
     CASE_ID,
@@ -42,6 +46,7 @@ from benchmark.record import (
     N_GEN,
     N_TRAIN,
     SAMPLE_SECONDS,
+    SEEDS,
     TRAIN_SECONDS,
     TRAIN_STEPS,
 )
@@ -93,17 +98,21 @@ def mitigation_label(record: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Delta:
-    """A change against ``none``: value, and a 95% interval of the change."""
+    """A change against ``none``: value, a 95% interval of the change, and whether the
+    interval is paired (the two cases share the images or sample seeds measured)."""
 
     delta: float
     lo: float | None = None
     hi: float | None = None
+    paired: bool = False
 
     def text(self, fmt: str = "{:+.3f}") -> str:
         shown = fmt.format(self.delta)
         if self.lo is None or self.hi is None:
             return shown
-        return f"{shown} [{fmt.format(self.lo)}, {fmt.format(self.hi)}]"
+        return f"{shown} [{fmt.format(self.lo)}, {fmt.format(self.hi)}]" + (
+            " paired" if self.paired else ""
+        )
 
     @property
     def significant(self) -> bool:
@@ -116,37 +125,74 @@ def leakage(rec: dict, run: str) -> float | None:
     return None if auc is None else advantage(auc)
 
 
+def _interval(rec: dict, key) -> tuple[float, float] | None:
+    ci = rec.get(key)
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2:
+        return None
+    lo, hi = (_num(v) for v in ci)
+    return None if lo is None or hi is None else (lo, hi)
+
+
+def _scores(rec: dict, run: str) -> tuple[list, list] | None:
+    s = rec.get(MIA_SCORES(attack=run))
+    if not isinstance(s, dict) or not s.get("members") or not s.get("nonmembers"):
+        return None
+    return s["members"], s["nonmembers"]
+
+
 def leakage_delta(rec: dict, ref: dict, run: str) -> Delta | None:
-    """Change in an attack's advantage |AUC - 0.5| against ``ref``, with the interval of a
-    difference of two independent estimates from each one's own (asymmetric) interval
-    (Newcombe's MOVER: lo = d - hypot(a - a_lo, b_hi - b), hi = d + hypot(a_hi - a,
-    b - b_lo)); an advantage's interval is lopsided where its AUC's straddles 0.5."""
-    a, b = leakage(rec, run), leakage(ref, run)
+    """Change in an attack's advantage |AUC - 0.5| against ``ref``, with a 95% interval
+    from each one's own (asymmetric) interval: paired by the two AUCs' DeLong correlation
+    where both cases scored the same images (same ``mia_sets`` digest, scores recorded),
+    independent otherwise (``benchmark.measures.paired.advantage_change``)."""
+    a, b = _num(rec.get(MIA_AUC(attack=run))), _num(ref.get(MIA_AUC(attack=run)))
     if a is None or b is None:
         return None
-    bounds = []
-    for r in (rec, ref):
-        ci = r.get(MIA_AUC_CI(attack=run))
-        lo, hi = (
-            (_num(v) for v in ci)
-            if isinstance(ci, (list, tuple)) and len(ci) == 2
-            else (None, None)
-        )
-        if lo is None or hi is None:
-            return Delta(a - b)
-        bounds.append(advantage_interval(lo, hi))
-    (a_lo, a_hi), (b_lo, b_hi) = bounds
-    d = a - b
-    return Delta(d, d - math.hypot(a - a_lo, b_hi - b), d + math.hypot(a_hi - a, b - b_lo))
+    ci_a, ci_b = _interval(rec, MIA_AUC_CI(attack=run)), _interval(ref, MIA_AUC_CI(attack=run))
+    if ci_a is None or ci_b is None:
+        return Delta(advantage(a) - advantage(b))
+    scores = None
+    sa, sb = _scores(rec, run), _scores(ref, run)
+    same = rec.get(MIA_SETS) is not None and rec.get(MIA_SETS) == ref.get(MIA_SETS)
+    if same and sa is not None and sb is not None and len(sa[0]) == len(sb[0]):
+        scores = (sa, sb)
+    d, lo, hi, paired = advantage_change(a, ci_a, b, ci_b, scores)
+    return Delta(d, lo, hi, paired)
 
 
-def share_delta(p1, n1, p2, n2) -> Delta | None:
-    """Change in a share of samples (Wald interval of a difference of proportions)."""
-    p1, p2, n1, n2 = _num(p1), _num(p2), _num(n1), _num(n2)
+def same_samples(rec: dict, ref: dict) -> bool:
+    """Both cases drew the same number of samples from the same seeds (sample i of one
+    started from sample i's noise in the other)."""
+    seeds, ref_seeds = rec.get(SEEDS), ref.get(SEEDS)
+    return (
+        isinstance(seeds, dict)
+        and isinstance(ref_seeds, dict)
+        and "case" in seeds
+        and seeds.get("case") == ref_seeds.get("case")
+        and _num(rec.get(N_GEN)) is not None
+        and rec.get(N_GEN) == ref.get(N_GEN)
+    )
+
+
+def share_delta(rec: dict, ref: dict, share, flagged, scale: float = 1.0) -> Delta | None:
+    """Change in a share of samples (``share``: the record key of the share, or a
+    callable giving it) against ``ref``, times ``scale``: Newcombe's paired interval on
+    the per-sample verdicts (``flagged``) where both drew the same samples, his
+    independent one (from Wilson's intervals) otherwise."""
+    n1, n2 = _num(rec.get(N_GEN)), _num(ref.get(N_GEN))
+    p1 = _num(share(rec) if callable(share) else rec.get(share))
+    p2 = _num(share(ref) if callable(share) else ref.get(share))
     if None in (p1, p2, n1, n2) or not n1 or not n2:
         return None
-    half = 1.96 * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
-    return Delta(p1 - p2, p1 - p2 - half, p1 - p2 + half)
+    f1, f2 = rec.get(flagged), ref.get(flagged)
+    lists = isinstance(f1, list) and isinstance(f2, list)
+    if lists and same_samples(rec, ref) and (len(f1), len(f2)) == (round(p1 * n1), round(p2 * n2)):
+        d, lo, hi = share_change_paired(f1, f2, int(n1))
+        paired = True
+    else:
+        d, lo, hi = share_change_unpaired(round(p1 * n1), int(n1), round(p2 * n2), int(n2))
+        paired = False
+    return Delta(d * scale, lo * scale, hi * scale, paired)
 
 
 def ratio(a, b) -> float | None:
@@ -175,14 +221,10 @@ def compare(rec: dict, ref: dict) -> Comparison:
     )
     out = Comparison(str(rec.get(CASE_ID)), label)
     out.privacy = {t: leakage_delta(rec, ref, PRIVACY[t][0]) for t in THREAT_MODELS}
-    out.carlini = share_delta(
-        rec.get(CARLINI_L2), rec.get(N_GEN), ref.get(CARLINI_L2), ref.get(N_GEN)
-    )
-    q1, q2 = _num(rec.get(Q)), _num(ref.get(Q))
-    n1, n2 = _num(rec.get(N_GEN)), _num(ref.get(N_GEN))
-    if None not in (q1, q2, n1, n2):
-        d = share_delta(q1 / n1, n1, q2 / n2, n2)
-        out.q = Delta(q1 - q2 * n1 / n2, d.lo * n1, d.hi * n1) if d else None
+    out.carlini = share_delta(rec, ref, CARLINI_L2, CARLINI_L2_FLAGGED)
+    # |q| as a count of the mitigated case's N_gen: the change in share, times its N_gen
+    n_gen = _num(rec.get(N_GEN))
+    out.q = share_delta(rec, ref, _q_share, Q_FLAGGED, scale=n_gen) if n_gen else None
     fid, fid_ref = _num(rec.get(FID_TEST)), _num(ref.get(FID_TEST))
     out.fid = None if fid is None or fid_ref is None else fid - fid_ref
     out.utility_destroyed = destroys_utility(rec, ref)
@@ -191,6 +233,11 @@ def compare(rec: dict, ref: dict) -> Comparison:
     )  # per generated image: cases may differ in N_gen
     out.train_ratio = ratio(rec.get(TRAIN_SECONDS), ref.get(TRAIN_SECONDS))
     return out
+
+
+def _q_share(rec: dict) -> float | None:
+    q, n = _num(rec.get(Q)), _num(rec.get(N_GEN))
+    return None if q is None or not n else q / n
 
 
 def destroys_utility(rec: dict, ref: dict | None) -> bool:

@@ -12,10 +12,12 @@ from benchmark.measures.auc_interval import advantage
 from benchmark.measures.carlini_l2 import CARLINI_L2
 from benchmark.measures.fid import FID_TEST
 from benchmark.measures.membership_scores import MIA_AUC, MIA_AUC_CI
-from benchmark.measures.reproduction import Q, fewer_reproductions_p
+from benchmark.measures.paired import fewer_flagged_p
+from benchmark.measures.reproduction import Q_FLAGGED, Q, fewer_reproductions_p
 from benchmark.measures.tstar import TSTAR, TSTAR_UPPER
 from benchmark.metrics.independent_replication import REPLICATION_INDEPENDENT
 from benchmark.record import CIRCULAR, MITIGATION_ENTRY, N_GEN
+from benchmark.report.groups import same_samples
 
 LOSS_AUC = MIA_AUC(attack="loss_weights")  # white box: the released weights
 LOSS_AUC_API = MIA_AUC(attack="loss_api")  # queries of the deployed (guided) denoiser
@@ -45,12 +47,23 @@ def check_cpsample_cuts_copies(plain: dict, guided: dict, what: str) -> None:
         f"{what}: loss-attack AUC under `weights` {guided[LOSS_AUC]:.3f} vs "
         f"{plain[LOSS_AUC]:.3f}; the raw eps_theta is the same network"
     )
-    p = fewer_reproductions_p(guided[Q], guided[N_GEN], plain[Q], plain[N_GEN])
+    p, test = fewer_reproductions(guided, plain)
     assert p < CPSAMPLE_Q_ALPHA, (
         f"{what}: |q| = {guided[Q]} of {guided[N_GEN]} samples vs {plain[Q]} of "
-        f"{plain[N_GEN]} without it; one-sided Fisher p = {p:.3g}, required < "
+        f"{plain[N_GEN]} without it; one-sided {test} p = {p:.3g}, required < "
         f"{CPSAMPLE_Q_ALPHA} (run the smoke tier's N_gen: fewer samples cannot tell)"
     )
+
+
+def fewer_reproductions(guided: dict, plain: dict) -> tuple[float, str]:
+    """One-sided p of fewer reproductions of x_p under the mitigation, and the test's
+    name: McNemar's exact test where both cases drew the same samples (the samples
+    flagged by one only), Fisher's exact test of two counts otherwise."""
+    if same_samples(guided, plain) and all(
+        isinstance(r.get(Q_FLAGGED), list) and len(r[Q_FLAGGED]) == r[Q] for r in (guided, plain)
+    ):
+        return fewer_flagged_p(guided[Q_FLAGGED], plain[Q_FLAGGED]), "McNemar (paired)"
+    return fewer_reproductions_p(guided[Q], guided[N_GEN], plain[Q], plain[N_GEN]), "Fisher"
 
 
 def check_cpsample_through_the_api(plain: dict, guided: dict, what: str) -> None:

@@ -26,10 +26,13 @@ from benchmark.measures.membership_scores import (
     MIA_FPR_ACHIEVED,
     MIA_N,
     MIA_ROC,
+    MIA_SCORES,
     MIA_TPR,
     MIA_TPR_TRANSFER,
-    MIA_TRANSFER_N,
+    fpr_tag,
+    transferred_found,
 )
+from benchmark.measures.paired import fewer_flagged_p
 from benchmark.measures.reproduction import (
     Q_EXPECTED,
     Q_FALSE_POSITIVE_COUNTS,
@@ -47,7 +50,7 @@ from benchmark.metrics.likelihood import NLL_GAP, NLL_GAP_CI
 from benchmark.metrics.membership_inference import MIA_RUNS
 from benchmark.pool import TrainSpec
 from benchmark.prefetch import prefetch
-from benchmark.record import CIRCULAR, MITIGATION_ENTRY, N_GEN, NFE_PER_IMAGE, PICTURES
+from benchmark.record import CIRCULAR, MITIGATION_ENTRY, N_GEN, NFE_PER_IMAGE, PICTURES, SEEDS
 from benchmark.report.thumbnails import case_record
 from benchmark.suites.checks import (
     LOSS_AUC,
@@ -447,15 +450,21 @@ def test_rejection_scores_itself_and_an_independent_space_says_otherwise(family,
 # subvp 0.021 vs 0.014 (AUC 0.577 vs 0.593 and 0.555 vs 0.587). 19 against 9 and 11
 # against 7 members of 512 do not support "GSA finds more" (one-sided Fisher p 0.04 and
 # 0.24, with GSA's settings chosen on these models), so the suite asserts only what the
-# test at the honest, transferred threshold supports: GSA is not weaker.
+# test at the honest, transferred threshold supports: GSA is not weaker. Both attacks
+# judge the same members, so the test is paired (McNemar's, on the members one finds
+# and the other does not).
 GSA_FAMILIES = MEASURED_FAMILIES
 GSA_WEAKER_ALPHA = 0.05
 
 
-def transferred_found(rec: dict, run: str, fpr: str = "1pct") -> tuple[int, int]:
-    """(members found, members judged) at attack ``run``'s transferred threshold."""
-    n = rec[MIA_TRANSFER_N(attack=run)]
-    return round(rec[MIA_TPR_TRANSFER(attack=run, fpr=fpr)] * n), n
+def found_members(rec: dict, run: str, fpr: float = 0.01) -> tuple[list[int], int]:
+    """(members found, members judged) by attack ``run`` at its transferred threshold,
+    from its recorded per-image scores (the record's own TPR, member by member)."""
+    scores = rec[MIA_SCORES(attack=run)]
+    found, n = transferred_found(scores["members"], scores["nonmembers"], fpr, rec[SEEDS]["case"])
+    tpr = rec[MIA_TPR_TRANSFER(attack=run, fpr=fpr_tag(fpr))]
+    assert len(found) == round(tpr * n), f"{run}: scores give {len(found)} of {n}, TPR {tpr}"
+    return found, n
 
 
 @pytest.mark.smoke
@@ -465,24 +474,22 @@ def test_gsa_is_not_weaker_than_the_loss_attack_at_low_fpr(family, memobench_ses
     """On the model that barely leaks, the white-box gradient attack finds members at 1%
     false positives (threshold fixed on the calibration half, applied to the evaluation
     half, the regime Carlini et al. ask for) at least as well as the loss attack: a
-    one-sided Fisher exact test of "GSA finds fewer" on the two counts does not reject.
-    A GSA that found nothing where the loss attack finds 9 of 256 fails it (p 0.002)."""
-    from scipy import stats
-
+    one-sided McNemar test of "GSA finds fewer" on the same members (those one attack
+    finds and the other does not) does not reject. A GSA that found nothing where the
+    loss attack finds 9 members fails it (p 0.002)."""
     large = metrics_of(memobench_session, family, LARGE_N)
-    (g, n_g), (loss, n_l) = (
-        transferred_found(large, "gsa_weights"),
-        transferred_found(large, "loss_weights"),
-    )
-    if stats.fisher_exact([[0, n_g], [loss, n_l - loss]], alternative="less").pvalue >= 0.05:
+    (gsa, n), (loss, _) = found_members(large, "gsa_weights"), found_members(large, "loss_weights")
+    if fewer_flagged_p([], loss) >= GSA_WEAKER_ALPHA:
         pytest.skip(
-            f"{family}: the loss attack finds {loss} of {n_l} members at the transferred 1% "
-            f"threshold, too few for the test to call even a GSA that finds none weaker"
+            f"{family}: the loss attack finds {len(loss)} of {n} members at the transferred "
+            f"1% threshold, too few for the test to call even a GSA that finds none weaker"
         )
-    p = stats.fisher_exact([[g, n_g - g], [loss, n_l - loss]], alternative="less").pvalue
+    p = fewer_flagged_p(gsa, loss)
+    both = len(set(gsa) & set(loss))
     assert p >= GSA_WEAKER_ALPHA, (
-        f"{family} on {LARGE_N} digits, transferred 1% threshold: GSA finds {g} of {n_g} "
-        f"members, the loss attack {loss} of {n_l}; GSA is weaker (one-sided Fisher p {p:.3g})"
+        f"{family} on {LARGE_N} digits, transferred 1% threshold: GSA finds {len(gsa)} of "
+        f"{n} members, the loss attack {len(loss)} ({both} found by both); GSA is weaker "
+        f"(one-sided McNemar p {p:.3g})"
     )
 
 
