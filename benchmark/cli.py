@@ -238,14 +238,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise MemobenchError(f"--n-gen must be >= 1, got {args.n_gen}")
     if args.batch < 1:
         raise MemobenchError(f"--batch must be >= 1, got {args.batch}")
+    if args.seeds is not None and args.seeds < 1:
+        raise MemobenchError(f"--seeds must be >= 1, got {args.seeds}")
     shard = parse_shard(args.shard)  # a ConfigError: one line, like the suite's own
 
     from benchmark.cache import Cache
     from benchmark.plan import format_plan, plan_cases
-    from benchmark.tiers import PAPER_N_GEN, AuditCounts, detector_config, paper_cases
+    from benchmark.tiers import (
+        PAPER_N_GEN,
+        AuditCounts,
+        default_seeds,
+        detector_config,
+        paper_cases,
+    )
 
+    seeds = args.seeds if args.seeds is not None else default_seeds(PAPER, "cuda")
     plans = plan_cases(
-        paper_cases(args.n_gen or PAPER_N_GEN),
+        paper_cases(args.n_gen or PAPER_N_GEN, seeds),
         Cache(args.cache),
         detector_config(PAPER),
         AuditCounts(),
@@ -389,6 +398,14 @@ def parser() -> argparse.ArgumentParser:
     pln.add_argument("--tier", choices=(PAPER,), default=PAPER)
     pln.add_argument("--shard", metavar="K/N", help="only the K-th of N shards, as the suite")
     pln.add_argument("--n-gen", type=int, default=None, help="samples per case (default 50000)")
+    pln.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="K",
+        help="models per case, as the run's --memobench-seeds (default 3: the paper tier's on "
+        "a GPU)",
+    )
     pln.add_argument(
         "--tflops",
         type=float,

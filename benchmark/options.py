@@ -22,7 +22,7 @@ from benchmark.device import resolve_device
 from benchmark.errors import ConfigError
 from benchmark.settings import RunSettings
 from benchmark.speed import Speed
-from benchmark.tiers import ALL, PAPER, PAPER_GPU_SPEED, SMOKE, TIERS, Rehearsal
+from benchmark.tiers import ALL, PAPER, PAPER_GPU_SPEED, SMOKE, TIERS, Rehearsal, default_seeds
 
 PYTEST_PREFIX = "--memobench-"
 CLI_PREFIX = "--"
@@ -117,7 +117,23 @@ OPTIONS: tuple[Option, ...] = (
         default="digits",
     ),
     Option("n-gen", "number of generated samples per case (default: the tier's)", "int", low=1),
+    Option(
+        "seeds",
+        "train and audit K models of every case, each with its own training and sampling "
+        "seed (the data split and x_p stay); the leaderboard gives each figure's mean and "
+        "spread across them (default 1; 3 for the paper tier on a GPU)",
+        "int",
+        low=1,
+        metavar="K",
+    ),
     Option("results", "write the run's results JSON (pytest-benchmark format) here"),
+    Option(
+        "records",
+        "judge the papers' findings across cases (marker across_cases) on the records of "
+        "these results files (paths or globs, comma-separated: a sharded run's merged "
+        "shards) instead of auditing the cases; needs no GPU",
+        cli=False,
+    ),
     Option(
         "reaudit",
         "sample and measure every case again instead of reusing its stored audit (an audit "
@@ -340,6 +356,15 @@ def check_values(get: Callable[[str], Any], prefix: str, names=None) -> None:
         )
 
 
+def seeds(get: Callable[[str], Any]) -> int:
+    """Models per configuration: ``--memobench-seeds``, else the tier's default on the
+    run's device (``benchmark.tiers.default_seeds``: 3 for the paper tier on a GPU)."""
+    if get("seeds") is not None:
+        return get("seeds")
+    device = resolve_device("cpu" if get("rehearse") else get("device") or "auto")
+    return default_seeds(get("tier") or SMOKE, device.type, bool(get("rehearse")))
+
+
 def speed(get: Callable[[str], Any]) -> Speed:
     """The run's speed switches, with the paper tier's defaults on a GPU
     (``PAPER_GPU_SPEED``) where an option is left out."""
@@ -376,4 +401,5 @@ def run_settings(get: Callable[[str], Any], device: str | None = None) -> RunSet
         tstar_curve=bool(get("tstar-curve")),
         detector_steps=get("detector-steps"),
         detector_min_accuracy=get("detector-min-accuracy"),
+        seeds=seeds(get),
     )

@@ -86,6 +86,29 @@ def memobench_session(request: pytest.FixtureRequest):
     return Session(settings=run_settings(get, device=device))
 
 
+@pytest.fixture
+def memobench_seed() -> int:
+    """The seed of the case a test audits: 0, or each of 0..K-1 under
+    ``--memobench-seeds K`` (``pytest_generate_tests`` parametrizes it then; a test
+    passes it to ``benchmark.tiers.seeded``)."""
+    return 0
+
+
+@pytest.hookimpl(trylast=True)  # after the parametrize marks: the seed's id comes last
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Under ``--memobench-seeds K`` (K > 1, or the paper tier's default on a GPU) every
+    case that takes ``memobench_seed`` runs once per seed, ids ``seed0`` ... ``seed<K-1>``
+    after its own; at one seed the node ids stay as they are."""
+    if "memobench_seed" not in metafunc.fixturenames:
+        return
+    from benchmark.options import seeds
+    from benchmark.tiers import seed_ids
+
+    ids = seed_ids(seeds(option_getter(metafunc.config)))
+    if ids:
+        metafunc.parametrize("memobench_seed", range(len(ids)), ids=ids)
+
+
 def _is_case(item: pytest.Item) -> bool:
     """A benchmark case (marked with a tier: smoke, paper, validation), as opposed to a
     plain test."""
@@ -223,7 +246,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             "a rehearsal runs the code path with a few training steps, so it cannot show "
             "this finding; run without --memobench-rehearse to measure it"
         )
-    if item.get_closest_marker("gpu") and not item.config.getoption("--memobench-rehearse"):
+    # a check across cases that reads records other runs wrote (--memobench-records)
+    # audits nothing, so it needs no GPU
+    reads = item.get_closest_marker("across_cases") and item.config.getoption("--memobench-records")
+    rehearse = item.config.getoption("--memobench-rehearse")
+    if item.get_closest_marker("gpu") and not rehearse and not reads:
         import torch
 
         if not torch.cuda.is_available():

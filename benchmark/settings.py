@@ -55,6 +55,9 @@ class RunSettings:
         detector_steps: training steps of C_SAF and C_ID instead of the tier's.
         detector_min_accuracy: the detectors' held-out accuracy gate instead of the tier's
             (below it |q| and t* are withheld; 0 turns the gate off).
+        seeds: models trained and audited per configuration, each with its own training
+            and sampling seed (``benchmark.tiers.seeded``); the leaderboard gives each
+            figure's mean and spread across them.
     """
 
     cache: str | None = None
@@ -74,8 +77,13 @@ class RunSettings:
     tstar_curve: bool = False
     detector_steps: int | None = None
     detector_min_accuracy: float | None = None
+    seeds: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ConfigError(
+                f"seeds (models per configuration) must be an int >= 1, got {self.seeds!r}"
+            )
         if self.tier not in TIERS:
             raise ConfigError(f"tier must be one of {', '.join(TIERS)}, got {self.tier!r}")
         if self.n_gen is not None and self.n_gen < 1:

@@ -75,6 +75,34 @@ def suite_names(reg) -> list[str]:
     return [n for n in reg.names() if getattr(reg.get(n), "in_suites", True)]
 
 
+# --memobench-seeds: how many models of each configuration a run trains and audits when
+# the option is left out; the paper tier on a GPU trains three (its figures' spread
+# across training seeds is part of the result), every other run one
+PAPER_GPU_SEEDS = 3
+
+
+def default_seeds(tier: str, device_type: str, rehearse: bool = False) -> int:
+    """Seeds per configuration when ``--memobench-seeds`` is left out."""
+    return PAPER_GPU_SEEDS if tier == PAPER and device_type == "cuda" and not rehearse else 1
+
+
+def seeded(case: CaseConfig, seed: int) -> CaseConfig:
+    """``case`` trained and sampled with seed ``seed`` (0: ``case`` itself); the split and
+    x_p stay, so the models of one configuration differ only in their training and
+    sampling randomness. Another seed is another case id (``~train1-seed1``)."""
+    if seed < 0:
+        raise ConfigError(f"a case's seed must be >= 0, got {seed}")
+    if seed == 0:
+        return case
+    return replace(case, train=replace(case.train, seed=seed), seed=seed)
+
+
+def seed_ids(seeds: int) -> list[str]:
+    """The pytest ids of a run's seeds: none at one seed (node ids stay as they are),
+    ``seed0`` ... ``seed<K-1>`` at K."""
+    return [f"seed{k}" for k in range(seeds)] if seeds > 1 else []
+
+
 def with_mitigation_training(case: CaseConfig) -> CaseConfig:
     """``case`` with the training its mitigation needs: a training-time mitigation (DP-SGD)
     names itself in ``case.train`` (``Mitigation.train_config``), so its model is trained
@@ -170,9 +198,21 @@ def latent_families() -> list[str]:
     return [f for f in suite_names(registry.models) if registry.models.get(f).latent]
 
 
-def paper_cases(n_gen: int = PAPER_N_GEN) -> list[tuple[str, CaseConfig]]:
+def paper_cases(n_gen: int = PAPER_N_GEN, seeds: int = 1) -> list[tuple[str, CaseConfig]]:
     """Every paper case with its pytest node id: Table 1 (PathMNIST) then Table 2 for each
-    pixel family, the MedMNIST+ case for each latent family."""
+    pixel family, the MedMNIST+ case for each latent family; at ``seeds`` > 1 each of them
+    once per seed (``[ddim-1000-seed2]``, as ``--memobench-seeds`` parametrizes them)."""
+    cases = _paper_cases(n_gen)
+    if seeds <= 1:
+        return cases
+    return [
+        (f"{node[:-1]}-{tag}]", seeded(case, k))
+        for node, case in cases
+        for k, tag in enumerate(seed_ids(seeds))
+    ]
+
+
+def _paper_cases(n_gen: int) -> list[tuple[str, CaseConfig]]:
     out = []
     for f in latent_families():
         d, n = LATENT_PAPER

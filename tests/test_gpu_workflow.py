@@ -19,7 +19,7 @@ import yaml
 from benchmark import registry
 from benchmark.cli import main
 from benchmark.record import CASE_ID
-from benchmark.tiers import paper_cases
+from benchmark.tiers import paper_cases, pixel_families
 from tests.helpers import write_medmnist_npz
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,11 @@ def test_each_shard_has_its_gpu_a_writable_cache_and_a_preflight():
 def test_the_merge_needs_no_gpu_runner():
     merge = _workflow()["jobs"]["leaderboard"]
     assert merge["runs-on"] == "ubuntu-latest" and merge["needs"] == "shard"
-    assert any("memobench report" in r for r in _runs(merge))
+    runs = _runs(merge)
+    report = next(i for i, r in enumerate(runs) if "memobench report" in r)
+    # the findings across cases, on the merged records, after the leaderboard is made
+    findings = next(i for i, r in enumerate(runs) if "across_cases" in r)
+    assert report < findings and "--memobench-records=" in runs[findings]
 
 
 def test_the_preflight_command_runs(tmp_path, capsys):
@@ -101,6 +105,7 @@ def test_the_workflows_shard_and_merge_commands_rehearse_on_the_cpu(tmp_path):
                        n_test=64, channels=channels)  # fmt: skip
     shard_run = next(r for r in _runs(doc["jobs"]["shard"]) if "-m paper" in r)
     merge_run = next(r for r in _runs(doc["jobs"]["leaderboard"]) if "memobench report" in r)
+    findings_run = next(r for r in _runs(doc["jobs"]["leaderboard"]) if "across_cases" in r)
     python = shlex.quote(sys.executable)
     out = tmp_path / "out"
     fill = {
@@ -113,13 +118,18 @@ def test_the_workflows_shard_and_merge_commands_rehearse_on_the_cpu(tmp_path):
     }
     for old, new in fill.items():
         shard_run, merge_run = shard_run.replace(old, new), merge_run.replace(old, new)
+        findings_run = findings_run.replace(old, new)
     shard_run = shard_run.rstrip() + " --memobench-rehearse"
+    # a rehearsal's records show no finding: the findings' command runs, and they skip
+    # (tests/test_paper_findings.py judges real records through the same option)
+    findings_run = findings_run.rstrip() + " --memobench-rehearse"
     env = dict(os.environ, PYTHONPATH=str(ROOT), MEMOBENCH_PROGRESS="0",
                MEMOBENCH_CACHE=str(tmp_path / "cache"), MEDMNIST_ROOT=str(root))  # fmt: skip
-    for command in (shard_run, merge_run):
+    for command in (shard_run, merge_run, findings_run):
         done = subprocess.run(["bash", "-ec", command], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=1800)  # fmt: skip
         assert done.returncode == 0, command + done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"{2 * len(pixel_families())} skipped" in done.stdout, done.stdout[-2000:]
     results = json.loads((out / "results" / f"shard-{k}.json").read_text())
     assert results["memobench"]["rehearsal"] is True
     assert [b["extra_info"][CASE_ID] for b in results["benchmarks"]] == [first.case_id]

@@ -100,7 +100,7 @@ def test_every_setting_can_be_set_from_the_command_line():
             "--memobench-reaudit", "--memobench-compile", "--memobench-batch-size=2",
             "--memobench-train-precision=bf16", "--memobench-tstar-curve",
             "--memobench-detector-steps=9", "--memobench-detector-min-accuracy=0.1",
-            "--memobench-feature-encoder=encoder.pt"]  # fmt: skip
+            "--memobench-feature-encoder=encoder.pt", "--memobench-seeds=2"]  # fmt: skip
     settings = run_settings(pytest_plugin.option_getter(FakeConfig(argv)))
     default = RunSettings()
     unchanged = [

@@ -11,6 +11,8 @@ from benchmark.measures.tstar import TSTAR, TSTAR_EXACT
 from benchmark.record import N_GEN
 from benchmark.suites.test_paper_fingerprint import check_reproductions_fall, check_tstar_falls
 
+pytest_plugins = ["pytester"]  # the records test runs the real suite
+
 
 def _q(counts: dict[int, int], n_gen: int = 150000) -> dict[int, dict]:
     return {n: {Q: q, N_GEN: n_gen} for n, q in counts.items()}
@@ -43,3 +45,66 @@ def test_table2_direction():
     mixed = {n: {TSTAR: t, TSTAR_EXACT: n != 4708} for n, t in falling.items()}
     with pytest.raises(AssertionError, match=r"capped scan.*\[4708\]|\[4708\].*capped"):
         check_tstar_falls(mixed)
+
+
+def _results(path, records: list[dict], rehearsal: bool = False) -> str:
+    from benchmark.report.results import write_results
+
+    write_results(path, records, {"rehearsal": rehearsal})
+    return str(path)
+
+
+def _paper_records(t_of=lambda n: 1 - n / 1e5, q_small: int = 151, seeds: int = 1) -> list:
+    """A record per pixel family's paper case (and seed) with the figures the findings
+    read: |q| of N_gen 150000 on Table 1, t* on Table 2."""
+    from benchmark.tiers import PATHMNIST_N, paper_cases
+
+    out = []
+    for node, case in paper_cases(seeds=seeds):
+        rec = {"case_id": case.case_id, N_GEN: 150000}
+        if "table1" in node:
+            rec[Q] = q_small if case.data.n_train == min(PATHMNIST_N) else 0
+        elif "table2" in node:
+            rec.update({TSTAR: t_of(case.data.n_train), TSTAR_EXACT: True})
+        else:
+            continue
+        out.append(rec)
+    return out
+
+
+@pytest.mark.slow
+def test_the_findings_are_judged_on_a_sharded_runs_records_without_a_gpu(pytester, tmp_path):
+    """The GPU workflow's last job: ``-m "paper and across_cases"`` with
+    ``--memobench-records`` on a CPU runner reads the shards' merged records, audits
+    nothing and judges each finding per seed; records that contradict a finding fail
+    it, and a missing record is named."""
+    from pathlib import Path
+
+    from benchmark.tiers import pixel_families
+
+    root = Path(__file__).resolve().parents[1]
+    suite = str(root / "suites" / "test_paper_fingerprint.py")
+    base = [suite, f"--rootdir={root}", "-p", "no:cacheprovider", "-m", "paper and across_cases",
+            "--memobench-tier=paper", f"--memobench-cache={tmp_path / 'empty-cache'}"]  # fmt: skip
+    families = len(pixel_families())
+
+    good = _results(tmp_path / "good.json", _paper_records(seeds=2))
+    result = pytester.runpytest(*base, f"--memobench-records={good}", "--memobench-seeds=2")
+    result.assert_outcomes(passed=2 * families)
+    assert not (tmp_path / "empty-cache" / "audits").exists(), "nothing was audited"
+
+    rising = _results(tmp_path / "rising.json", _paper_records(t_of=lambda n: n / 1e5))
+    result = pytester.runpytest(*base, f"--memobench-records={rising}", "-k", "tstar")
+    result.assert_outcomes(failed=families)
+    assert "t* does not fall with N_train" in result.stdout.str()
+
+    partial = _paper_records()[1:]  # one Table 1 record missing
+    result = pytester.runpytest(
+        *base, f"--memobench-records={_results(tmp_path / 'p.json', partial)}"
+    )
+    assert "--memobench-records: no record of case" in result.stdout.str()
+    result = pytester.runpytest(*base, f"--memobench-records={tmp_path / 'none-*.json'}")
+    assert "no file matches" in result.stdout.str()
+    rehearsed = _results(tmp_path / "r.json", _paper_records(), rehearsal=True)
+    result = pytester.runpytest(*base, f"--memobench-records={rehearsed}")
+    assert "holds a rehearsal's records" in result.stdout.str()

@@ -35,6 +35,8 @@ from benchmark.report.families import HEADERS as FAMILY_HEADERS
 from benchmark.report.families import same_data
 from benchmark.report.groups import PRIVACY, UTILITY_FLOOR, compare_groups
 from benchmark.report.results import load_table
+from benchmark.report.seeds import HEADERS as SEED_HEADERS
+from benchmark.report.seeds import across_seeds
 
 TEMPLATES = Path(__file__).parent / "templates"  # package data: installed with the wheel
 # relative to where memobench runs (a clone's root, or a user's own repository)
@@ -275,6 +277,8 @@ def render(
             groups_view=compared,
             same_data=families,
             same_data_headers=FAMILY_HEADERS,
+            seed_groups=across_seeds(records),
+            seed_headers=SEED_HEADERS,
             threat_models=THREAT_MODELS,
             privacy=PRIVACY,
             utility_floor=f"{UTILITY_FLOOR:g}",

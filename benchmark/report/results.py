@@ -76,6 +76,39 @@ def latest_records(paths: list[str | Path]) -> dict[str, dict[str, Any]]:
     return {record[CASE_ID]: record for doc in docs for _, record in case_records(doc)}
 
 
+def records_from(spec: str) -> dict[str, dict[str, Any]]:
+    """The latest record of each case in the results files ``spec`` names: paths or glob
+    patterns, comma-separated (``results/*.json``), for checks that judge records a run
+    already wrote (the merged shards of a sharded run).
+
+    Raises:
+        ResultsError: a pattern no file matches, a file that is not a results file, or a
+            rehearsal's results.
+    """
+    import glob
+
+    paths: list[str] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        found = sorted(glob.glob(str(Path(part).expanduser())))
+        if not found:
+            raise ResultsError(
+                f"--memobench-records: no file matches {part!r} (give the results files the "
+                f"runs wrote, e.g. results/*.json)"
+            )
+        paths += found
+    if not paths:
+        raise ResultsError("--memobench-records: no results file given")
+    rehearsed = [p for p in paths if (read_results(p).get("memobench") or {}).get("rehearsal")]
+    if rehearsed:
+        raise ResultsError(
+            f"--memobench-records: {rehearsed[0]} holds a rehearsal's records (a few training "
+            f"steps): findings are judged on a real run's results, not on those"
+        )
+    return latest_records(paths)
+
+
 def load_table(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """One row per recorded case across all files, and the runs' info.
 

@@ -13,6 +13,10 @@ Beside each case's own checks, the papers' findings across cases are asserted as
 directions that can fail (marker ``science``, so a rehearsal skips them; marker
 ``across_cases``, so a sharded run leaves them out): |q| falls as N_train grows (Table
 1), and t* falls with N_train across the Table 2 sets (a negative rank correlation).
+After a sharded run they are judged on the shards' merged records, without a GPU:
+``pytest suites -m "paper and across_cases" --memobench-tier=paper
+--memobench-records="results/*.json"`` (the GPU workflow's last job does so). Under
+``--memobench-seeds K`` each finding must hold for the models of every seed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark.audit import run_case
+from benchmark.errors import MemobenchError
 from benchmark.measures.reproduction import (
     Q_CONCLUSIVE,
     Q_EXPECTED,
@@ -29,6 +34,7 @@ from benchmark.measures.reproduction import (
 )
 from benchmark.measures.tstar import TSTAR, TSTAR_EXACT, TSTAR_NFE
 from benchmark.record import N_GEN, N_TRAIN
+from benchmark.report.results import records_from
 from benchmark.report.thumbnails import case_record
 from benchmark.tiers import (
     LATENT_PAPER,
@@ -38,16 +44,19 @@ from benchmark.tiers import (
     latent_families,
     paper_case,
     pixel_families,
+    seeded,
 )
 
 
-def _case(ctx, family: str, dataset: str, n_train: int):
-    """The paper case as this run measures it (its counts scaled under a rehearsal)."""
-    return ctx.settings.scaled(paper_case(family, dataset, n_train, ctx.settings.samples))
+def _case(ctx, family: str, dataset: str, n_train: int, seed: int = 0):
+    """The paper case as this run measures it (its counts scaled under a rehearsal),
+    trained and sampled with ``seed`` (``--memobench-seeds``)."""
+    case = paper_case(family, dataset, n_train, ctx.settings.samples)
+    return ctx.settings.scaled(seeded(case, seed))
 
 
-def _record(family, dataset, n_train, ctx, benchmark):
-    case = _case(ctx, family, dataset, n_train)
+def _record(family, dataset, n_train, ctx, benchmark, seed=0):
+    case = _case(ctx, family, dataset, n_train, seed)
     result = benchmark.pedantic(run_case, args=(case, ctx), rounds=1, iterations=1)
     metrics = case_record(result, tier=PAPER)
     benchmark.extra_info.update(metrics)
@@ -60,8 +69,8 @@ def _record(family, dataset, n_train, ctx, benchmark):
 @pytest.mark.gpu
 @pytest.mark.parametrize("n_train", PATHMNIST_N)
 @pytest.mark.parametrize("family", pixel_families())
-def test_pathmnist_table1(family, n_train, memobench_session, benchmark):
-    m = _record(family, "pathmnist", n_train, memobench_session, benchmark)
+def test_pathmnist_table1(family, n_train, memobench_session, memobench_seed, benchmark):
+    m = _record(family, "pathmnist", n_train, memobench_session, benchmark, memobench_seed)
     if n_train == 1000:  # the paper: |q| = 151 vs E|q| = 150, H0 kept
         assert m[Q_P_VALUE] >= 0.05, (
             f"{family}, PathMNIST {n_train}: |q| = {m[Q]} is significantly below E|q| = "
@@ -81,8 +90,8 @@ def test_pathmnist_table1(family, n_train, memobench_session, benchmark):
 @pytest.mark.gpu
 @pytest.mark.parametrize("dataset", list(TABLE2))
 @pytest.mark.parametrize("family", pixel_families())
-def test_medmnist_table2(family, dataset, memobench_session, benchmark):
-    m = _record(family, dataset, TABLE2[dataset], memobench_session, benchmark)
+def test_medmnist_table2(family, dataset, memobench_session, memobench_seed, benchmark):
+    m = _record(family, dataset, TABLE2[dataset], memobench_session, benchmark, memobench_seed)
     assert -1 <= m[TSTAR] < 1
     assert m[TSTAR_NFE] > 0
 
@@ -91,20 +100,38 @@ def test_medmnist_table2(family, dataset, memobench_session, benchmark):
 @pytest.mark.gpu
 @pytest.mark.parametrize("dataset", [LATENT_PAPER[0]])
 @pytest.mark.parametrize("family", latent_families())
-def test_latent_medmnist_plus(family, dataset, memobench_session, benchmark):
+def test_latent_medmnist_plus(family, dataset, memobench_session, memobench_seed, benchmark):
     """A latent model where medical groups train them, above 28 px: PneumoniaMNIST at
     64 x 64 (MedMNIST+), its full training split. The fingerprint audit runs on decoded
     pixels, the attacks on the latent denoiser, and the autoencoder is attacked alone."""
     from benchmark.metrics.autoencoder import AE_AUC, AE_MSE_HELDOUT
 
-    m = _record(family, dataset, LATENT_PAPER[1], memobench_session, benchmark)
+    m = _record(family, dataset, LATENT_PAPER[1], memobench_session, benchmark, memobench_seed)
     assert -1 <= m[TSTAR] < 1 and m[TSTAR_NFE] > 0
     assert 0 <= m[AE_AUC] <= 1 and m[AE_MSE_HELDOUT] >= 0
 
 
-def paper_metrics(ctx, family: str, dataset: str, n_train: int) -> dict:
-    """A paper case's record (audited once, then from the cache)."""
-    return run_case(_case(ctx, family, dataset, n_train), ctx).metrics
+def paper_metrics(
+    ctx, family: str, dataset: str, n_train: int, seed: int = 0, records: dict | None = None
+) -> dict:
+    """A paper case's record: from ``records`` (the results files of
+    ``--memobench-records``) where given, else audited (once, then from the cache)."""
+    case = _case(ctx, family, dataset, n_train, seed)
+    if records is None:
+        return run_case(case, ctx).metrics
+    if case.case_id not in records:
+        raise MemobenchError(
+            f"--memobench-records: no record of case {case.case_id} in the results files "
+            f"(its shard failed or did not run; merge every shard's results file)"
+        )
+    return records[case.case_id]
+
+
+@pytest.fixture
+def recorded(request) -> dict | None:
+    """The records of ``--memobench-records``'s results files, or None (audit instead)."""
+    spec = request.config.getoption("--memobench-records")
+    return records_from(spec) if spec else None
 
 
 def check_reproductions_fall(by_n: dict[int, dict]) -> None:
@@ -149,9 +176,12 @@ def check_tstar_falls(by_n: dict[int, dict]) -> None:
 @pytest.mark.science
 @pytest.mark.across_cases
 @pytest.mark.parametrize("family", pixel_families())
-def test_reproductions_fall_as_the_training_set_grows(family, memobench_session):
-    by_n = {n: paper_metrics(memobench_session, family, "pathmnist", n) for n in PATHMNIST_N}
-    check_reproductions_fall(by_n)
+def test_reproductions_fall_as_the_training_set_grows(family, memobench_session, recorded):
+    # the finding holds for the models of each training seed (--memobench-seeds)
+    for seed in range(memobench_session.settings.seeds):
+        ctx = memobench_session
+        check_reproductions_fall({n: paper_metrics(ctx, family, "pathmnist", n, seed, recorded)
+                                  for n in PATHMNIST_N})  # fmt: skip
 
 
 @pytest.mark.paper
@@ -159,6 +189,8 @@ def test_reproductions_fall_as_the_training_set_grows(family, memobench_session)
 @pytest.mark.science
 @pytest.mark.across_cases
 @pytest.mark.parametrize("family", pixel_families())
-def test_tstar_falls_as_the_training_set_grows(family, memobench_session):
-    by_n = {n: paper_metrics(memobench_session, family, d, n) for d, n in TABLE2.items()}
-    check_tstar_falls(by_n)
+def test_tstar_falls_as_the_training_set_grows(family, memobench_session, recorded):
+    for seed in range(memobench_session.settings.seeds):
+        ctx = memobench_session
+        check_tstar_falls({n: paper_metrics(ctx, family, d, n, seed, recorded)
+                           for d, n in TABLE2.items()})  # fmt: skip

@@ -61,7 +61,7 @@ from benchmark.suites.checks import (
     check_cpsample_through_the_api,
     check_gsa_finds_the_members,
 )
-from benchmark.tiers import SMOKE, SMOKE_N_TRAIN, smoke_case, suite_names
+from benchmark.tiers import SMOKE, SMOKE_N_TRAIN, seeded, smoke_case, suite_names
 from benchmark.workers import is_worker
 
 LOSS_AUC_CI = MIA_AUC_CI(attack="loss_weights")
@@ -105,19 +105,20 @@ def _build_in_parallel(request, memobench_session):
         family, p = params.params["family"], params.params
         if "n_train" in p:  # a case: its model (a training-time mitigation's own)
             cases.append(case_for(memobench_session, family, p["n_train"], p["mitigation"],
-                                  p["params"]))  # fmt: skip
+                                  p["params"], p.get("memobench_seed", 0)))  # fmt: skip
         else:  # a science check: the `none` models at both sizes
             cases += [case_for(memobench_session, family, n) for n in (SMALL_N, LARGE_N)]
     specs = dict.fromkeys(TrainSpec(c.model, c.train, c.data) for c in cases)
     prefetch(memobench_session, list(specs), cases)
 
 
-def case_for(ctx, family: str, n_train: int, mitigation: str = "none", params=()):
-    """A smoke case on the run's dataset (``--memobench-dataset``) at the run's counts."""
+def case_for(ctx, family: str, n_train: int, mitigation: str = "none", params=(), seed: int = 0):
+    """A smoke case on the run's dataset (``--memobench-dataset``) at the run's counts,
+    trained and sampled with ``seed`` (``--memobench-seeds``)."""
     case = smoke_case(
         family, n_train, mitigation, params, ctx.settings.samples, ctx.settings.smoke_dataset
     )
-    return ctx.settings.scaled(case)
+    return ctx.settings.scaled(seeded(case, seed))
 
 
 def _settings_id(params: dict) -> str:
@@ -158,9 +159,9 @@ def mitigation_cases() -> list:
 
 @pytest.mark.smoke
 @pytest.mark.parametrize("family,n_train,mitigation,params", mitigation_cases())
-def test_leakage(family, n_train, mitigation, params, memobench_session, benchmark):
+def test_leakage(family, n_train, mitigation, params, memobench_session, memobench_seed, benchmark):
     ctx = memobench_session
-    case = case_for(ctx, family, n_train, mitigation, params)
+    case = case_for(ctx, family, n_train, mitigation, params, memobench_seed)
     ctx.model(case.model, case.train, case.data)  # train outside the timing
     result = benchmark.pedantic(run_case, args=(case, ctx), rounds=1, iterations=1)
     record = case_record(result, tier=SMOKE)
