@@ -9,7 +9,8 @@ largest difference, and what the two runs' environments differ in (library versi
 threads, the CPU's vector unit: what can explain a difference); exits 1 when some case
 differs by more than ``--tol`` (absolute), 2 when
 the files hold different cases (``--common`` compares the cases both hold: a run of a
-few cases against a whole one).
+few cases against a whole one; ``--shared-keys`` compares the entries both records
+hold: a run of code that records more against one that recorded less).
 
     python benchmarks/compare_runs.py serial.json xdist.json [--tol 1e-6] [--common]
 """
@@ -106,8 +107,20 @@ def main() -> int:
     parser.add_argument("second")
     parser.add_argument("--tol", type=float, default=1e-6, help="largest absolute difference")
     parser.add_argument("--common", action="store_true", help="compare the cases both hold")
+    parser.add_argument(
+        "--shared-keys",
+        action="store_true",
+        help="compare only the entries both records hold (newer code that records more)",
+    )
     args = parser.parse_args()
     a, b = records(args.first), records(args.second)
+    if args.shared_keys:
+        added = sorted({k for c in set(a) & set(b) for k in set(b[c]) ^ set(a[c])})
+        for case in set(a) & set(b):
+            keys = set(a[case]) & set(b[case])
+            a[case] = {k: v for k, v in a[case].items() if k in keys}
+            b[case] = {k: v for k, v in b[case].items() if k in keys}
+        print(f"entries only one run recorded, left out: {', '.join(added) or 'none'}")
     if args.common:
         both = set(a) & set(b)
         if not both:
