@@ -38,17 +38,13 @@ from scipy import stats
 
 from benchmark.measures.auc_interval import advantage, advantage_interval
 
-Z95 = float(stats.norm.ppf(0.975))
 
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson's score interval of a proportion ``k`` of ``n``."""
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson's 95% score interval of a proportion ``k`` of ``n`` (scipy's)."""
     if n < 1 or not 0 <= k <= n:
         raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def mover(
@@ -129,8 +125,8 @@ def delong_covariance(
         raise ValueError("paired attacks must score the same members and non-members")
     if ma.size < 2 or ha.size < 2:
         raise ValueError("DeLong's covariance needs at least 2 members and 2 non-members")
-    v10 = np.stack([_placements(ma, ha)[0], _placements(mb, hb)[0]])
-    v01 = np.stack([_placements(ma, ha)[1], _placements(mb, hb)[1]])
+    (v10_a, v01_a), (v10_b, v01_b) = _placements(ma, ha), _placements(mb, hb)
+    v10, v01 = np.stack([v10_a, v10_b]), np.stack([v01_a, v01_b])
     cov = np.cov(v10) / ma.size + np.cov(v01) / ha.size
     return float(v10[0].mean()), float(v10[1].mean()), cov
 
@@ -148,11 +144,11 @@ def advantage_change(
     correlation; without them (or where it cannot be had) the interval is the
     independent one."""
     r, paired = 0.0, False
-    if scores is not None:
+    straddles = ci_a[0] < 0.5 < ci_a[1] or ci_b[0] < 0.5 < ci_b[1]
+    if scores is not None and not straddles:  # a sign unknown: no correlation to use
         _, _, cov = delong_covariance(*scores)
         var_a, var_b = cov[0, 0], cov[1, 1]
-        straddles = ci_a[0] < 0.5 < ci_a[1] or ci_b[0] < 0.5 < ci_b[1]
-        if var_a > 0 and var_b > 0 and not straddles:
+        if var_a > 0 and var_b > 0:
             sign = (1 if auc_a >= 0.5 else -1) * (1 if auc_b >= 0.5 else -1)
             r, paired = sign * cov[0, 1] / math.sqrt(var_a * var_b), True
     d, lo, hi = mover(

@@ -174,25 +174,32 @@ def same_samples(rec: dict, ref: dict) -> bool:
     )
 
 
-def share_delta(rec: dict, ref: dict, share, flagged, scale: float = 1.0) -> Delta | None:
-    """Change in a share of samples (``share``: the record key of the share, or a
-    callable giving it) against ``ref``, times ``scale``: Newcombe's paired interval on
-    the per-sample verdicts (``flagged``) where both drew the same samples, his
-    independent one (from Wilson's intervals) otherwise."""
-    n1, n2 = _num(rec.get(N_GEN)), _num(ref.get(N_GEN))
-    p1 = _num(share(rec) if callable(share) else rec.get(share))
-    p2 = _num(share(ref) if callable(share) else ref.get(share))
-    if None in (p1, p2, n1, n2) or not n1 or not n2:
+def paired_flags(rec: dict, ref: dict, key: str, counts: tuple) -> tuple[list, list] | None:
+    """Both cases' per-sample verdicts (``key``: the indices of the flagged samples) where
+    they drew the same samples and each list holds as many as its case counted
+    (``counts``), or None: then nothing pairs them."""
+    f1, f2 = rec.get(key), ref.get(key)
+    if not (isinstance(f1, list) and isinstance(f2, list) and same_samples(rec, ref)):
         return None
-    f1, f2 = rec.get(flagged), ref.get(flagged)
-    lists = isinstance(f1, list) and isinstance(f2, list)
-    if lists and same_samples(rec, ref) and (len(f1), len(f2)) == (round(p1 * n1), round(p2 * n2)):
-        d, lo, hi = share_change_paired(f1, f2, int(n1))
-        paired = True
+    return (f1, f2) if (len(f1), len(f2)) == tuple(counts) else None
+
+
+def share_delta(rec: dict, ref: dict, count, flagged, scale: float = 1.0) -> Delta | None:
+    """Change in the share of samples ``count`` gives (a record -> how many samples it
+    flagged) against ``ref``, times ``scale``: Newcombe's paired interval on the
+    per-sample verdicts (``flagged``) where both drew the same samples, his independent
+    one (from Wilson's intervals) otherwise."""
+    n1, n2 = _num(rec.get(N_GEN)), _num(ref.get(N_GEN))
+    k1, k2 = count(rec), count(ref)
+    if None in (k1, k2, n1, n2) or not n1 or not n2:
+        return None
+    k1, k2, n1, n2 = int(k1), int(k2), int(n1), int(n2)
+    flags = paired_flags(rec, ref, flagged, (k1, k2))
+    if flags is not None:
+        d, lo, hi = share_change_paired(*flags, n1)
     else:
-        d, lo, hi = share_change_unpaired(round(p1 * n1), int(n1), round(p2 * n2), int(n2))
-        paired = False
-    return Delta(d * scale, lo * scale, hi * scale, paired)
+        d, lo, hi = share_change_unpaired(k1, n1, k2, n2)
+    return Delta(d * scale, lo * scale, hi * scale, flags is not None)
 
 
 def ratio(a, b) -> float | None:
@@ -221,10 +228,10 @@ def compare(rec: dict, ref: dict) -> Comparison:
     )
     out = Comparison(str(rec.get(CASE_ID)), label)
     out.privacy = {t: leakage_delta(rec, ref, PRIVACY[t][0]) for t in THREAT_MODELS}
-    out.carlini = share_delta(rec, ref, CARLINI_L2, CARLINI_L2_FLAGGED)
+    out.carlini = share_delta(rec, ref, _carlini_count, CARLINI_L2_FLAGGED)
     # |q| as a count of the mitigated case's N_gen: the change in share, times its N_gen
     n_gen = _num(rec.get(N_GEN))
-    out.q = share_delta(rec, ref, _q_share, Q_FLAGGED, scale=n_gen) if n_gen else None
+    out.q = share_delta(rec, ref, lambda r: _num(r.get(Q)), Q_FLAGGED, n_gen) if n_gen else None
     fid, fid_ref = _num(rec.get(FID_TEST)), _num(ref.get(FID_TEST))
     out.fid = None if fid is None or fid_ref is None else fid - fid_ref
     out.utility_destroyed = destroys_utility(rec, ref)
@@ -235,9 +242,10 @@ def compare(rec: dict, ref: dict) -> Comparison:
     return out
 
 
-def _q_share(rec: dict) -> float | None:
-    q, n = _num(rec.get(Q)), _num(rec.get(N_GEN))
-    return None if q is None or not n else q / n
+def _carlini_count(rec: dict) -> int | None:
+    """How many samples Carlini's criterion flagged (the record keeps their share)."""
+    share, n = _num(rec.get(CARLINI_L2)), _num(rec.get(N_GEN))
+    return None if share is None or not n else round(share * n)
 
 
 def destroys_utility(rec: dict, ref: dict | None) -> bool:

@@ -72,7 +72,12 @@ def case_records(doc: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, An
 def latest_records(paths: list[str | Path]) -> dict[str, dict[str, Any]]:
     """{case id: its record in the newest run (by the run's date, then the order given)}:
     the rows ``load_table`` marks ``latest``, as the records themselves."""
-    docs = sorted((read_results(path) for path in paths), key=lambda doc: doc.get("datetime", ""))
+    return _latest([read_results(path) for path in paths])
+
+
+def _latest(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``latest_records`` of documents already read, in the order given."""
+    docs = sorted(docs, key=lambda doc: doc.get("datetime", ""))
     return {record[CASE_ID]: record for doc in docs for _, record in case_records(doc)}
 
 
@@ -100,13 +105,15 @@ def records_from(spec: str) -> dict[str, dict[str, Any]]:
         paths += found
     if not paths:
         raise ResultsError("--memobench-records: no results file given")
-    rehearsed = [p for p in paths if (read_results(p).get("memobench") or {}).get("rehearsal")]
+    docs = [read_results(p) for p in paths]  # each file read once
+    rehearsed = [p for p, doc in zip(paths, docs, strict=True)
+                 if (doc.get("memobench") or {}).get("rehearsal")]  # fmt: skip
     if rehearsed:
         raise ResultsError(
             f"--memobench-records: {rehearsed[0]} holds a rehearsal's records (a few training "
             f"steps): findings are judged on a real run's results, not on those"
         )
-    return latest_records(paths)
+    return _latest(docs)
 
 
 def load_table(paths: list[str | Path]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -72,12 +73,8 @@ def spread(values: list[float]) -> Spread | None:
     vals = [float(v) for v in values if _finite(v)]
     if not vals:
         return None
-    mean = math.fsum(vals) / len(vals)
-    sd = (
-        math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
-        if len(vals) > 1
-        else None
-    )
+    mean = statistics.fmean(vals)
+    sd = statistics.stdev(vals, mean) if len(vals) > 1 else None
     return Spread(len(vals), mean, sd, min(vals), max(vals))
 
 

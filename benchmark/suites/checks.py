@@ -17,7 +17,7 @@ from benchmark.measures.reproduction import Q_FLAGGED, Q, fewer_reproductions_p
 from benchmark.measures.tstar import TSTAR, TSTAR_UPPER
 from benchmark.metrics.independent_replication import REPLICATION_INDEPENDENT
 from benchmark.record import CIRCULAR, MITIGATION_ENTRY, N_GEN
-from benchmark.report.groups import same_samples
+from benchmark.report.groups import paired_flags
 
 LOSS_AUC = MIA_AUC(attack="loss_weights")  # white box: the released weights
 LOSS_AUC_API = MIA_AUC(attack="loss_api")  # queries of the deployed (guided) denoiser
@@ -59,10 +59,9 @@ def fewer_reproductions(guided: dict, plain: dict) -> tuple[float, str]:
     """One-sided p of fewer reproductions of x_p under the mitigation, and the test's
     name: McNemar's exact test where both cases drew the same samples (the samples
     flagged by one only), Fisher's exact test of two counts otherwise."""
-    if same_samples(guided, plain) and all(
-        isinstance(r.get(Q_FLAGGED), list) and len(r[Q_FLAGGED]) == r[Q] for r in (guided, plain)
-    ):
-        return fewer_flagged_p(guided[Q_FLAGGED], plain[Q_FLAGGED]), "McNemar (paired)"
+    flags = paired_flags(guided, plain, Q_FLAGGED, (guided[Q], plain[Q]))
+    if flags is not None:
+        return fewer_flagged_p(*flags), "McNemar (paired)"
     return fewer_reproductions_p(guided[Q], guided[N_GEN], plain[Q], plain[N_GEN]), "Fisher"
 
 

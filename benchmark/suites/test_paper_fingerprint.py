@@ -178,8 +178,8 @@ def check_tstar_falls(by_n: dict[int, dict]) -> None:
 @pytest.mark.parametrize("family", pixel_families())
 def test_reproductions_fall_as_the_training_set_grows(family, memobench_session, recorded):
     # the finding holds for the models of each training seed (--memobench-seeds)
-    for seed in range(memobench_session.settings.seeds):
-        ctx = memobench_session
+    ctx = memobench_session
+    for seed in range(ctx.settings.seeds):
         check_reproductions_fall({n: paper_metrics(ctx, family, "pathmnist", n, seed, recorded)
                                   for n in PATHMNIST_N})  # fmt: skip
 
@@ -190,7 +190,7 @@ def test_reproductions_fall_as_the_training_set_grows(family, memobench_session,
 @pytest.mark.across_cases
 @pytest.mark.parametrize("family", pixel_families())
 def test_tstar_falls_as_the_training_set_grows(family, memobench_session, recorded):
-    for seed in range(memobench_session.settings.seeds):
-        ctx = memobench_session
+    ctx = memobench_session
+    for seed in range(ctx.settings.seeds):
         check_tstar_falls({n: paper_metrics(ctx, family, d, n, seed, recorded)
                            for d, n in TABLE2.items()})  # fmt: skip
