@@ -50,6 +50,9 @@ class DataConfig:
         split_seed: seed of the train / held-out split.
         saf: replace one training image by its synthetic anatomic fingerprint.
         saf_seed: seed choosing x_p and the disk's centre.
+        shadow: the shadow split of this split: as many other training images, none of
+            them a member or a non-member of the split itself (a shadow model's data,
+            for the attacks that learn on one).
         root: folder with local data files (location only, not identity).
     """
 
@@ -59,6 +62,7 @@ class DataConfig:
     split_seed: int = 0
     saf: bool = False
     saf_seed: int = 0
+    shadow: bool = field(default=False, metadata=UNLESS_DEFAULT)
     root: str | None = field(default=None, metadata=NOT_IDENTITY)
 
     def __post_init__(self) -> None:
@@ -278,7 +282,11 @@ class MitigationConfig:
 
 @dataclass(frozen=True)
 class CaseConfig:
-    """One benchmark case: model family x dataset x mitigation, and how it is sampled."""
+    """One benchmark case: model family x dataset x mitigation, and how it is sampled.
+
+    ``shadow``: also train a shadow model (this case's training on ``data``'s shadow
+    split) for the attacks that learn on one (the paper tier's shadow GSA).
+    """
 
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -287,8 +295,11 @@ class CaseConfig:
     mitigation: MitigationConfig = MitigationConfig()
     n_gen: int = 256
     seed: int = 0
+    shadow: bool = field(default=False, metadata=UNLESS_DEFAULT)
 
     def __post_init__(self) -> None:
+        _check(not self.data.shadow, "a case's data is its own split; shadow=True is for "
+               "the shadow model the case trains (set CaseConfig.shadow instead)")  # fmt: skip
         _check(self.n_gen >= 1, f"n_gen must be >= 1, got {self.n_gen}")
 
     @property

@@ -31,6 +31,8 @@ class Column:
     # what is ranked, if not the value itself: an AUC ranks by |AUC - 0.5|, two-sided
     rank: Callable[[float], float] | None = None
     rank_label: str = ""  # how the legend names what is ranked ("|AUC − 0.5|")
+    # shown only where a case measured it (an attack that runs on a few cases)
+    only_measured: bool = False
 
     def rank_value(self, value: float) -> float:
         """The number this column sorts and compares ``value`` by."""

@@ -218,14 +218,19 @@ def tstar_nfe_bound(family: ModelFamily, case: CaseConfig, counts: AuditCounts) 
     return int(counts.tstar_scan_budget * exhaustive + (1 + coarse + bisection) * per_level)
 
 
-def attack_nfe(n_members: int, quick: bool = False, guided: bool = False) -> int:
+def attack_nfe(
+    n_members: int, quick: bool = False, guided: bool = False, shadow: bool = False
+) -> int:
     """Evaluations of every registered attack on ``n_members`` members and as many
     non-members, under each threat model it runs under (a query attack twice where the
-    mitigation ``guided`` the deployed denoiser: raw weights, then the guided API)."""
+    mitigation ``guided`` the deployed denoiser: raw weights, then the guided API); the
+    attacks that learn on a shadow model only where the case trains one (``shadow``)."""
 
     total = 0
     for name in registry.attacks.names():
         cls = registry.attacks.get(name)
+        if cls.trains_on_shadow and not shadow:
+            continue
         attack = cls(**(cls.quick_params if quick else {}))
         runs = threat_models_for(cls.needs)
         n_runs = len(runs) if guided or DENOISER_API not in runs else len(runs) - 1
@@ -259,14 +264,16 @@ def plan_case(
     plan.flops_per_eval = flops_per_eval(family, shape)
     plan.image_shape = tuple(shape)
     n_members = min(case.data.n_train - int(case.data.saf), n_heldout, counts.mia_max_per_set)
+    trainings = 2 if case.shadow else 1  # a case with a shadow model trains two
     plan.nfe = {
-        "train": case.train.steps * case.train.batch_size * TRAIN_EVALS_PER_IMAGE,
+        "train": trainings * case.train.steps * case.train.batch_size * TRAIN_EVALS_PER_IMAGE,
         "sample": case.n_gen * sampler_nfe(family, case, shape),
         "tstar": tstar_nfe_bound(family, case, counts),
         "attacks": attack_nfe(
             n_members,
             counts.quick_attacks,
             DENOISER_API in registry.mitigations.get(case.mitigation.name).addresses,
+            case.shadow,
         ),
     }
     if data is None:

@@ -142,6 +142,11 @@ def smoke_case(
 # --memobench-precision fp32 --memobench-no-tf32 is strict fp32.
 PAPER_GPU_SPEED = Speed(precision="bf16", tf32=True)
 PATHMNIST_N = (1000, 5000, 10000, 20000, 50000)  # its Table 1
+# Table 1 cases that also train a shadow model for the paper's GSA (CaseConfig.shadow):
+# PathMNIST's 89996 training images leave a disjoint shadow split there (Table 2 trains
+# on whole training splits and leaves none); the smallest, where the paper's model
+# copies, and one where it no longer does; each costs one more paper model.
+PATHMNIST_SHADOW_N = (1000, 5000)
 # Table 2: dataset -> N_train (the full MedMNIST training split)
 TABLE2 = {
     "breastmnist": 546,
@@ -182,6 +187,7 @@ def paper_case(family: str, dataset: str, n_train: int, n_gen: int = PAPER_N_GEN
         train=PAPER_TRAIN,
         sampler=registry.models.get(family).paper_sampler(),
         n_gen=n_gen,
+        shadow=dataset == "pathmnist" and n_train in PATHMNIST_SHADOW_N,
     )
 
 

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from benchmark import registry
+from benchmark.attacks.base import Shadow
 from benchmark.config import DataConfig, SamplerConfig
 from benchmark.data import load_dataset
 from benchmark.mitigations.base import MitigationContext
@@ -100,9 +101,12 @@ def test_attack_scoring_on_cuda(family, attack, data):
     with on_fake_cuda():
         model = _model(family, data)
         samples = torch.zeros(4, *data.image_shape)  # the audit keeps samples on the host
+        # an attack that learns on a shadow model gets one (the model itself will do here)
+        shadow = {"shadow": Shadow(model, data.train[8:12], data.heldout[8:12])}
         members, nonmembers = cls(**cls.quick_params).score_sets(
-            model, data.train[:8], data.heldout[:8], samples=samples, device="cuda", batch_size=4
-        )
+            model, data.train[:8], data.heldout[:8], samples=samples, device="cuda", batch_size=4,
+            **(shadow if cls.trains_on_shadow else {}),
+        )  # fmt: skip
         assert members.shape == nonmembers.shape == (8,)
 
 

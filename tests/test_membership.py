@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
 from benchmark import registry
-from benchmark.attacks.base import get_attack, membership_sets, run_attack
+from benchmark.attacks.base import Shadow, get_attack, membership_sets, run_attack
 from benchmark.config import DataConfig, ModelConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError, UnknownNameError
@@ -139,14 +139,32 @@ def copies_of(images: torch.Tensor, noise: float = 0.05) -> torch.Tensor:
     return twice + noise * torch.randn(twice.shape, generator=g)
 
 
+def memorizer_of(points: torch.Tensor) -> TrainedModel:
+    family = DDIMFamily(ModelConfig())
+    weights = torch.full((points.shape[0],), 1 / points.shape[0])
+    return _model(MixtureDenoiser(points, weights, family.alphas_cumprod), family)
+
+
+def shadow_of(name: str, build=memorizer_of) -> dict:
+    """``shadow=`` for an attack that learns on a shadow model: the target's kind of
+    model (``build``) on other images of the same distribution, those images as its
+    members and as many fresh ones as its non-members."""
+    if not registry.attacks.get(name).trains_on_shadow:
+        return {}
+    g = torch.Generator().manual_seed(20261206)
+    points, fresh = (torch.randn(100, 1, 8, 8, generator=g) * 0.5 for _ in range(2))
+    return {"shadow": Shadow(build(points), points, fresh)}
+
+
 @pytest.mark.parametrize("name", ATTACKS)
 def test_attack_finds_members_of_a_model_that_memorized_them(name, gaussian_sets):
     members, nonmembers = gaussian_sets
-    family = DDIMFamily(ModelConfig())
-    weights = torch.full((members.shape[0],), 1 / members.shape[0])
-    memorizer = _model(MixtureDenoiser(members, weights, family.alphas_cumprod), family)
+    memorizer = memorizer_of(members)
     samples = copies_of(members)  # read by the samples-only attack
-    run = run_attack(get_attack(name), memorizer, members, nonmembers, n_boot=50, samples=samples)
+    run = run_attack(
+        get_attack(name), memorizer, members, nonmembers, n_boot=50, samples=samples,
+        **shadow_of(name),
+    )  # fmt: skip
     assert run.score.auc > 0.95, f"{name}: AUC {run.score.auc:.3f} on a perfect memorizer"
     assert run.score.t_stat > 0 and run.score.p_value < 1e-6
     rec = run.as_record()
@@ -159,7 +177,10 @@ def test_attack_is_at_chance_on_a_model_that_knows_only_the_distribution(name, g
     family = DDIMFamily(ModelConfig())
     model = _model(GaussianDenoiser(0.5, family.alphas_cumprod), family)
     samples = torch.randn(200, 1, 8, 8, generator=torch.Generator().manual_seed(6)) * 0.5
-    run = run_attack(get_attack(name), model, members, nonmembers, n_boot=50, samples=samples)
+    shadow = shadow_of(name, lambda _: model)  # a shadow that, too, knows no member
+    run = run_attack(
+        get_attack(name), model, members, nonmembers, n_boot=50, samples=samples, **shadow
+    )
     assert 0.35 < run.score.auc < 0.65, f"{name}: AUC {run.score.auc:.3f} without memorization"
     lo, hi = run.score.auc_ci
     assert lo < 0.5 + 0.02 and hi > 0.5 - 0.02, "the interval should reach chance"

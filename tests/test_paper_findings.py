@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import pytest
 
+from benchmark.measures.membership_scores import MIA_AUC, MIA_AUC_CI
 from benchmark.measures.reproduction import Q
 from benchmark.measures.tstar import TSTAR, TSTAR_EXACT
 from benchmark.record import N_GEN
-from benchmark.suites.test_paper_fingerprint import check_reproductions_fall, check_tstar_falls
+from benchmark.suites.test_paper_fingerprint import (
+    SHADOW_GSA,
+    check_reproductions_fall,
+    check_shadow_gsa_finds_the_members,
+    check_tstar_falls,
+)
 
 pytest_plugins = ["pytester"]  # the records test runs the real suite
 
@@ -47,6 +53,19 @@ def test_table2_direction():
         check_tstar_falls(mixed)
 
 
+def test_shadow_gsa_finding():
+    """The shadow-trained GSA must find the members of the model that copies: an AUC
+    interval above 0.5 passes, one that reaches chance (or a flipped score) fails."""
+
+    def rec(auc, lo, hi):
+        return {MIA_AUC(attack=SHADOW_GSA): auc, MIA_AUC_CI(attack=SHADOW_GSA): [lo, hi]}
+
+    check_shadow_gsa_finds_the_members(rec(0.999, 0.99, 1.0), "as the paper reports it")
+    for auc, lo, hi in ((0.55, 0.49, 0.61), (0.1, 0.05, 0.15)):
+        with pytest.raises(AssertionError, match="GSA trained on a shadow model"):
+            check_shadow_gsa_finds_the_members(rec(auc, lo, hi), "at chance")
+
+
 def _results(path, records: list[dict], rehearsal: bool = False) -> str:
     from benchmark.report.results import write_results
 
@@ -54,9 +73,12 @@ def _results(path, records: list[dict], rehearsal: bool = False) -> str:
     return str(path)
 
 
-def _paper_records(t_of=lambda n: 1 - n / 1e5, q_small: int = 151, seeds: int = 1) -> list:
+def _paper_records(
+    t_of=lambda n: 1 - n / 1e5, q_small: int = 151, seeds: int = 1, shadow_auc=(0.9, 0.85, 0.95)
+) -> list:
     """A record per pixel family's paper case (and seed) with the figures the findings
-    read: |q| of N_gen 150000 on Table 1, t* on Table 2."""
+    read: |q| of N_gen 150000 on Table 1 (and the shadow GSA's AUC and interval where it
+    ran), t* on Table 2."""
     from benchmark.tiers import PATHMNIST_N, paper_cases
 
     out = []
@@ -64,6 +86,9 @@ def _paper_records(t_of=lambda n: 1 - n / 1e5, q_small: int = 151, seeds: int = 
         rec = {"case_id": case.case_id, N_GEN: 150000}
         if "table1" in node:
             rec[Q] = q_small if case.data.n_train == min(PATHMNIST_N) else 0
+            if case.shadow:  # the shadow-trained GSA's AUC and interval
+                rec.update({MIA_AUC(attack=SHADOW_GSA): shadow_auc[0],
+                            MIA_AUC_CI(attack=SHADOW_GSA): list(shadow_auc[1:])})  # fmt: skip
         elif "table2" in node:
             rec.update({TSTAR: t_of(case.data.n_train), TSTAR_EXACT: True})
         else:
@@ -90,13 +115,18 @@ def test_the_findings_are_judged_on_a_sharded_runs_records_without_a_gpu(pyteste
 
     good = _results(tmp_path / "good.json", _paper_records(seeds=2))
     result = pytester.runpytest(*base, f"--memobench-records={good}", "--memobench-seeds=2")
-    result.assert_outcomes(passed=2 * families)
+    result.assert_outcomes(passed=3 * families)
     assert not (tmp_path / "empty-cache" / "audits").exists(), "nothing was audited"
 
     rising = _results(tmp_path / "rising.json", _paper_records(t_of=lambda n: n / 1e5))
     result = pytester.runpytest(*base, f"--memobench-records={rising}", "-k", "tstar")
     result.assert_outcomes(failed=families)
     assert "t* does not fall with N_train" in result.stdout.str()
+
+    chance = _results(tmp_path / "chance.json", _paper_records(shadow_auc=(0.52, 0.47, 0.57)))
+    result = pytester.runpytest(*base, f"--memobench-records={chance}", "-k", "shadow")
+    result.assert_outcomes(failed=families)
+    assert "GSA trained on a shadow model has AUC 0.520" in result.stdout.str()
 
     partial = _paper_records()[1:]  # one Table 1 record missing
     result = pytester.runpytest(

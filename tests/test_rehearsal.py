@@ -25,7 +25,7 @@ from benchmark.measures.reproduction import Q_CONCLUSIVE, Q
 from benchmark.measures.tstar import TSTAR, TSTAR_NFE
 from benchmark.metrics.fingerprint import C_SAF_ENTRY
 from benchmark.metrics.likelihood import NLL_N
-from benchmark.metrics.membership_inference import MIA_RUNS
+from benchmark.metrics.membership_inference import MIA_RUNS, MIA_SHADOW_MODEL
 from benchmark.metrics.utility import REPLICATION_EXTRACTOR
 from benchmark.record import (
     CASE_ID,
@@ -122,6 +122,12 @@ def test_every_paper_case_runs_in_rehearsal(medmnist_root, tmp_path):
             assert 0 <= m[MIA_AUC(attack=run)] <= 1, (case_id, run)
         assert FID_GAP in m and m[REPLICATION_EXTRACTOR].endswith("-classifier"), case_id
     assert records["subvp-pathmnist1000-none"][NLL_N] == [2, 2]
+    # PathMNIST 1000 trains a shadow model and runs the shadow-trained GSA on it; 50000
+    # leaves no images for one
+    for family in ("ddim", "subvp"):
+        small, large = (records[f"{family}-pathmnist{n}-none"] for n in REHEARSED_PATHMNIST)
+        assert "gsa-shadow_weights" in small[MIA_RUNS] and small[MIA_SHADOW_MODEL], family
+        assert "gsa-shadow_weights" not in large[MIA_RUNS] and large[MIA_SHADOW_MODEL] is None
     html = board.read_text()
     assert all(case_id in html for case_id in expected)
     assert 'id="rehearsal"' in html, "the leaderboard says its rows are a rehearsal's"

@@ -47,6 +47,9 @@ class MembershipAttack:
         quick_params: parameters that cut the attack's queries (a rehearsal uses them).
         needs: the least an attacker must hold: ``weights``, ``denoiser-api`` (queries of
             eps_theta or the deployed eps-hat) or ``samples-only``.
+        trains_on_shadow: learns on a shadow model (``Shadow``): ``score_sets`` gets it as
+            ``shadow``, and the audit runs the attack only on cases that train one
+            (``CaseConfig.shadow``).
     """
 
     name: ClassVar[str] = "base"
@@ -56,6 +59,7 @@ class MembershipAttack:
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     quick_params: ClassVar[dict[str, Any]] = {}
+    trains_on_shadow: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -142,6 +146,16 @@ class MembershipAttack:
         return m, h
 
 
+@dataclass(frozen=True)
+class Shadow:
+    """A shadow model: trained like the target on a disjoint split of the same data
+    (``DataConfig.shadow``), with its own members and non-members to learn from."""
+
+    model: TrainedModel
+    members: torch.Tensor
+    nonmembers: torch.Tensor
+
+
 def per_image_error(a: torch.Tensor, b: torch.Tensor, p: float = 2.0) -> torch.Tensor:
     """(B,) mean |a - b|^p over each image's pixels."""
     return (a - b).abs().pow(p).flatten(1).mean(dim=1)
@@ -220,13 +234,23 @@ def run_attack(
     progress: bool = False,
     samples: torch.Tensor | None = None,
     name: str = "",
+    shadow: Shadow | None = None,
 ) -> AttackRun:
     """Score members and non-members with ``attack`` and evaluate the separation.
 
     ``samples``: the generated images (a samples-only attack's input); ``name``: the
-    record name of the run (``threat.run_name``), the attack's own by default.
+    record name of the run (``threat.run_name``), the attack's own by default;
+    ``shadow``: the shadow model an attack that ``trains_on_shadow`` learns on.
     """
     check_member_sets(members, nonmembers)
+    extra: dict[str, Any] = {}
+    if attack.trains_on_shadow:
+        if shadow is None:
+            raise ConfigError(
+                f"attack {attack.name!r} learns on a shadow model and none was given; run "
+                f"it on a case that trains one (CaseConfig.shadow=True)"
+            )
+        extra["shadow"] = shadow
     start = time.perf_counter()
     m, h = attack.score_sets(
         model,
@@ -238,6 +262,7 @@ def run_attack(
         batch_size=batch_size,
         device=device,
         progress=progress,
+        **extra,
     )
     seconds = time.perf_counter() - start
     score = score_attack(m, h, n_boot=n_boot, seed=seed)

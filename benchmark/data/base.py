@@ -159,6 +159,24 @@ def check_source(
     check_train_size(source, source.checked_pools(), min_train)
 
 
+def _shadow_split(
+    source: DatasetSource, cfg: DataConfig, left: torch.Tensor, used: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(member, held-out) pool indices of ``cfg``'s shadow split from the training
+    images the split itself leaves (``left``): ``n_train`` members, then as many
+    held-out images as the split has (``n_heldout``, or as many as the members)."""
+    n_held = cfg.n_heldout or min(cfg.n_train, left.numel() - cfg.n_train)
+    if left.numel() < cfg.n_train + max(n_held, 2):
+        raise TooFewImagesError(
+            f"the shadow split of {cfg.name!r} with n_train={cfg.n_train} needs "
+            f"{cfg.n_train} training images and at least {max(n_held, 2)} held-out ones "
+            f"that the case itself does not use, and {source.where} has {left.numel()} left "
+            f"after the case's {used}; lower n_train, use a file with more training images, "
+            f"or run the case without a shadow model (CaseConfig.shadow=False)"
+        )
+    return left[: cfg.n_train], left[cfg.n_train : cfg.n_train + n_held]
+
+
 def load_dataset(
     cfg: DataConfig, cache_root: Path | None = None, download: bool = True
 ) -> ImageDataset:
@@ -176,8 +194,6 @@ def load_dataset(
     n_pool = pools.member_images.shape[0]
     perm = torch.randperm(n_pool, generator=gen)
     member_idx = perm[: cfg.n_train]
-    train = pools.member_images[member_idx]
-    train_labels = pools.member_labels[member_idx]
 
     if pools.heldout_images is None:
         rest = perm[cfg.n_train :]
@@ -193,6 +209,15 @@ def load_dataset(
             f"{cfg.name!r} has left after n_train={cfg.n_train}; lower n_heldout or n_train"
         )
     n_held = cfg.n_heldout or min(cfg.n_train, available)
+    if cfg.shadow:
+        # the split's own members (and, without a held-out split, its non-members) come
+        # first in ``perm``; the shadow takes the next training images, then held-out ones
+        used = cfg.n_train + (n_held if pools.heldout_images is None else 0)
+        member_idx, held_idx = _shadow_split(source, cfg, perm[used:], used)
+        held_pool, held_pool_labels = pools.member_images[held_idx], pools.member_labels[held_idx]
+        n_held = held_idx.numel()
+    train = pools.member_images[member_idx]
+    train_labels = pools.member_labels[member_idx]
     heldout, heldout_labels = held_pool[:n_held], held_pool_labels[:n_held]
 
     train = train.float() * 2 - 1

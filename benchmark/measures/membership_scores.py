@@ -179,6 +179,20 @@ def tpr_at_fpr(labels, scores, fpr_max: float) -> float:
     return float(tpr[fpr <= fpr_max + 1e-12].max())
 
 
+def _member_classifier(c: float):
+    """A standardised logistic regression with inverse regularisation ``c``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
+
+
+def _labelled(member_features, nonmember_features) -> tuple[np.ndarray, np.ndarray]:
+    m, h = np.asarray(member_features), np.asarray(nonmember_features)
+    return np.r_[m, h], np.r_[np.ones(m.shape[0]), np.zeros(h.shape[0])]
+
+
 def cross_fitted_scores(
     member_features, nonmember_features, folds: int, c: float, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -186,20 +200,29 @@ def cross_fitted_scores(
     (inverse regularisation ``c``) trained to tell the two sets apart: every row is
     scored by a classifier fitted on the other ``folds - 1`` stratified folds. The
     caller checks that ``folds`` >= 2 and that each set has at least ``folds`` rows."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    m, h = np.asarray(member_features), np.asarray(nonmember_features)
-    x = np.r_[m, h]
-    y = np.r_[np.ones(m.shape[0]), np.zeros(h.shape[0])]
+    x, y = _labelled(member_features, nonmember_features)
+    n_members = int(y.sum())
     scores = np.zeros(y.size)
     for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
-        clf.fit(x[fit], y[fit])
+        clf = _member_classifier(c).fit(x[fit], y[fit])
         scores[held] = clf.decision_function(x[held])
-    return scores[: m.shape[0]], scores[m.shape[0] :]
+    return scores[:n_members], scores[n_members:]
+
+
+def shadow_fitted_scores(
+    shadow_members, shadow_nonmembers, member_features, nonmember_features, c: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Member scores (higher = member) of the target's images from a standardised
+    logistic regression (inverse regularisation ``c``) fitted on a shadow model's
+    features of its own members and non-members: no target membership label is used."""
+    x, y = _labelled(shadow_members, shadow_nonmembers)
+    clf = _member_classifier(c).fit(x, y)
+    return (
+        clf.decision_function(np.asarray(member_features)),
+        clf.decision_function(np.asarray(nonmember_features)),
+    )
 
 
 @dataclass(frozen=True)

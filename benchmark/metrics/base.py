@@ -24,7 +24,7 @@ from benchmark.errors import UnknownNameError
 from benchmark.record import AUDIT, SUITE, Declared
 
 if TYPE_CHECKING:
-    from benchmark.config import CaseConfig, DataConfig, DetectorConfig
+    from benchmark.config import CaseConfig, DataConfig, DetectorConfig, ModelConfig, TrainConfig
     from benchmark.data.base import ImageDataset
     from benchmark.detectors.detector import Detector
     from benchmark.mitigations.base import Mitigation
@@ -44,6 +44,13 @@ class AuditContext(Protocol):
 
     def batch_size(self, model: TrainedModel, default: int) -> int:
         """Images per network call of ``model``."""
+
+    def dataset(self, cfg: DataConfig) -> ImageDataset:
+        """The split ``cfg`` (loaded once)."""
+
+    def model(self, model: ModelConfig, train: TrainConfig, data: DataConfig) -> TrainedModel:
+        """``model`` trained with ``train`` on ``data`` (trained once, then cached): a
+        shadow model, for the attacks that learn on one."""
 
     def detectors(self, data: DataConfig) -> tuple[Detector, Detector]:
         """(C_SAF, C_ID) of the split ``data``."""

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from benchmark import registry
-from benchmark.attacks.base import AttackRun, get_attack, membership_sets, run_attack
+from benchmark.attacks.base import AttackRun, Shadow, get_attack, membership_sets, run_attack
 from benchmark.attacks.threat import (
     DENOISER_API,
     SAMPLES_ONLY,
@@ -53,6 +53,12 @@ MIA_ATTACKS = Field("mia_attacks", "list", "the attacks run on the case, by regi
 MIA_RUNS = Field(
     "mia_runs", "list", "each attack under each threat model it ran under: <attack>_<threat tag>"
 )
+MIA_SHADOW_MODEL = Field(
+    "mia_shadow_model",
+    "str",
+    "the shadow model the shadow attacks learned on (its cache key); None: no shadow",
+    nullable=True,
+)
 
 
 def membership_audit(
@@ -67,6 +73,7 @@ def membership_audit(
     progress: bool = False,
     batch_size: int = 256,
     samples: torch.Tensor | None = None,
+    shadow: Shadow | None = None,
 ) -> dict[str, Any]:
     """Every registered membership attack under every threat model it can run under.
 
@@ -75,7 +82,8 @@ def membership_audit(
     the raw eps_theta; under ``denoiser-api`` the mitigation's guided eps-hat (where the
     mitigation does not guide, the deployed denoiser is eps_theta and the figures are
     the ``weights`` run's); under ``samples-only`` an attack reads ``samples``, the
-    case's generated images (skipped without them). ``quick``: each attack with its
+    case's generated images (skipped without them). An attack that learns on a shadow
+    model runs on ``shadow`` (skipped without one). ``quick``: each attack with its
     ``quick_params`` (fewer queries; a rehearsal's counts).
     """
     members, nonmembers = membership_sets(data, max_per_set=max_per_set, seed=seed)
@@ -87,6 +95,8 @@ def membership_audit(
     }
     for name in attacks if attacks is not None else registry.attacks.names():
         cls = registry.attacks.get(name)
+        if cls.trains_on_shadow and shadow is None:
+            continue
         attack = get_attack(name, **(cls.quick_params if quick else {}))
         record[MIA_ATTACKS].append(name)
         runs: dict[str, AttackRun] = {}
@@ -109,11 +119,24 @@ def membership_audit(
                     progress=progress,
                     batch_size=batch_size,
                     name=as_name,
+                    shadow=shadow,
                 )
             runs[threat] = run
             record[MIA_RUNS].append(as_name)
             record.update(run.as_record())
     return record
+
+
+def shadow_sets(inputs: AuditInputs, max_per_set: int) -> Shadow:
+    """The case's shadow model (its training on the shadow split of its data; trained
+    once, then cached like any model) and the shadow's members and non-members."""
+    case = inputs.case
+    data = replace(case.data, shadow=True)
+    model = inputs.context.model(case.model, case.train, data)
+    members, nonmembers = membership_sets(
+        inputs.context.dataset(data), max_per_set=max_per_set, seed=case.seed
+    )
+    return Shadow(model, members, nonmembers)
 
 
 def _show_transferred(run: str, point: float):
@@ -174,11 +197,14 @@ class MembershipInference(CaseMetric):
 
     name = "membership"
     order = 40
-    fields = (MIA_ATTACKS, MIA_RUNS, MIA_SETS, *ATTACK_FIELDS)
+    fields = (MIA_ATTACKS, MIA_RUNS, MIA_SETS, MIA_SHADOW_MODEL, *ATTACK_FIELDS)
 
     def compute(self, inputs: AuditInputs) -> dict[str, Any]:
         counts = inputs.context.counts
-        return membership_audit(
+        shadow = None
+        if inputs.case.shadow:
+            shadow = shadow_sets(inputs, counts.mia_max_per_set)
+        record = membership_audit(
             inputs.model,
             inputs.data,
             inputs.mitigation,
@@ -189,7 +215,10 @@ class MembershipInference(CaseMetric):
             progress=inputs.progress,
             batch_size=inputs.batch_size(256),
             samples=inputs.samples.images,
+            shadow=shadow,
         )
+        record[MIA_SHADOW_MODEL] = shadow.model.key if shadow is not None else None
+        return record
 
     @classmethod
     def columns(cls):
@@ -217,6 +246,7 @@ class MembershipInference(CaseMetric):
                         group=threat,
                         rank=advantage,
                         rank_label="|AUC − 0.5|",
+                        only_measured=attack.trains_on_shadow,
                     )
                 )
                 cols.append(
@@ -234,6 +264,7 @@ class MembershipInference(CaseMetric):
                         "{:.3f}",
                         _show_transferred(run, 0.01),
                         group=threat,
+                        only_measured=attack.trains_on_shadow,
                     )
                 )
         return cols

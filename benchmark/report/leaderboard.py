@@ -233,6 +233,10 @@ def case_page(record: dict[str, Any], cols: list[Column], board: str) -> str:
     )
 
 
+def _measured(table, key: str) -> bool:
+    return key in table.columns and bool(table[key].notna().any())
+
+
 def render(
     paths: list[str | Path], output: str | Path | None = None, title: str = "memobench leaderboard"
 ) -> Path:
@@ -242,8 +246,8 @@ def render(
     travel together as one folder.
     """
     df, runs = load_table(paths)
-    cols = columns()
     latest = df[df["latest"]] if not df.empty else df
+    cols = [c for c in columns() if not c.only_measured or _measured(latest, c.key)]
     if not latest.empty:
         default = next(
             (c for c in cols if c.higher_is_better is not None and c.key in latest.columns), None

@@ -100,6 +100,18 @@ def test_mitigation_contract(mitigation_name, memobench_session, tmp_path):
         assert guidance(x, t, eps).shape == eps.shape
 
 
+def shadow_for(cls, family, data, members) -> dict:
+    """``shadow=`` for an attack that learns on a shadow model (another network of the
+    family, on other images), nothing for the rest."""
+    from benchmark.attacks.base import Shadow
+
+    if not cls.trains_on_shadow:
+        return {}
+    net = build_network(family, data.image_shape, 1).eval()
+    shadow = TrainedModel(family, net, "contract-shadow", data.image_shape)
+    return {"shadow": Shadow(shadow, members, data.heldout[-members.shape[0] :])}
+
+
 @pytest.mark.smoke
 @pytest.mark.parametrize("attack_name", ATTACKS)
 def test_attack_contract(attack_name, memobench_session):
@@ -118,9 +130,10 @@ def test_attack_contract(attack_name, memobench_session):
         family, build_network(family, data.image_shape, 0).eval(), "contract", data.image_shape
     )
     members, nonmembers, samples = data.train[:4], data.heldout[:4], data.train[4:8]
-    m, h = attack.score_sets(model, members, nonmembers, samples=samples, seed=0)
+    kw = dict(samples=samples, seed=0, **shadow_for(cls, family, data, samples))
+    m, h = attack.score_sets(model, members, nonmembers, **kw)
     assert m.shape == (4,) and h.shape == (4,) and torch.isfinite(torch.cat([m, h])).all()
-    again = attack.score_sets(model, members, nonmembers, samples=samples, seed=0)
+    again = attack.score_sets(model, members, nonmembers, **kw)
     torch.testing.assert_close(torch.cat([m, h]), torch.cat(again), check_dtype=False)
 
 
@@ -148,8 +161,12 @@ def test_family_runs_tstar_every_attack_and_every_mitigation(
     assert result.t_star == -1 and result.hits == [0, 0], "no hit from a detector that never fires"
 
     for name in ATTACKS:
-        attack = get_attack(name, **registry.attacks.get(name).quick_params)
-        m, h = attack.score_sets(model, data.train[:3], data.heldout[:3], samples=data.train[3:6])
+        cls = registry.attacks.get(name)
+        attack = get_attack(name, **cls.quick_params)
+        shadow = shadow_for(cls, family, data, data.train[3:6])
+        m, h = attack.score_sets(
+            model, data.train[:3], data.heldout[:3], samples=data.train[3:6], **shadow
+        )
         assert m.shape == h.shape == (3,) and torch.isfinite(torch.cat([m, h])).all(), name
 
     features = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(data.train[0].numel(), 8))
@@ -181,7 +198,10 @@ def test_every_registered_metric_is_computed_on_a_case(tmp_path):
 
     session = Session(tmp_path, n_gen=4, rehearsal=Rehearsal(), progress=False)
     base = smoke_case("dummy", 32, n_gen=4)
-    case = replace(base, train=replace(base.train, steps=2), sampler=SamplerConfig(num_steps=2))
+    # with a shadow model, so the attacks that learn on one run too
+    case = replace(
+        base, train=replace(base.train, steps=2), sampler=SamplerConfig(num_steps=2), shadow=True
+    )
     record = run_case(case, session).metrics
     schema = record_schema()
     for key, value in record.items():  # every entry is declared, with a value of its kind

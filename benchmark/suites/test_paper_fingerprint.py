@@ -12,7 +12,11 @@ the CPU with the counts scaled down.
 Beside each case's own checks, the papers' findings across cases are asserted as
 directions that can fail (marker ``science``, so a rehearsal skips them; marker
 ``across_cases``, so a sharded run leaves them out): |q| falls as N_train grows (Table
-1), and t* falls with N_train across the Table 2 sets (a negative rank correlation).
+1), t* falls with N_train across the Table 2 sets (a negative rank correlation), and
+GSA with its classifier trained on a shadow model (Pang et al.'s attack as published)
+finds the members of the PathMNIST model that copies (N_train 1000). The Table 1 cases
+of ``PATHMNIST_SHADOW_N`` train that shadow: the same training on as many other
+PathMNIST training images; the cross-fitted GSA runs beside it on every case.
 After a sharded run they are judged on the shards' merged records, without a GPU:
 ``pytest suites -m "paper and across_cases" --memobench-tier=paper
 --memobench-records="results/*.json"`` (the GPU workflow's last job does so). Under
@@ -25,6 +29,7 @@ import pytest
 
 from benchmark.audit import run_case
 from benchmark.errors import MemobenchError
+from benchmark.measures.membership_scores import MIA_AUC, MIA_AUC_CI
 from benchmark.measures.reproduction import (
     Q_CONCLUSIVE,
     Q_EXPECTED,
@@ -33,6 +38,7 @@ from benchmark.measures.reproduction import (
     fewer_reproductions_p,
 )
 from benchmark.measures.tstar import TSTAR, TSTAR_EXACT, TSTAR_NFE
+from benchmark.metrics.membership_inference import MIA_RUNS, MIA_SHADOW_MODEL
 from benchmark.record import N_GEN, N_TRAIN
 from benchmark.report.results import records_from
 from benchmark.report.thumbnails import case_record
@@ -40,6 +46,7 @@ from benchmark.tiers import (
     LATENT_PAPER,
     PAPER,
     PATHMNIST_N,
+    PATHMNIST_SHADOW_N,
     TABLE2,
     latent_families,
     paper_case,
@@ -53,6 +60,9 @@ def _case(ctx, family: str, dataset: str, n_train: int, seed: int = 0):
     trained and sampled with ``seed`` (``--memobench-seeds``)."""
     case = paper_case(family, dataset, n_train, ctx.settings.samples)
     return ctx.settings.scaled(seeded(case, seed))
+
+
+SHADOW_GSA = "gsa-shadow_weights"  # the shadow-trained GSA's record name
 
 
 def _record(family, dataset, n_train, ctx, benchmark, seed=0):
@@ -71,6 +81,11 @@ def _record(family, dataset, n_train, ctx, benchmark, seed=0):
 @pytest.mark.parametrize("family", pixel_families())
 def test_pathmnist_table1(family, n_train, memobench_session, memobench_seed, benchmark):
     m = _record(family, "pathmnist", n_train, memobench_session, benchmark, memobench_seed)
+    shadowed = n_train in PATHMNIST_SHADOW_N
+    assert (SHADOW_GSA in m[MIA_RUNS]) == shadowed and bool(m[MIA_SHADOW_MODEL]) == shadowed, (
+        f"{family}, PathMNIST {n_train}: the shadow-trained GSA ran {m[MIA_RUNS]} on shadow "
+        f"{m[MIA_SHADOW_MODEL]!r}; it runs exactly on the cases with a shadow model"
+    )
     if n_train == 1000:  # the paper: |q| = 151 vs E|q| = 150, H0 kept
         assert m[Q_P_VALUE] >= 0.05, (
             f"{family}, PathMNIST {n_train}: |q| = {m[Q]} is significantly below E|q| = "
@@ -169,6 +184,30 @@ def check_tstar_falls(by_n: dict[int, dict]) -> None:
     rho = stats.spearmanr(ns, ts).statistic if len(set(ts)) > 1 else float("nan")
     shown = ", ".join(f"{n}: {t}" for n, t in zip(ns, ts, strict=True))
     assert rho < 0, f"t* does not fall with N_train (Spearman rho {rho:.2f}): {shown}"
+
+
+def check_shadow_gsa_finds_the_members(m: dict, what: str) -> None:
+    """Pang et al.'s finding, on a model that copies: GSA with its classifier trained on a
+    shadow model tells the members apart (the 95% interval of its AUC above 0.5; the
+    paper: 0.999 on a DDPM trained on CIFAR-10)."""
+    auc, ci = m[MIA_AUC(attack=SHADOW_GSA)], m[MIA_AUC_CI(attack=SHADOW_GSA)]
+    assert ci[0] > 0.5, (
+        f"{what}: GSA trained on a shadow model has AUC {auc:.3f} (95% CI [{ci[0]:.3f}, "
+        f"{ci[1]:.3f}]); the paper's attack finds the members of a model that memorizes"
+    )
+
+
+@pytest.mark.paper
+@pytest.mark.gpu
+@pytest.mark.science
+@pytest.mark.across_cases
+@pytest.mark.parametrize("family", pixel_families())
+def test_shadow_gsa_finds_the_members_of_a_model_that_copies(family, memobench_session, recorded):
+    """Judged with the findings across cases (after a sharded run, on its records)."""
+    ctx, n = memobench_session, min(PATHMNIST_SHADOW_N)
+    for seed in range(ctx.settings.seeds):
+        m = paper_metrics(ctx, family, "pathmnist", n, seed, recorded)
+        check_shadow_gsa_finds_the_members(m, f"{family}, PathMNIST {n}, seed {seed}")
 
 
 @pytest.mark.paper
