@@ -30,13 +30,8 @@ from benchmark.config import DataConfig, DetectorConfig, ModelConfig, TrainConfi
 from benchmark.data import ImageDataset, load_dataset
 from benchmark.detectors.detector import Detector, get_detector
 from benchmark.device import resolve_device
-from benchmark.measures.copy_features import copy_detection_features
-from benchmark.measures.features import (
-    EncoderFeatures,
-    InceptionFeatures,
-    classifier_features,
-    extract,
-)
+from benchmark.measures.extractors import feature_extractor
+from benchmark.measures.features import extract
 from benchmark.models.base import TrainedModel
 from benchmark.models.store import get_trained, load_pretrained
 from benchmark.pool import TrainSpec
@@ -171,31 +166,20 @@ class Session:
         weights, encoder = self.settings.inception_weights, self.settings.feature_encoder
         key = "encoder" if encoder else "inception" if weights else (data.name, data.root)
         if key not in self._extractors:
-            if encoder:
-                ext = EncoderFeatures(encoder, self.settings.feature_space()).to(self.device)
-            elif weights:
-                ext = InceptionFeatures(weights).to(self.device)
-            elif data in self._given:  # no labels to train a classifier on
-                ds = self._datasets[data]
-                ext = copy_detection_features(
-                    torch.cat([ds.train, ds.heldout]),
-                    self.cache,
-                    steps=self.counts.feature_steps,
-                    device=self.device,
-                    progress=self.progress,
-                )
-            else:
-                source = registry.datasets.get(data.name)(
+            given = self._datasets[data] if data in self._given else None  # no labels
+            self._extractors[key] = feature_extractor(
+                self.cache,
+                steps=self.counts.feature_steps,
+                device=self.device,
+                progress=self.progress,
+                encoder=encoder,
+                encoder_id=self.settings.feature_space(),
+                inception_weights=weights,
+                unlabelled=None if given is None else torch.cat([given.train, given.heldout]),
+                source=lambda: registry.datasets.get(data.name)(
                     root=data.root, cache_root=self.cache.root
-                )
-                ext = classifier_features(
-                    source,
-                    self.cache,
-                    steps=self.counts.feature_steps,
-                    device=self.device,
-                    progress=self.progress,
-                )
-            self._extractors[key] = ext
+                ),
+            )
         return self._extractors[key]
 
     def train_features(self, data: DataConfig) -> torch.Tensor:
