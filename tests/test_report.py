@@ -415,6 +415,7 @@ def test_a_generator_of_noise_is_marked_and_never_ranked_private(tmp_path, monke
     assert noise.utility_destroyed and noise.privacy["denoiser-api"].significant
     text = group.summaries["denoiser-api"]
     assert "lowers it by" not in text and "noise destroys utility" in text, text
+    assert "leave the leak as it is" not in text, text  # a destroyed row is not 'leaky'
     assert group.fronts["denoiser-api"] == ["none"]
     html = render([results_file(tmp_path / "r.json", recs)], tmp_path / "b.html").read_text()
     row = re.search(r'<tr data-compare="ddim-digits64-noise">(.*?)</tr>', html, re.S).group(1)

@@ -307,9 +307,10 @@ def summary(
     if base is not None:
         parts.append(f"Without a mitigation, the {what} is {base:.3f}.")
     if not helps:
+        kept = [c.label for c in comparisons if not c.utility_destroyed]  # said below
         parts.append(
-            f"Under this threat model no mitigation lowers it beyond its interval: "
-            f"{', '.join(c.label for c in comparisons)} leave the leak as it is."
+            "Under this threat model no mitigation lowers it beyond its interval"
+            + (f": {', '.join(kept)} leave the leak as it is." if kept else ".")
         )
     else:
         for c in sorted(helps, key=lambda c: c.privacy[threat].delta):
