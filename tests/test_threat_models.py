@@ -280,6 +280,9 @@ def test_q_power_comes_from_the_false_positive_rates_upper_bound():
     assert rec[Q_FALSE_POSITIVE_UPPER] == pytest.approx(1 - 0.025 ** (1 / 128))  # 2.84%
     assert rec[Q_FALSE_POSITIVE_UPPER] > 1 / 64 and rec[Q_POWER] < 0.1
     assert rec[Q_POWER_N_GEN] is None and "too few samples to conclude" in _show_q(rec)
+    assert "no N_gen reaches 0.8" in _show_q(rec)
+    # the leaderboard reads records through a pandas table, where None becomes NaN
+    assert "no N_gen reaches 0.8" in _show_q({**rec, Q_POWER_N_GEN: float("nan")})
     many = ReproductionCount(
         n_gen=1024,
         n_train=64,

@@ -171,9 +171,11 @@ def _show_q(record: dict) -> str | None:
         text += f", {confirmed} by nearest"
     power = record.get(Q_POWER)
     if power is not None and power < 0.8:
-        need = record.get(Q_POWER_N_GEN)
+        need = record.get(Q_POWER_N_GEN)  # None, or NaN once the leaderboard's table holds it
         text += f"; too few samples to conclude (power {power:.2f}" + (
-            f", N_gen {need} reaches 0.8)" if need else ", no N_gen reaches 0.8)"
+            f", N_gen {int(need)} reaches 0.8)"
+            if need and need == need
+            else ", no N_gen reaches 0.8)"
         )
     return text
 
