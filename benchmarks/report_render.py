@@ -8,14 +8,20 @@ Renders the leaderboard and case pages from results files, then prints:
   from disk, no network) of the leaderboard and of the largest case page: the
   median of ``--loads`` loads, against the one-second budget;
 
-and saves a screenshot of each under ``--out``.
+and saves a screenshot of each under ``--out``: the leaderboard's whole page, each of
+its "By base model" sections and its table of all cases, with what a reader relies on
+counted from the page (the two-sided advantage columns, the rows flagged "utility
+destroyed", the intervals in the table of all cases and how many have zero width).
 
     python benchmarks/report_render.py RESULTS.json [...] [--out DIR] [--loads 5]
+        [--width 1600]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import re
 import statistics
 import time
 from pathlib import Path
@@ -25,6 +31,35 @@ from benchmark.report.leaderboard import render
 
 BUDGET_S = 1.0
 SIZE_BUDGET = 5 * 2**20
+INTERVAL = re.compile(r"\[(-?\d+\.\d+), (-?\d+\.\d+)\]")
+
+
+def shoot_sections(driver, out: Path) -> None:
+    """The open leaderboard's whole page (past the window's height, through Chrome
+    DevTools) and each section a reader compares rows in, as PNGs; prints what it shows."""
+    from selenium.webdriver.common.by import By
+
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"captureBeyondViewport": True, "fromSurface": True}
+    )
+    (out / "leaderboard-full.png").write_bytes(base64.b64decode(shot["data"]))
+    for i, section in enumerate(driver.find_elements(By.CSS_SELECTOR, "section.base-model")):
+        name = re.sub(r"[^a-z0-9]+", "-", section.get_attribute("data-group").lower()).strip("-")
+        driver.execute_script("arguments[0].scrollIntoView();", section)
+        section.screenshot(str(out / f"base-{i:02d}-{name}.png"))
+    table = driver.find_element(By.ID, "leaderboard")
+    driver.execute_script("arguments[0].scrollIntoView();", table)
+    table.screenshot(str(out / "all-cases.png"))
+    heads = {h.text for h in driver.find_elements(By.CSS_SELECTOR, "table th")}
+    flagged = driver.find_elements(By.CSS_SELECTOR, ".utility-destroyed")
+    cells = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#leaderboard td")]
+    spans = [(float(lo), float(hi)) for c in cells for lo, hi in INTERVAL.findall(c)]
+    advantage = sorted(h for h in heads if "advantage" in h.lower())
+    print(f"page: advantage columns shown: {'; '.join(advantage) or 'none'}")
+    print(f"      rows flagged 'utility destroyed': {len(flagged)}")
+    print(f"      intervals in the table of all cases: {len(spans)}, of zero width: "
+          f"{sum(lo == hi for lo, hi in spans)}")  # fmt: skip
+    print(f"      screenshots: {out}/leaderboard-full.png, base-*.png, all-cases.png")
 
 
 def main() -> None:
@@ -32,6 +67,7 @@ def main() -> None:
     p.add_argument("results", nargs="+")
     p.add_argument("--out", default="reports/bench")
     p.add_argument("--loads", type=int, default=5)
+    p.add_argument("--width", type=int, default=1600, help="window width in pixels")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,7 +91,7 @@ def main() -> None:
     if reason:
         print(f"Chromium: not measured ({reason})")
         return
-    driver = browser.start()
+    driver = browser.start(width=args.width, height=1200)
     try:
         pages = [("leaderboard", board)] + ([("largest case page", biggest)] if cases else [])
         for name, page in pages:
@@ -72,6 +108,8 @@ def main() -> None:
                 f"(min {min(loads) * 1000:.0f}, max {max(loads) * 1000:.0f}); "
                 f"ratio to the {BUDGET_S:.0f} s budget {med / BUDGET_S:.3f}; screenshot {shot}"
             )
+        driver.get(board.as_uri())
+        shoot_sections(driver, out)
     finally:
         driver.quit()
 
