@@ -13,9 +13,10 @@ non-members' mean t-error and the AUC of
   (float32 alpha-bar as their ``extract`` reads it), which must agree with the line
   above,
 
-over several t_sec, so a below-chance AUC can be told from a difference of method:
-if all agree, the model's round trip is larger on its members (a leak with its sign
-flipped, which the leaderboard ranks two-sided as |AUC - 0.5|).
+over several t_sec, so a below-chance AUC can be told from a difference of method
+(the last two columns agree), and a steady sign from one that changes from one grid
+level to the next (on the smoke models it does: docs/measurements.md, "SecMI across
+t_sec").
 
     python benchmarks/secmi_reference.py [--family ddim] [--n-train 64] [--cache DIR]
 """
