@@ -22,7 +22,7 @@ from benchmark.models.store import family_for, model_key
 from benchmark.pool import BuildJob, JobFailure, TrainSpec, train_many
 from benchmark.session import Session
 from benchmark.settings import RunSettings
-from benchmark.tiers import with_mitigation_training
+from benchmark.tiers import shadow_training, with_mitigation_training
 
 
 def prefetch(session: Session, specs: list, cases: list[CaseConfig] = ()) -> None:
@@ -38,6 +38,7 @@ def prefetch(session: Session, specs: list, cases: list[CaseConfig] = ()) -> Non
     specs = [replace_config(s, data=session.settings.resolve(s.data)) for s in specs]
     specs += [TrainSpec(c.model, c.train, session.settings.resolve(c.data)) for c in cases]
     jobs = classifier_jobs(session, [s.data for s in specs])
+    specs += [_shadow_spec(session, c) for c in cases if c.shadow]  # no detectors of its own
     audits = audit_jobs(session, cases, jobs)
     trained, done = train_many(
         specs, session.cache, session.progress, jobs=jobs, after=tuple(audits)
@@ -66,10 +67,17 @@ def audit_jobs(session: Session, cases: list[CaseConfig], classifiers: tuple) ->
             continue
         data = session.settings.resolve(case.data)
         needs = (TrainSpec(case.model, case.train, data),)
+        needs += (_shadow_spec(session, case),) if case.shadow else ()
         needs += tuple(j.what for j in classifiers if data in j.args or data.name in j.args)
         args = (session.worker_settings(), case)
         jobs[BuildJob(f"audit {case.case_id}", store_audit, args, needs, False)] = key
     return jobs
+
+
+def _shadow_spec(session: Session, case: CaseConfig) -> TrainSpec:
+    """The training of ``case``'s shadow model (``tiers.shadow_training``)."""
+    train, data = shadow_training(case)
+    return TrainSpec(case.model, train, session.settings.resolve(data))
 
 
 def classifier_jobs(session: Session, splits: list[DataConfig]) -> tuple:

@@ -112,6 +112,17 @@ def with_mitigation_training(case: CaseConfig) -> CaseConfig:
     return case if train == case.train else replace(case, train=train)
 
 
+SHADOW_SEED_OFFSET = 1000  # a shadow model's training seed: its case's, plus this
+
+
+def shadow_training(case: CaseConfig) -> tuple[TrainConfig, DataConfig]:
+    """How ``case``'s shadow model is trained: as the case is, on the shadow split of its
+    data (``DataConfig.shadow``), from seeds of its own (an attacker has neither the
+    target's initial weights nor its noise stream)."""
+    train = replace(case.train, seed=case.train.seed + SHADOW_SEED_OFFSET)
+    return train, replace(case.data, shadow=True)
+
+
 def smoke_case(
     family: str,
     n_train: int,

@@ -37,7 +37,7 @@ from benchmark.record import (
     PARAM_COUNT,
     TIER,
 )
-from benchmark.tiers import LATENT_PAPER, PATHMNIST_N, TABLE2, paper_cases
+from benchmark.tiers import LATENT_PAPER, PATHMNIST_N, PATHMNIST_SHADOW_N, TABLE2, paper_cases
 from tests.helpers import write_medmnist_npz
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,10 @@ def medmnist_root(tmp_path_factory) -> Path:
     sizes = {"pathmnist": max(PATHMNIST_N), **TABLE2}
     for name, n_train in sizes.items():
         channels = registry.datasets.get(name).channels
-        write_medmnist_npz(root / f"{name}.npz", n_train=n_train, n_test=64, channels=channels)
+        # PathMNIST's test split: the N_train 1000 case's 1000 non-members, then 64 for
+        # its shadow model's
+        n_test = 64 + (min(PATHMNIST_SHADOW_N) if name == "pathmnist" else 0)
+        write_medmnist_npz(root / f"{name}.npz", n_train=n_train, n_test=n_test, channels=channels)
     # the latent family's MedMNIST+ case: its own file, at 64 px
     name, n_train = LATENT_PAPER
     source = registry.datasets.get(name)

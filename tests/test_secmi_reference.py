@@ -5,8 +5,9 @@ The authors' public code carries an image to ``t_sec - k`` by deterministic DDIM
 ``benchmarks/secmi_reference.py`` writes that step out. On the same network memobench's
 SecMI at ``t_sec - k`` gives the same scores (with the sign that makes higher mean
 member), and its default at ``t_sec`` is the authors' code one interval further, as the
-paper's text has it. So a SecMI AUC below 0.5 is the model's, not the method's: a
-leak with its sign flipped, which the leaderboard ranks two-sided.
+paper's text has it. So a SecMI AUC below 0.5 is the model's, not the method's (on the
+smoke models its sign changes from one grid level to the next: docs/measurements.md,
+"SecMI across t_sec"); the leaderboard ranks it two-sided.
 """
 
 from __future__ import annotations

@@ -160,21 +160,26 @@ def check_source(
 
 
 def _shadow_split(
-    source: DatasetSource, cfg: DataConfig, left: torch.Tensor, used: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(member, held-out) pool indices of ``cfg``'s shadow split from the training
-    images the split itself leaves (``left``): ``n_train`` members, then as many
-    held-out images as the split has (``n_heldout``, or as many as the members)."""
-    n_held = cfg.n_heldout or min(cfg.n_train, left.numel() - cfg.n_train)
-    if left.numel() < cfg.n_train + max(n_held, 2):
+    source: DatasetSource,
+    cfg: DataConfig,
+    train_left: torch.Tensor,
+    held_left: int,
+) -> tuple[torch.Tensor, int]:
+    """``cfg``'s shadow split: ``n_train`` members, the first of the training images the
+    split itself leaves (``train_left``, pool indices), and the number of non-members
+    it takes from the ``held_left`` images left in the pool the split's own non-members
+    come from (``n_heldout``, or as many as the members)."""
+    n_held = cfg.n_heldout or min(cfg.n_train, held_left)
+    if train_left.numel() < cfg.n_train or held_left < max(n_held, 2):
         raise TooFewImagesError(
             f"the shadow split of {cfg.name!r} with n_train={cfg.n_train} needs "
             f"{cfg.n_train} training images and at least {max(n_held, 2)} held-out ones "
-            f"that the case itself does not use, and {source.where} has {left.numel()} left "
-            f"after the case's {used}; lower n_train, use a file with more training images, "
-            f"or run the case without a shadow model (CaseConfig.shadow=False)"
+            f"that the case itself does not use, and {source.where} has "
+            f"{train_left.numel()} and {held_left} left; lower n_train (or n_heldout), use "
+            f"a file with more images, or run the case without a shadow model "
+            f"(CaseConfig.shadow=False)"
         )
-    return left[: cfg.n_train], left[cfg.n_train : cfg.n_train + n_held]
+    return train_left[: cfg.n_train], n_held
 
 
 def load_dataset(
@@ -210,12 +215,25 @@ def load_dataset(
         )
     n_held = cfg.n_heldout or min(cfg.n_train, available)
     if cfg.shadow:
-        # the split's own members (and, without a held-out split, its non-members) come
-        # first in ``perm``; the shadow takes the next training images, then held-out ones
-        used = cfg.n_train + (n_held if pools.heldout_images is None else 0)
-        member_idx, held_idx = _shadow_split(source, cfg, perm[used:], used)
-        held_pool, held_pool_labels = pools.member_images[held_idx], pools.member_labels[held_idx]
-        n_held = held_idx.numel()
+        # the shadow takes the training images after the split's own, and non-members
+        # from the pool the split's own come from (a file's held-out split; else the
+        # training pool, after the split's members and non-members), after those
+        if pools.heldout_images is None:
+            rest = perm[cfg.n_train + n_held :]
+            member_idx, n_shadow = _shadow_split(
+                source, cfg, rest, rest.numel() - min(cfg.n_train, rest.numel())
+            )
+            held_idx = rest[cfg.n_train :]
+            held_pool, held_pool_labels = (
+                pools.member_images[held_idx],
+                pools.member_labels[held_idx],
+            )
+        else:
+            member_idx, n_shadow = _shadow_split(
+                source, cfg, perm[cfg.n_train :], held_pool.shape[0] - n_held
+            )
+            held_pool, held_pool_labels = held_pool[n_held:], held_pool_labels[n_held:]
+        n_held = n_shadow
     train = pools.member_images[member_idx]
     train_labels = pools.member_labels[member_idx]
     heldout, heldout_labels = held_pool[:n_held], held_pool_labels[:n_held]

@@ -52,6 +52,10 @@ class AuditContext(Protocol):
         """``model`` trained with ``train`` on ``data`` (trained once, then cached): a
         shadow model, for the attacks that learn on one."""
 
+    def fast(self, model: TrainedModel) -> TrainedModel:
+        """``model`` as the run's speed switches call it (precision, compilation), as the
+        case's own model is called: a shadow is scored the way its target is."""
+
     def detectors(self, data: DataConfig) -> tuple[Detector, Detector]:
         """(C_SAF, C_ID) of the split ``data``."""
 

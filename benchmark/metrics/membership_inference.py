@@ -48,6 +48,7 @@ from benchmark.metrics.base import AuditInputs, CaseMetric
 from benchmark.mitigations.base import Mitigation
 from benchmark.models.base import TrainedModel
 from benchmark.record import MITIGATION_ENTRY, Field
+from benchmark.tiers import shadow_training
 
 MIA_ATTACKS = Field("mia_attacks", "list", "the attacks run on the case, by registry name")
 MIA_RUNS = Field(
@@ -129,10 +130,11 @@ def membership_audit(
 
 def shadow_sets(inputs: AuditInputs, max_per_set: int) -> Shadow:
     """The case's shadow model (its training on the shadow split of its data; trained
-    once, then cached like any model) and the shadow's members and non-members."""
+    once, then cached like any model, and called through the run's speed switches as
+    the case's model is) and the shadow's members and non-members."""
     case = inputs.case
-    data = replace(case.data, shadow=True)
-    model = inputs.context.model(case.model, case.train, data)
+    train, data = shadow_training(case)
+    model = inputs.context.fast(inputs.context.model(case.model, train, data))
     members, nonmembers = membership_sets(
         inputs.context.dataset(data), max_per_set=max_per_set, seed=case.seed
     )
