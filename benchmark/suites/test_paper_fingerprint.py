@@ -186,6 +186,16 @@ def check_tstar_falls(by_n: dict[int, dict]) -> None:
     assert rho < 0, f"t* does not fall with N_train (Spearman rho {rho:.2f}): {shown}"
 
 
+def finding_across_cases(test):
+    """A paper finding judged across cases, once per pixel family: marked ``paper``,
+    ``gpu``, ``science`` (a rehearsal skips it) and ``across_cases`` (a sharded run
+    leaves it out; the merge job judges it on the records)."""
+    marks = (pytest.mark.paper, pytest.mark.gpu, pytest.mark.science, pytest.mark.across_cases)
+    for mark in (pytest.mark.parametrize("family", pixel_families()), *reversed(marks)):
+        test = mark(test)
+    return test
+
+
 def check_shadow_gsa_finds_the_members(m: dict, what: str) -> None:
     """Pang et al.'s finding, on a model that copies: GSA with its classifier trained on a
     shadow model tells the members apart (the 95% interval of its AUC above 0.5; the
@@ -197,11 +207,7 @@ def check_shadow_gsa_finds_the_members(m: dict, what: str) -> None:
     )
 
 
-@pytest.mark.paper
-@pytest.mark.gpu
-@pytest.mark.science
-@pytest.mark.across_cases
-@pytest.mark.parametrize("family", pixel_families())
+@finding_across_cases
 def test_shadow_gsa_finds_the_members_of_a_model_that_copies(family, memobench_session, recorded):
     """Judged with the findings across cases (after a sharded run, on its records)."""
     ctx, n = memobench_session, min(PATHMNIST_SHADOW_N)
@@ -210,11 +216,7 @@ def test_shadow_gsa_finds_the_members_of_a_model_that_copies(family, memobench_s
         check_shadow_gsa_finds_the_members(m, f"{family}, PathMNIST {n}, seed {seed}")
 
 
-@pytest.mark.paper
-@pytest.mark.gpu
-@pytest.mark.science
-@pytest.mark.across_cases
-@pytest.mark.parametrize("family", pixel_families())
+@finding_across_cases
 def test_reproductions_fall_as_the_training_set_grows(family, memobench_session, recorded):
     # the finding holds for the models of each training seed (--memobench-seeds)
     ctx = memobench_session
@@ -223,11 +225,7 @@ def test_reproductions_fall_as_the_training_set_grows(family, memobench_session,
                                   for n in PATHMNIST_N})  # fmt: skip
 
 
-@pytest.mark.paper
-@pytest.mark.gpu
-@pytest.mark.science
-@pytest.mark.across_cases
-@pytest.mark.parametrize("family", pixel_families())
+@finding_across_cases
 def test_tstar_falls_as_the_training_set_grows(family, memobench_session, recorded):
     ctx = memobench_session
     for seed in range(ctx.settings.seeds):
