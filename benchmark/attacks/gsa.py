@@ -47,10 +47,10 @@ class GSAAttack(MembershipAttack):
     quick_params = {"times": (0.1,), "folds": 2}
 
     def check_params(self) -> None:
-        times, folds, c = self.params["times"], self.params.get("folds", 2), self.params["c"]
+        times, folds, c = self.params["times"], self.params.get("folds"), self.params["c"]
         if not times or not all(0 < t < 1 for t in times):
             raise ConfigError(f"GSA: times are fractions in (0, 1), got {times}")
-        if int(folds) != folds or folds < 2:
+        if folds is not None and (int(folds) != folds or folds < 2):  # the shadow GSA has none
             raise ConfigError(
                 f"GSA: folds (cross-fitting splits) must be an integer >= 2, got {folds}"
             )

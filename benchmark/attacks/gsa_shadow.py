@@ -45,14 +45,10 @@ class ShadowGSAAttack(GSAAttack):
         seed=0,
         device="cpu",
         progress=False,
-        shadow: Shadow | None = None,
+        *,
+        shadow: Shadow,  # run_attack refuses a missing one, naming the fix
         **_,
     ):
-        if shadow is None:
-            raise ConfigError(
-                "GSA (shadow) trains its classifier on a shadow model and none was given; "
-                "run it on a case that trains one (CaseConfig.shadow=True)"
-            )
         if min(shadow.members.shape[0], shadow.nonmembers.shape[0]) < 2:
             raise ConfigError(
                 f"GSA (shadow) needs at least 2 shadow members and 2 shadow non-members, "

@@ -220,10 +220,8 @@ def load_dataset(
         # training pool, after the split's members and non-members), after those
         if pools.heldout_images is None:
             rest = perm[cfg.n_train + n_held :]
-            member_idx, n_shadow = _shadow_split(
-                source, cfg, rest, rest.numel() - min(cfg.n_train, rest.numel())
-            )
             held_idx = rest[cfg.n_train :]
+            member_idx, n_shadow = _shadow_split(source, cfg, rest, held_idx.numel())
             held_pool, held_pool_labels = (
                 pools.member_images[held_idx],
                 pools.member_labels[held_idx],
