@@ -163,12 +163,14 @@ def audit_case(
         seed=case.seed,
     )
 
+    prepared = mitigation.prepare(model, context)
+
     def sample() -> SampleResult:
-        return generate(
-            case,
+        return mitigation.generate(
             model,
-            mitigation,
-            context,
+            prepared,
+            case_seeds(case),
+            case.sampler,
             device=session.device,
             progress=session.progress,
             batch_size=session.batch_size(model, SAMPLE_BATCH),
@@ -189,11 +191,13 @@ def audit_case(
     record[DEVICE] = device_name(session.device)
     record[MITIGATION_ADDRESSES] = list(mitigation.addresses)
     record[CIRCULAR] = [str(k) for k in mitigation.uses]
-    # what the mitigation did while sampling (before t* and the attacks use it again)
-    record.update({MITIGATION_ENTRY(entry=k): v for k, v in mitigation.metrics().items()})
+    # what the mitigation did while drawing the samples
+    record.update({MITIGATION_ENTRY(entry=k): v for k, v in samples.mitigation.items()})
     check_entries("the audit", record, AUDIT)
     for metric in case_metrics():
-        inputs = AuditInputs(case, model, data, samples, mitigation, session, dict(record))
+        inputs = AuditInputs(
+            case, model, data, samples, mitigation, session, dict(record), prepared
+        )
         reason = metric.skip_reason(inputs)
         if reason is not None:
             record[METRIC_SKIPPED(metric=metric.name)] = reason
@@ -327,27 +331,6 @@ def make_mitigation(case: CaseConfig) -> Mitigation:
 def case_seeds(case: CaseConfig) -> torch.Tensor:
     """One seed per generated image: image i of every case with the same ``seed`` shares noise."""
     return torch.arange(case.n_gen, dtype=torch.long) + case.seed * 1_000_003
-
-
-def generate(
-    case: CaseConfig,
-    model: TrainedModel,
-    mitigation: Mitigation,
-    context: MitigationContext | None = None,
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-    batch_size: int = 256,
-) -> SampleResult:
-    """The case's samples through ``mitigation`` (prepared with ``context`` first)."""
-    mitigation.prepare(model, context)
-    return mitigation.generate(
-        model,
-        case_seeds(case),
-        case.sampler,
-        device=device,
-        progress=progress,
-        batch_size=batch_size,
-    )
 
 
 SAMPLE_BATCH = 256  # images per sampling call on the CPU (and the least on a GPU)

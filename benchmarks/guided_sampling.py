@@ -41,10 +41,10 @@ def main() -> None:
     case = smoke_case(args.family, 64, "cpsample", {"alpha": 0.1, "scale": 1000.0}, n_gen=args.n)
     model = session.model(case.model, case.train, case.data)
     mitigation = make_mitigation(case)
-    mitigation.prepare(
+    prepared = mitigation.prepare(
         model, MitigationContext(data=session.dataset(case.data), cache=session.cache)
     )
-    guidance, seeds = mitigation.guidance(), case_seeds(case)
+    guidance, seeds = prepared.guidance(), case_seeds(case)
     model.generate(seeds[:8], case.sampler, guidance)  # warm-up
 
     before = peak_mb()

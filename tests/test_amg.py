@@ -12,6 +12,7 @@ from benchmark.errors import ConfigError
 from benchmark.measures.carlini_l2 import nearest_two
 from benchmark.mitigations.amg import AntiMemorizationGuidance
 from benchmark.mitigations.base import MitigationContext
+from benchmark.mitigations.guided import GuidanceLog
 from tests.helpers import analytic_memorizer
 
 
@@ -27,17 +28,17 @@ def test_amg_parameters_are_checked(memorizer):
         AntiMemorizationGuidance(ratio=0)
     with pytest.raises(ConfigError, match="scale must be >= 0"):
         AntiMemorizationGuidance(scale=-1)
-    with pytest.raises(ConfigError, match="before prepare"):
-        AntiMemorizationGuidance().guidance()
+    with pytest.raises(ConfigError, match="'chunk' must be a whole number"):
+        AntiMemorizationGuidance(chunk=10.5)
     with pytest.raises(ConfigError, match="MitigationContext"):
         AntiMemorizationGuidance().prepare(model)
 
 
 def test_the_guidance_moves_x0_hat_away_from_its_nearest_training_image(memorizer):
     model, data = memorizer
-    amg = AntiMemorizationGuidance(scale=0.5)
-    amg.prepare(model, MitigationContext(data=data))
-    guide, noise, t = amg.guidance(), model.family.noise, torch.tensor(300)
+    prepared = AntiMemorizationGuidance(scale=0.5).prepare(model, MitigationContext(data=data))
+    log = GuidanceLog()
+    guide, noise, t = prepared.guidance(log), model.family.noise, torch.tensor(300)
     target = data.train[3:4]
     near = target + 0.01 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
     far = torch.zeros_like(target)  # the mean image: no training image is close to it
@@ -53,7 +54,7 @@ def test_the_guidance_moves_x0_hat_away_from_its_nearest_training_image(memorize
         away = x_t / a - target
         expected = x0 + 0.5 * 0.5 * float(d2) * away / away.norm()  # scale * ratio * d2 * u
         torch.testing.assert_close(moved, expected, atol=1e-4, rtol=1e-4)
-    assert amg.counts["fired"] == 1 and amg.counts["evaluations"] == 2
+    assert log.fired == 1 and log.evaluations == 2
 
 
 def test_amg_cuts_the_copies_of_a_memorizer(memorizer):
@@ -62,8 +63,7 @@ def test_amg_cuts_the_copies_of_a_memorizer(memorizer):
     seeds = torch.arange(64)
     plain = model.generate(seeds, sampler).images
     amg = AntiMemorizationGuidance(scale=1.0)
-    amg.prepare(model, MitigationContext(data=data))
-    guided = amg.generate(model, seeds, sampler)
+    guided = amg.generate(model, amg.prepare(model, MitigationContext(data=data)), seeds, sampler)
 
     def copies(images):
         d1, d2, _ = nearest_two(images, data.train)
@@ -71,7 +71,7 @@ def test_amg_cuts_the_copies_of_a_memorizer(memorizer):
 
     assert copies(plain) > 0.9, "the memorizer samples its training images"
     assert copies(guided.images) < copies(plain) - 0.5, (copies(guided.images), copies(plain))
-    rec = amg.metrics()
+    rec = guided.mitigation
     assert 0 < rec["guided_step_fraction"] <= 1 and rec["guided_sample_fraction"] > 0.5
     assert rec["guidance_seconds"] >= 0
 
@@ -86,10 +86,9 @@ def test_amg_leaves_eps_alone_where_no_noise_is_left():
     family = family_cls(family_cls.smoke_configs()[0])
     data = load_dataset(DataConfig(n_train=16))
     model = TrainedModel(family, torch.nn.Identity(), "t0", data.image_shape)
-    amg = AntiMemorizationGuidance()
-    amg.prepare(model, MitigationContext(data=data))
+    prepared = AntiMemorizationGuidance().prepare(model, MitigationContext(data=data))
     t = torch.tensor(family.noise.time_at(0.0))
     assert float(family.noise.coefficients(t)[1]) == 0
     x = data.train[:2].clone()  # a copy: AMG would fire if there were noise to steer
     eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(amg.guidance()(x, t, eps), eps)
+    torch.testing.assert_close(prepared.guidance()(x, t, eps), eps)

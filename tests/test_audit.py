@@ -11,7 +11,6 @@ from benchmark.errors import ConfigError
 from benchmark.measures.reproduction import Q_EXPECTED, Q_FLAGGED, Q
 from benchmark.measures.tstar import TSTAR, TSTAR_STRATEGY
 from benchmark.metrics.fingerprint import C_SAF_ENTRY, Q_NN_CONFIRMED, fingerprint_audit
-from benchmark.mitigations.none import NoMitigation
 from benchmark.models.base import SampleResult
 from tests.helpers import mixture_model
 
@@ -43,7 +42,7 @@ def test_audit_end_to_end_on_an_analytic_copier(data):
     )
     samples = model.generate(torch.arange(32), case.sampler)
     record = fingerprint_audit(
-        case, model, data, samples, Oracle("saf", data), Oracle("id", data), NoMitigation()
+        case, model, data, samples, Oracle("saf", data), Oracle("id", data), None
     )
     assert record[Q] == 32 and record[Q_EXPECTED] == 2.0  # it only ever makes SAF(x_p)
     assert record[TSTAR] == 0.99 and record[TSTAR_STRATEGY] == "adaptive"
@@ -57,11 +56,11 @@ def test_refuses_weak_or_foreign_detectors(data):
     samples = SampleResult(torch.zeros(2, 1, 16, 16), torch.arange(2), 1, 1.0)
     weak = Oracle("id", data, {"accuracy": 0.8, "balanced_accuracy": 0.8, "fires_on_saf_xp": True})
     with pytest.raises(DetectorAccuracyError, match="C_ID .* accuracy 0.800"):
-        fingerprint_audit(case, model, data, samples, Oracle("saf", data), weak, NoMitigation())
+        fingerprint_audit(case, model, data, samples, Oracle("saf", data), weak, None)
     other = load_dataset(DataConfig(n_train=16, saf=True, split_seed=3))
     with pytest.raises(ConfigError, match="train detectors for this case's data"):
         fingerprint_audit(
-            case, model, data, samples, Oracle("saf", other), Oracle("id", data), NoMitigation()
+            case, model, data, samples, Oracle("saf", other), Oracle("id", data), None
         )
 
 

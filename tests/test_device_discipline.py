@@ -80,8 +80,8 @@ def test_sampling_through_each_mitigation_on_cuda(family, mitigation, data):
         model = _model(family, data, {f"dp_{k}": 1e-5 if k == "delta" else 1.0 for k in DP_STATS})
         mit = cls(**cls.quick_params)
         context = MitigationContext(data=data, cache=None, device="cuda", features=_features)
-        mit.prepare(model, context)
-        result = mit.generate(model, torch.arange(4), _sampler(family), device="cuda",
+        prepared = mit.prepare(model, context)
+        result = mit.generate(model, prepared, torch.arange(4), _sampler(family), device="cuda",
                               batch_size=4)  # fmt: skip
         # (a loop that runs until a condition read on the host stops at the first read:
         # rejection's redraws are checked up to there)

@@ -158,7 +158,7 @@ def test_dp_sgd_refuses_what_would_break_its_guarantee(tmp_path, images):
         DPSGD(epsilon=0)
     with pytest.raises(ConfigError, match="max_grad_norm"):
         DPSGD(max_grad_norm=-1)
-    with pytest.raises(ConfigError, match="steps must be a whole number"):
+    with pytest.raises(ConfigError, match="'steps' must be a whole number or None, got 2.5"):
         DPSGD(steps=2.5)
     with pytest.raises(ConfigError, match="not below 1/N_train"):  # 16 images, delta 0.1
         train(DDIMFamily(TINY_MODEL), images, dp_train({**DP, "delta": 0.1}), tmp_path)
@@ -191,8 +191,7 @@ def test_a_case_trains_its_dp_model_and_records_the_guarantee(tmp_path):
     data = load_dataset(rehearsed.data)
     model = get_trained(rehearsed.model, rehearsed.train, data, Cache(tmp_path), progress=False)
     mitigation = DPSGD(**rehearsed.mitigation.kwargs)
-    mitigation.prepare(model)
-    metrics = mitigation.metrics()
+    metrics = mitigation.prepare(model).stats
     assert 0 < metrics["epsilon"] <= 1.01 and metrics["steps"] == rehearsed.train.steps
     assert metrics["auc_bound"] == pytest.approx(auc_bound(metrics["epsilon"], 1e-5))
     # the cached entry carries the guarantee: a second load reports the same

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -9,11 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.cache import Cache
-from benchmark.config import DataConfig, SamplerConfig
+from benchmark.config import DataConfig, MitigationConfig, SamplerConfig
 from benchmark.data import load_dataset
 from benchmark.errors import ConfigError
-from benchmark.mitigations.base import MitigationContext
+from benchmark.mitigations.base import MitigationContext, Prepared
 from benchmark.mitigations.cpsample import CPSample
+from benchmark.mitigations.none import NoMitigation
 from benchmark.mitigations.random_label_classifier import load_classifier, train_classifier
 from benchmark.mitigations.rejection import RejectionSampling
 from benchmark.models.base import TrainedModel
@@ -52,10 +54,28 @@ def test_cpsample_rejects_negative_scale_and_unknown_parameters():
         CPSample(beta=1)
 
 
+def test_parameters_are_typed_and_frozen():
+    """A value of the wrong type is refused on construction, naming the parameter and the
+    type; an int passes for a float; the built parameters cannot change afterwards."""
+    with pytest.raises(ConfigError, match="'alpha' must be a number, got '0.1'"):
+        CPSample(alpha="0.1")
+    with pytest.raises(ConfigError, match="'classifier_steps' must be a whole number, got 2.5"):
+        CPSample(classifier_steps=2.5)
+    with pytest.raises(ConfigError, match="'tau' must be a number or None"):
+        RejectionSampling(tau="high")
+    cp = CPSample(scale=3)
+    assert cp.params.scale == 3 and cp.params.alpha == CPSample.defaults()["alpha"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cp.params.alpha = 0.4
+    assert cp.config == MitigationConfig(
+        "cpsample", {"alpha": 0.001, "scale": 3, "classifier_steps": 800}
+    )
+
+
 def test_cpsample_needs_its_data_before_sampling(model):
     cp = CPSample()
-    with pytest.raises(ConfigError, match="before prepare"):
-        cp.guidance()
+    with pytest.raises(TypeError, match="takes what prepare\\(\\) returned"):
+        cp.generate(model, None, torch.arange(2), SamplerConfig(num_steps=2))
     with pytest.raises(ConfigError, match="needs the case's training images"):
         cp.prepare(model)
 
@@ -70,18 +90,17 @@ def test_classifier_for_other_data_is_refused(model, data, classifier_payload):
     clf = load_classifier(classifier_payload)
     other = load_dataset(DataConfig(n_train=32, saf=True))
     with pytest.raises(ConfigError, match="trained on 'digits' with N_train=16.*N_train=32"):
-        CPSample().use_classifier(clf, model, other)
+        CPSample().with_classifier(clf, model, other)
     clf.family = "subvp"
     with pytest.raises(ConfigError, match="'subvp' noise process"):
-        CPSample().use_classifier(clf, model, data)
+        CPSample().with_classifier(clf, model, data)
 
 
 def test_guidance_is_the_papers_rule(model, data, classifier_payload):
     """eps_hat = eps + s * sigma_t * grad log c where c > 1 - alpha, else eps."""
     clf = load_classifier(classifier_payload)
     cp = CPSample(alpha=0.1, scale=3.0)
-    cp.use_classifier(clf, model, data)
-    guide = cp.guidance()
+    guide = cp.with_classifier(clf, model, data).guidance()
     time = model.family.noise.time_at(0.05)
     t = torch.tensor(time)
     x = model.family.noise.noise_to(data.train[:8], time, torch.randn(8, *data.image_shape))
@@ -105,25 +124,51 @@ def test_guidance_is_the_papers_rule(model, data, classifier_payload):
         c_plain = F.logsigmoid(clf.net(x0_plain, tf).abs())
     assert (c_guided[fire.flatten()] <= c_plain[fire.flatten()] + 1e-6).all()
 
-    nothing = CPSample(alpha=1e-12, scale=3.0)
-    nothing.use_classifier(clf, model, data)
+    nothing = CPSample(alpha=1e-12, scale=3.0).with_classifier(clf, model, data)
     torch.testing.assert_close(nothing.guidance()(x, t, eps), eps)
 
 
 def test_cpsample_caches_its_classifier_and_records_what_it_did(model, data, tmp_path):
     ctx = MitigationContext(data=data, cache=Cache(tmp_path))
     cp = CPSample(alpha=0.1, scale=1.0, classifier_steps=5)
-    cp.prepare(model, ctx)
+    prepared = cp.prepare(model, ctx)
     assert len(list((tmp_path / "mitigations").glob("*.safetensors"))) == 1
-    out = cp.generate(model, torch.arange(5), SamplerConfig(num_steps=3))
-    rec = cp.metrics()
+    out = cp.generate(model, prepared, torch.arange(5), SamplerConfig(num_steps=3))
+    rec = out.mitigation
     assert out.images.shape == (5, *data.image_shape)
     assert 0 <= rec["guided_step_fraction"] <= 1 and 0 <= rec["guided_sample_fraction"] <= 1
     assert {"classifier_train_accuracy_t0.05", "guidance_seconds"} <= set(rec)
-    again = CPSample(alpha=0.1, scale=1.0, classifier_steps=5)
-    again.prepare(model, ctx)  # from the cache: same weights
-    for a, b in zip(cp.classifier.net.parameters(), again.classifier.net.parameters(), strict=True):
-        torch.testing.assert_close(a, b)
+    again = CPSample(alpha=0.1, scale=1.0, classifier_steps=5).prepare(model, ctx)
+    assert len(list((tmp_path / "mitigations").glob("*.safetensors"))) == 1, "from the cache"
+    x, t, eps = data.train[:4], torch.tensor(20), torch.randn(4, *data.image_shape)
+    torch.testing.assert_close(again.guidance()(x, t, eps), prepared.guidance()(x, t, eps))
+
+
+def test_what_a_guidance_did_is_counted_per_draw(model, data):
+    """The record of a draw is that draw's alone: querying the same guidance again (as t*
+    and the attacks do after sampling) or drawing again counts nothing twice."""
+    acted_on_first = {"n": 0}
+
+    def hook(x, t, eps):  # acts on the first image of every call
+        fire = torch.zeros(x.shape[0], dtype=torch.bool)
+        fire[0] = True
+        acted_on_first["n"] += 1
+        return eps, fire
+
+    prepared = Prepared(hook=hook, stats={"known": 1})
+    sampler, mitigation = SamplerConfig(num_steps=4), NoMitigation()
+    first = mitigation.generate(model, prepared, torch.arange(6), sampler, batch_size=3)
+    for _ in range(5):
+        prepared.guidance()(data.train[:6], torch.tensor(10), torch.zeros(6, *data.image_shape))
+    second = mitigation.generate(model, prepared, torch.arange(6), sampler, batch_size=3)
+    assert first.mitigation["known"] == 1
+    assert first.mitigation["guided_step_fraction"] == pytest.approx(1 / 3)  # 1 of each 3
+    assert first.mitigation["guided_sample_fraction"] == pytest.approx(2 / 6)
+    drop = ("guidance_seconds", "guidance_seconds_per_image_step")
+    assert {k: v for k, v in second.mitigation.items() if k not in drop} == {
+        k: v for k, v in first.mitigation.items() if k not in drop
+    }
+    assert acted_on_first["n"] == 2 * 2 * 4 + 5  # 2 draws x 2 batches x 4 steps, and 5 queries
 
 
 # -- rejection sampling --------------------------------------------------------------------
@@ -145,23 +190,24 @@ def test_rejection_parameters_are_checked(model, data):
 def test_rejection_accepts_what_passes_and_stops_at_the_budget(model, data):
     sampler = SamplerConfig(num_steps=2)
     keep_all = RejectionSampling(tau=1.0)
-    keep_all.prepare(model, MitigationContext(data=data, features=_flatten()))
-    out = keep_all.generate(model, torch.arange(4), sampler)
-    assert keep_all.metrics()["draws"] == 4 and keep_all.metrics()["acceptance_rate"] == 1.0
+    ready = keep_all.prepare(model, MitigationContext(data=data, features=_flatten()))
+    out = keep_all.generate(model, ready, torch.arange(4), sampler)
+    assert out.mitigation["draws"] == 4 and out.mitigation["acceptance_rate"] == 1.0
     assert out.nfe == 2
 
     reject_all = RejectionSampling(tau=-1.0, budget=3)
-    reject_all.prepare(model, MitigationContext(data=data, features=_flatten()))
-    out = reject_all.generate(model, torch.arange(4), sampler)
-    rec = reject_all.metrics()
+    ready = reject_all.prepare(model, MitigationContext(data=data, features=_flatten()))
+    out = reject_all.generate(model, ready, torch.arange(4), sampler)
+    rec = out.mitigation
     assert rec["draws"] == 12 and rec["budget_exhausted"] and rec["accepted_fraction"] == 0.0
     assert out.images.shape == (4, *data.image_shape) and out.nfe == 6  # 3 draws x 2 steps
     assert torch.isfinite(out.images).all()
 
 
 def test_rejection_threshold_is_calibrated_on_heldout_images(model, data):
-    rs = RejectionSampling(quantile=0.5)
-    rs.prepare(model, MitigationContext(data=data, features=_flatten()))
+    rs = RejectionSampling(quantile=0.5).prepare(
+        model, MitigationContext(data=data, features=_flatten())
+    )
     from benchmark.measures.feature_replication import nearest_cosine
 
     held, _ = nearest_cosine(data.heldout.flatten(1), data.train.flatten(1))

@@ -21,11 +21,13 @@ EXAMPLES = {
 }
 # what the page's examples take as given: the base classes its prose names
 PRELUDE = """\
+from dataclasses import dataclass
+
 import torch
 
 from benchmark.attacks.base import MembershipAttack
 from benchmark.errors import ConfigError
-from benchmark.mitigations.base import Mitigation
+from benchmark.mitigations.base import Mitigation, Prepared
 """
 
 

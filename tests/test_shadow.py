@@ -131,10 +131,10 @@ def test_shadow_gsa_runs_only_with_a_shadow(digits):
     with pytest.raises(ConfigError, match="learns on a shadow model and none was given"):
         run_attack(get_attack("gsa-shadow"), model, members, nonmembers)
     kw = dict(attacks=["loss", "gsa-shadow"], max_per_set=8, quick=True)
-    without = membership_audit(model, data, NoMitigation(), **kw)
+    without = membership_audit(model, data, None, **kw)
     assert without[MIA_ATTACKS] == ["loss"]
     small = Shadow(shadow.model, shadow.members[:8], shadow.nonmembers[:8])
-    with_shadow = membership_audit(model, data, NoMitigation(), shadow=small, **kw)
+    with_shadow = membership_audit(model, data, None, shadow=small, **kw)
     assert with_shadow[MIA_ATTACKS] == ["loss", "gsa-shadow"]
     assert 0 <= with_shadow[MIA_AUC(attack="gsa-shadow_weights")] <= 1
     # the plan counts its queries only where a case trains a shadow

@@ -51,7 +51,7 @@ from benchmark.metrics.independent_replication import (
     independent_replication,
 )
 from benchmark.metrics.membership_inference import MIA_RUNS, membership_audit
-from benchmark.mitigations.base import Mitigation
+from benchmark.mitigations.base import Mitigation, Prepared
 from benchmark.models.base import SampleResult, TrainedModel
 from benchmark.models.ddpm import DDIMFamily
 from benchmark.session import Session
@@ -86,12 +86,8 @@ class ZeroGuidance(Mitigation):
     name = "zero"
     addresses = (DENOISER_API, SAMPLES_ONLY)
 
-    def guidance(self):
-        return lambda x, t, eps: torch.zeros_like(eps)
-
-
-class NoGuidance(Mitigation):
-    name = "plain"
+    def prepare(self, model, context=None):
+        return Prepared(hook=lambda x, t, eps: torch.zeros_like(eps))
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +100,9 @@ def test_a_guided_mitigation_hides_the_leak_from_its_api_not_from_its_weights(me
     model, data = memorizer
     attacks = ["loss", "nearest"]
     samples = copies_of(data.train)
-    guided = membership_audit(model, data, ZeroGuidance(), attacks, samples=samples)
-    plain = membership_audit(model, data, NoGuidance(), attacks, samples=samples)
+    zeroed = ZeroGuidance().prepare(model).guidance()
+    guided = membership_audit(model, data, zeroed, attacks, samples=samples)
+    plain = membership_audit(model, data, None, attacks, samples=samples)
     assert guided[MIA_RUNS] == ["loss_weights", "loss_api", "nearest_samples"]
     assert guided[MIA_AUC(attack="loss_weights")] > 0.95, "the weights still leak"
     assert guided[MIA_AUC(attack="loss_api")] < 0.7, "the zeroed API leaks nothing"
@@ -115,7 +112,7 @@ def test_a_guided_mitigation_hides_the_leak_from_its_api_not_from_its_weights(me
     # without guidance the deployed denoiser is eps_theta: the api figures are the weights'
     assert plain[MIA_AUC(attack="loss_api")] == plain[MIA_AUC(attack="loss_weights")]
     # no samples: the samples-only attack is not run
-    without = membership_audit(model, data, NoGuidance(), attacks)
+    without = membership_audit(model, data, None, attacks)
     assert without[MIA_RUNS] == ["loss_weights", "loss_api"]
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from benchmark import registry
 from benchmark.display import Column, Figure
 from benchmark.errors import UnknownNameError
+from benchmark.mitigations.base import Prepared
 from benchmark.record import AUDIT, SUITE, Declared
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ class AuditInputs:
     Attributes:
         record: what the metrics before this one recorded (read it, do not change it).
         context: the run's settings and built resources (``AuditContext``).
+        prepared: what the mitigation prepared for sampling (its guidance for t* and the
+            ``denoiser-api`` attacks: ``prepared.guidance()``).
     """
 
     case: CaseConfig
@@ -87,6 +90,7 @@ class AuditInputs:
     mitigation: Mitigation
     context: AuditContext
     record: dict[str, Any] = field(default_factory=dict)
+    prepared: Prepared = field(default_factory=Prepared)
 
     @property
     def device(self) -> torch.device:

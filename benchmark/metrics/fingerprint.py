@@ -38,8 +38,7 @@ from benchmark.measures.tstar import (
     tstar_window,
 )
 from benchmark.metrics.base import AuditInputs, CaseMetric
-from benchmark.mitigations.base import Mitigation
-from benchmark.models.base import SampleResult, TrainedModel
+from benchmark.models.base import Guidance, SampleResult, TrainedModel
 from benchmark.record import METRIC_SKIPPED, Field, Fields
 
 Q_NN_CONFIRMED = Field(
@@ -56,7 +55,7 @@ def fingerprint_audit(
     samples: SampleResult,
     c_saf: Detector,
     c_id: Detector,
-    mitigation: Mitigation,
+    guidance: Guidance | None,
     min_accuracy: float = 0.95,
     strategy: str = "adaptive",
     m: int = 16,
@@ -98,7 +97,7 @@ def fingerprint_audit(
         m=m,
         levels=levels,
         seed=case.seed,
-        guidance=mitigation.guidance(),
+        guidance=guidance,
         device=device,
         progress=progress,
         max_batch=batch_size,
@@ -220,7 +219,7 @@ class Fingerprint(CaseMetric):
     """|q| (reproductions of x_p both detectors flag) and t* (docs/science.md, the fingerprint)."""
 
     name = "fingerprint"
-    order = 20  # after the mitigation's own record, before the attacks reuse its guidance
+    order = 20
     fields = (
         *REPRODUCTION_FIELDS,
         *TSTAR_FIELDS,
@@ -252,7 +251,7 @@ class Fingerprint(CaseMetric):
             inputs.samples,
             c_saf,
             c_id,
-            inputs.mitigation,
+            inputs.prepared.guidance(),
             min_accuracy=context.detector_config.min_accuracy,
             strategy=counts.tstar_strategy,
             m=counts.tstar_m,

@@ -45,8 +45,7 @@ from benchmark.measures.membership_scores import (
 )
 from benchmark.measures.paired import images_digest
 from benchmark.metrics.base import AuditInputs, CaseMetric
-from benchmark.mitigations.base import Mitigation
-from benchmark.models.base import TrainedModel
+from benchmark.models.base import Guidance, TrainedModel
 from benchmark.record import MITIGATION_ENTRY, Field
 from benchmark.tiers import shadow_training
 
@@ -65,7 +64,7 @@ MIA_SHADOW_MODEL = Field(
 def membership_audit(
     model: TrainedModel,
     data: ImageDataset,
-    mitigation: Mitigation,
+    guidance: Guidance | None,
     attacks: list[str] | None = None,
     max_per_set: int = 512,
     quick: bool = False,
@@ -88,7 +87,6 @@ def membership_audit(
     ``quick_params`` (fewer queries; a rehearsal's counts).
     """
     members, nonmembers = membership_sets(data, max_per_set=max_per_set, seed=seed)
-    guidance = mitigation.guidance()
     record: dict[str, Any] = {
         MIA_ATTACKS: [],
         MIA_RUNS: [],
@@ -209,7 +207,7 @@ class MembershipInference(CaseMetric):
         record = membership_audit(
             inputs.model,
             inputs.data,
-            inputs.mitigation,
+            inputs.prepared.guidance(),
             max_per_set=counts.mia_max_per_set,
             quick=counts.quick_attacks,
             seed=inputs.case.seed,

@@ -31,24 +31,47 @@ the latents' own distances.
 
 from __future__ import annotations
 
-import time as _time
+from dataclasses import dataclass
 
 import torch
 
 from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY
 from benchmark.errors import ConfigError
 from benchmark.measures.carlini_l2 import CARLINI_L2, nearest_two
-from benchmark.mitigations.base import MitigationContext
-from benchmark.mitigations.guided import TrackedGuidance
-from benchmark.models.base import Guidance, ModelFamily, TrainedModel
+from benchmark.mitigations.base import Mitigation, MitigationContext, Prepared
+from benchmark.mitigations.guided import GuidanceHook
+from benchmark.models.base import ModelFamily, TrainedModel
 
 
-class AntiMemorizationGuidance(TrackedGuidance):
+@dataclass(frozen=True)
+class AMGParams:
+    """ratio: act where d1 < ratio * d2 of x0_hat's two nearest training images;
+    scale: the guidance's strength; chunk: training images per distance block."""
+
+    ratio: float = 0.5
+    scale: float = 1.0
+    chunk: int = 4096
+
+    def __post_init__(self) -> None:
+        if not 0 < self.ratio <= 1:
+            raise ConfigError(
+                f"AMG: ratio (act where d1 < ratio * d2 of x0_hat's two nearest training "
+                f"images) must be in (0, 1], got {self.ratio}"
+            )
+        if self.scale < 0:
+            raise ConfigError(f"AMG: the guidance scale must be >= 0, got {self.scale}")
+        if self.chunk < 1:
+            raise ConfigError(
+                f"AMG: chunk (images per distance block) must be >= 1, got {self.chunk}"
+            )
+
+
+class AntiMemorizationGuidance(Mitigation):
     """Dissimilarity guidance away from the nearest training image of x0_hat."""
 
     name = "amg"
     version = "1"
-    defaults = {"ratio": 0.5, "scale": 1.0, "chunk": 4096}
+    Params = AMGParams
     # Measured on the 64-digit smoke models (suites/test_smoke_leakage.py): scale 1.0
     # removes the Carlini copies at no FID cost; scale 3.0 (ddim) left |q| at 13 of
     # 1024 against `none`'s 14, and FID_test 12.2 against 10.9.
@@ -56,68 +79,51 @@ class AntiMemorizationGuidance(TrackedGuidance):
     addresses = (DENOISER_API, SAMPLES_ONLY)
     uses = (CARLINI_L2,)
 
-    def check_params(self) -> None:
-        ratio, scale, chunk = self.params["ratio"], self.params["scale"], self.params["chunk"]
-        if not 0 < ratio <= 1:
-            raise ConfigError(
-                f"AMG: ratio (act where d1 < ratio * d2 of x0_hat's two nearest training "
-                f"images) must be in (0, 1], got {ratio}"
-            )
-        if scale < 0:
-            raise ConfigError(f"AMG: the guidance scale must be >= 0, got {scale}")
-        if int(chunk) != chunk or chunk < 1:
-            raise ConfigError(f"AMG: chunk (images per distance block) must be >= 1, got {chunk}")
-        self.train: torch.Tensor | None = None
-        self.family: ModelFamily | None = None
-        self.net: torch.nn.Module | None = None
-        self.train_latents: torch.Tensor | None = None
-        self._reset_counts()
-
-    def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> None:
+    def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> Prepared:
         if context is None or context.data.train.shape[0] < 2:
             raise ConfigError(
                 "AMG searches the training images for the nearest one: call "
                 "prepare(model, MitigationContext(data=...)) with at least 2 training images"
             )
-        self.train = context.data.train.flatten(1).to(context.device)
-        self.family = model.family
-        self.net, self.train_latents = None, None
-        if model.family.latent:  # decide on decoded x0_hat, steer in latent space
-            self.net = model.net.to(context.device)
-            self.train_latents = torch.cat(
-                [model.family.encode(self.net, x.to(context.device))
-                 for x in context.data.train.split(256)]
-            ).flatten(1)  # fmt: skip
+        train = context.data.train.flatten(1).to(context.device)
+        family, net, train_latents = model.family, None, None
+        if family.latent:  # decide on decoded x0_hat, steer in latent space
+            net = model.net.to(context.device)
+            train_latents = torch.cat(
+                [family.encode(net, x.to(context.device)) for x in context.data.train.split(256)]
+            ).flatten(1)
+        return Prepared(hook=self.hook(family, train, net, train_latents))
 
-    def guidance(self) -> Guidance:
-        if self.train is None or self.family is None:
-            raise ConfigError("AMG.guidance() before prepare(): no training images to search")
-        train, noise, family, net = self.train, self.family.noise, self.family, self.net
+    def hook(
+        self,
+        family: ModelFamily,
+        train: torch.Tensor,
+        net: torch.nn.Module | None = None,
+        train_latents: torch.Tensor | None = None,
+    ) -> GuidanceHook:
+        """The guidance away from ``train`` (flattened pixels); a latent family passes its
+        network (to decode x0_hat) and the training images' latents (where it steps)."""
+        noise = family.noise
         # where the step is taken: the pixels, or a latent family's latents
-        space = train if self.train_latents is None else self.train_latents
-        ratio, scale, chunk = self.params["ratio"], self.params["scale"], self.params["chunk"]
+        space = train if train_latents is None else train_latents
+        ratio, scale, chunk = self.params.ratio, self.params.scale, self.params.chunk
 
-        def guide(x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-            start = _time.perf_counter()
+        def guide(x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor):
             x0 = noise.predict_x0(x, t, eps).float()
             pixels = x0 if net is None else family.decode(net, x0).float()
-            d1, d2, idx = nearest_two(pixels, train.to(x0.device), chunk=int(chunk))
+            d1, d2, idx = nearest_two(pixels, train.to(x0.device), chunk=chunk)
             fire = d1 < ratio * d2
             if net is not None:  # the push's size from the latents' own distances
-                d2 = nearest_two(x0, space.to(x0.device), chunk=int(chunk))[1]
+                d2 = nearest_two(x0, space.to(x0.device), chunk=chunk)[1]
             if not fire.any():
-                self.record_step(fire, _time.perf_counter() - start)
-                return eps
+                return eps, fire
             a, s = (float(c) for c in noise.coefficients(t))
             if s <= 0:  # t = 0 (a score-SDE grid's end): no noise left for eps to steer
-                self.record_step(torch.zeros_like(fire), _time.perf_counter() - start)
-                return eps
+                return eps, torch.zeros_like(fire)
             nearest = space[idx.to(space.device)].view_as(x0).to(x0)
             away = (x.float() / a - nearest).flatten(1)
             unit = (away / away.norm(dim=1, keepdim=True).clamp_min(1e-12)).view_as(x0)
             size = (scale * ratio * d2 * fire).to(x0).view(-1, *[1] * (x.ndim - 1))
-            out = eps - (a / s) * (size * unit).to(eps.dtype)
-            self.record_step(fire, _time.perf_counter() - start)
-            return out
+            return eps - (a / s) * (size * unit).to(eps.dtype), fire
 
         return guide

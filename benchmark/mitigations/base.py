@@ -1,22 +1,38 @@
-"""The mitigation interface (docs/science.md, mitigations).
+"""The mitigation interface (docs/science.md, mitigations; docs/plugins.md, a mitigation).
 
-A mitigation either acts inside a family's sampler through the guidance hook
-(it sees x_t, t and eps_theta and returns the eps it wants used; CPSample), wraps
-sampling as a whole (``generate``; rejection sampling), or changes how the model
-is trained (``train_config`` names it in the ``TrainConfig``, so the model is
-cached under its parameters, and ``training_hook`` wraps the shared training
-loop; DP-SGD). ``none`` is the
-identity. Whatever it needs (a classifier, the feature extractor) it builds in
-``prepare`` from the ``MitigationContext``; what it wants on the leaderboard
-(how often it acted, what it cost) it returns from ``metrics``. A third-party
-mitigation subclasses ``Mitigation`` in one file and registers it under the
-``memobench.mitigations`` entry-point group.
+A mitigation is an object built once per case from its parameters, a frozen
+dataclass (``Params``) whose names and types are checked when the mitigation is
+built and whose ranges its ``__post_init__`` checks. The object itself holds no
+state: ``prepare(model, context)`` builds whatever sampling needs (a classifier,
+the training images, the feature extractor) from the ``MitigationContext`` and
+returns it as a ``Prepared``:
+
+- ``hook``: the guidance, acting inside a family's sampler. It sees x_t, t and
+  eps_theta and returns the eps it wants used (CPSample, AMG), or ``(eps_hat,
+  fire)`` with ``fire`` the (B,) mask of the images it acted on, so the record
+  says how often it acted;
+- ``stats``: what the mitigation knows before sampling (DP-SGD's accountant,
+  CPSample's classifier), recorded as ``mitigation_*``.
+
+``generate(model, prepared, seeds, sampler)`` draws the case's samples (a
+mitigation may wrap sampling as a whole there: rejection sampling); what the
+mitigation did on that draw comes back with the samples
+(``SampleResult.mitigation``), counted afresh on every call, so t* and the
+attacks calling the same guidance again change nothing in it. A mitigation that
+changes how the model is trained names itself in the ``TrainConfig``
+(``train_config``, so the model is cached under its parameters) and wraps the
+shared training loop (``training_hook``; DP-SGD). ``none`` is the identity. A
+third-party mitigation subclasses ``Mitigation`` in one file and registers it
+under the ``memobench.mitigations`` entry-point group.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -24,9 +40,10 @@ from torch import nn
 
 from benchmark.attacks.threat import check_threat_model
 from benchmark.cache import Cache
-from benchmark.config import SamplerConfig, TrainConfig
+from benchmark.config import MitigationConfig, SamplerConfig, TrainConfig
 from benchmark.data.base import ImageDataset
 from benchmark.errors import ConfigError
+from benchmark.mitigations.guided import GuidanceHook, GuidanceLog, logged
 from benchmark.models.base import Guidance, SampleResult, TrainedModel
 from benchmark.models.training import TrainingHook
 
@@ -56,11 +73,38 @@ class MitigationContext:
         return self.features
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a prepared mitigation gives sampling (``Mitigation.prepare``).
+
+    Attributes:
+        hook: ``hook(x_t, t, eps) -> eps_hat`` or ``-> (eps_hat, fire)``; ``None``: the
+            mitigation does not act inside the sampler.
+        stats: what the mitigation knows before sampling, recorded as ``mitigation_*``.
+    """
+
+    hook: GuidanceHook | None = None
+    stats: Mapping[str, Any] = field(default_factory=dict)
+
+    def guidance(self, log: GuidanceLog | None = None) -> Guidance | None:
+        """The hook as samplers call it (eps_hat only), counting into ``log`` where it
+        acted (a fresh log, dropped, when none is given: t* and the attacks)."""
+        if self.hook is None:
+            return None
+        return logged(self.hook, GuidanceLog() if log is None else log)
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """The parameters of a mitigation that takes none."""
+
+
 class Mitigation:
     """Base class of mitigation plugins; the default is the identity.
 
     Class attributes:
-        defaults: parameters and their default values; others are refused.
+        Params: a frozen dataclass of the parameters and their defaults; its
+            ``__post_init__`` raises ``ConfigError`` for a value out of range.
         suite_settings: the parameter sets the smoke suite runs this mitigation with.
         quick_params: parameters that make ``prepare`` fast (the contract case uses them).
         addresses: the threat models (``benchmark.attacks.threat``) the mitigation claims
@@ -73,29 +117,31 @@ class Mitigation:
     name: ClassVar[str] = "base"
     version: ClassVar[str] = "1"
     in_suites: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, Any]] = {}
+    Params: ClassVar[type] = NoParams
     suite_settings: ClassVar[list[dict[str, Any]]] = [{}]
     quick_params: ClassVar[dict[str, Any]] = {}
     addresses: ClassVar[tuple[str, ...]] = ()
     uses: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
-        unknown = sorted(set(params) - set(self.defaults))
-        if unknown:
-            takes = f"takes {sorted(self.defaults)}" if self.defaults else "takes no parameters"
-            raise ConfigError(f"mitigation {self.name!r} has no parameter(s) {unknown}; it {takes}")
-        self.params = {**self.defaults, **params}
         for threat in self.addresses:
             check_threat_model(threat, f"mitigation {self.name!r}'s addresses")
-        self.check_params()
+        self.params = build_params(self.Params, params, f"mitigation {self.name!r}")
 
-    def check_params(self) -> None:
-        """Raise ``ConfigError`` naming a parameter whose value is out of range."""
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The parameters and their default values."""
+        return {f.name: f.default for f in dataclasses.fields(cls.Params)}
+
+    @property
+    def config(self) -> MitigationConfig:
+        """The mitigation and all its parameters, defaults included (a cache key's part)."""
+        return MitigationConfig(self.name, dataclasses.asdict(self.params))
 
     def train_config(self, train: TrainConfig) -> TrainConfig:
         """The training a case with this mitigation needs. A training-time mitigation
-        returns ``train`` with ``mitigation`` set to itself (and whatever else it changes);
-        the default trains as the case says."""
+        returns ``train`` with ``mitigation`` set to its ``config`` (and whatever else it
+        changes); the default trains as the case says."""
         return train
 
     def training_hook(self, train: TrainConfig, n_train: int) -> TrainingHook | None:
@@ -107,17 +153,82 @@ class Mitigation:
     def changes_training(self) -> bool:
         return self.train_config(TrainConfig()) != TrainConfig()
 
-    def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> None:
-        """Train or load whatever the mitigation needs (e.g. a classifier)."""
-
-    def guidance(self) -> Guidance | None:
-        return None
+    def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> Prepared:
+        """Build what sampling needs (a classifier, the training images) and return it."""
+        return Prepared()
 
     def generate(
-        self, model: TrainedModel, seeds, sampler: SamplerConfig, **kwargs: Any
+        self, model: TrainedModel, prepared: Prepared, seeds, sampler: SamplerConfig, **kwargs: Any
     ) -> SampleResult:
-        return model.generate(seeds, sampler, guidance=self.guidance(), **kwargs)
+        """One image per seed through ``prepared``; the result's ``mitigation`` holds
+        ``prepared.stats`` and, for a hook, how often it acted on this draw."""
+        if not isinstance(prepared, Prepared):
+            raise TypeError(
+                f"mitigation {self.name!r}: generate() takes what prepare() returned (a "
+                f"Prepared), got {type(prepared).__name__}"
+            )
+        if prepared.hook is None:
+            result = model.generate(seeds, sampler, **kwargs)
+            return dataclasses.replace(result, mitigation=dict(prepared.stats))
+        log = GuidanceLog()
+        guide = prepared.guidance(log)
+        seeds = torch.as_tensor(seeds, dtype=torch.long)
+        batch = int(kwargs.pop("batch_size", 256))
+        parts = []
+        for part in seeds.split(batch):
+            log.start_batch(part.shape[0])
+            parts.append(model.generate(part, sampler, guidance=guide, batch_size=batch, **kwargs))
+            log.end_batch()
+        return SampleResult(
+            torch.cat([p.images for p in parts]),
+            seeds,
+            parts[0].nfe,
+            sum(p.seconds for p in parts),
+            mitigation={**log.as_record(), **prepared.stats},
+        )
 
-    def metrics(self) -> dict[str, Any]:
-        """What the mitigation did on the last ``generate`` (recorded as ``mitigation_*``)."""
-        return {}
+
+def build_params(params_cls: type, given: Mapping[str, Any], what: str) -> Any:
+    """``params_cls(**given)``, refusing unknown names and values of the wrong type with
+    ``ConfigError`` (an int passes for a float; ``X | None`` takes ``None``)."""
+    names = [f.name for f in dataclasses.fields(params_cls)]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        takes = f"takes {names}" if names else "takes no parameters"
+        raise ConfigError(f"{what} has no parameter(s) {unknown}; it {takes}")
+    hints = typing.get_type_hints(params_cls)
+    for name, value in given.items():
+        hint = hints.get(name, Any)
+        if not _is_a(value, hint):
+            raise ConfigError(
+                f"{what}: parameter {name!r} must be {_type_name(hint)}, got {value!r} "
+                f"({type(value).__name__})"
+            )
+    return params_cls(**given)
+
+
+def _is_a(value: Any, hint: Any) -> bool:
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_a(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return hint is bool
+    if hint is float:
+        return isinstance(value, int | float)
+    if origin is not None:
+        return isinstance(value, origin if origin is not tuple else tuple | list)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
+    return {float: "a number", int: "a whole number", bool: "true or false", str: "a string"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )

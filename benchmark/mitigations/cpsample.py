@@ -17,7 +17,7 @@ eps_hat = eps_theta. The classifier is cached like a model.
 from __future__ import annotations
 
 import math
-import time as _time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,24 +27,48 @@ from benchmark.config import stable_hash
 from benchmark.data.base import ImageDataset
 from benchmark.environment import library_versions
 from benchmark.errors import ConfigError
-from benchmark.mitigations.base import MitigationContext
-from benchmark.mitigations.guided import TrackedGuidance
+from benchmark.mitigations.base import Mitigation, MitigationContext, Prepared
+from benchmark.mitigations.guided import GuidanceHook
 from benchmark.mitigations.random_label_classifier import (
     CLASSIFIER_VERSION,
     TrainedClassifier,
     load_classifier,
     train_classifier,
 )
-from benchmark.models.base import Guidance, ModelFamily, TrainedModel
+from benchmark.models.base import ModelFamily, TrainedModel
 
 
-class CPSample(TrackedGuidance):
+@dataclass(frozen=True)
+class CPSampleParams:
+    """alpha: act where max(p, 1 - p) > 1 - alpha; scale: s; classifier_steps: the
+    random-label classifier's training steps."""
+
+    alpha: float = 0.001
+    scale: float = 1.0
+    # 800 steps: train accuracy 1.00 at t = 0.05 on 64 digits, held-out 0.48 (28 s on CPU)
+    classifier_steps: int = 800
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 0.5:
+            raise ConfigError(
+                f"CPSample: alpha is the confidence threshold in (0, 1/2) (guidance acts where "
+                f"max(p, 1-p) > 1 - alpha), got {self.alpha}"
+            )
+        if self.scale < 0:
+            raise ConfigError(f"CPSample: the guidance scale s must be >= 0, got {self.scale}")
+        if self.classifier_steps < 1:
+            raise ConfigError(
+                f"CPSample: classifier_steps must be a positive integer, got "
+                f"{self.classifier_steps}"
+            )
+
+
+class CPSample(Mitigation):
     """Classifier-guided privacy sampling with confidence threshold alpha and scale s."""
 
     name = "cpsample"
     version = "1"
-    # 800 steps: train accuracy 1.00 at t = 0.05 on 64 digits, held-out 0.48 (28 s on CPU)
-    defaults = {"alpha": 0.001, "scale": 1.0, "classifier_steps": 800}
+    Params = CPSampleParams
     quick_params = {"classifier_steps": 5}
     # The smoke suite's setting: the paper's CelebA scale s = 1000 with LSUN's alpha = 0.1.
     # On the 64-digit models it cuts the Carlini fraction to 0.004 (ddim) and 0.027
@@ -58,23 +82,7 @@ class CPSample(TrackedGuidance):
     # `weights` its model is `none`'s, and the leaderboard says so.
     addresses = (DENOISER_API, SAMPLES_ONLY)
 
-    def check_params(self) -> None:
-        alpha, scale = self.params["alpha"], self.params["scale"]
-        if not 0 < alpha < 0.5:
-            raise ConfigError(
-                f"CPSample: alpha is the confidence threshold in (0, 1/2) (guidance acts where "
-                f"max(p, 1-p) > 1 - alpha), got {alpha}"
-            )
-        if scale < 0:
-            raise ConfigError(f"CPSample: the guidance scale s must be >= 0, got {scale}")
-        steps = self.params["classifier_steps"]
-        if int(steps) != steps or steps < 1:
-            raise ConfigError(f"CPSample: classifier_steps must be a positive integer, got {steps}")
-        self.classifier: TrainedClassifier | None = None
-        self.family: ModelFamily | None = None
-        self._reset_counts()
-
-    def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> None:
+    def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> Prepared:
         if context is None:
             raise ConfigError(
                 "CPSample needs the case's training images to train its classifier: call "
@@ -96,7 +104,7 @@ class CPSample(TrackedGuidance):
             family.version,
             family.config,
             data.fingerprint(),
-            self.params["classifier_steps"],
+            self.params.classifier_steps,
             context.seed,
             *([model.key] if latent else []),  # the latents are that model's autoencoder's
         )
@@ -105,7 +113,7 @@ class CPSample(TrackedGuidance):
             return train_classifier(
                 family,
                 data,
-                steps=int(self.params["classifier_steps"]),
+                steps=self.params.classifier_steps,
                 seed=context.seed,
                 device=context.device,
                 progress=context.progress,
@@ -118,24 +126,23 @@ class CPSample(TrackedGuidance):
             payload, _ = context.cache.get_or_create(
                 "mitigations", key, build, what="CPSample classifier"
             )
-        self.use_classifier(load_classifier(payload, context.device), model, data)
+        return self.with_classifier(load_classifier(payload, context.device), model, data)
 
-    def use_classifier(
+    def with_classifier(
         self, classifier: TrainedClassifier, model: TrainedModel, data: ImageDataset
-    ) -> None:
-        """Use ``classifier`` (checked against the model's data and family)."""
+    ) -> Prepared:
+        """The guidance through ``classifier`` (checked against the model's data and
+        family), and the classifier's own figures."""
         classifier.check_for(data, model.family)
-        self.classifier, self.family = classifier, model.family
+        stats = {f"classifier_{k}": v for k, v in classifier.metrics.items()}
+        return Prepared(hook=self.hook(classifier, model.family), stats=stats)
 
-    def guidance(self) -> Guidance:
-        if self.classifier is None or self.family is None:
-            raise ConfigError("CPSample.guidance() before prepare(): the classifier is not ready")
-        net, family = self.classifier.net, self.family
-        threshold = math.log((1 - self.params["alpha"]) / self.params["alpha"])  # |logit| > this
-        scale = float(self.params["scale"])
+    def hook(self, classifier: TrainedClassifier, family: ModelFamily) -> GuidanceHook:
+        net = classifier.net
+        threshold = math.log((1 - self.params.alpha) / self.params.alpha)  # |logit| > this
+        scale = float(self.params.scale)
 
-        def guide(x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-            start = _time.perf_counter()
+        def guide(x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor):
             t_frac = torch.tensor(family.noise.fraction_of(t), device=x.device)
             with torch.enable_grad():
                 x_in = x.detach().requires_grad_(True)
@@ -152,13 +159,6 @@ class CPSample(TrackedGuidance):
                 else:
                     grad = torch.zeros_like(x)
             step = scale * family.noise.noise_std(t) * grad
-            self.record_step(fire, _time.perf_counter() - start)
-            return eps + step.to(eps.dtype)
+            return eps + step.to(eps.dtype), fire
 
         return guide
-
-    def metrics(self) -> dict[str, Any]:
-        rec = super().metrics()
-        if self.classifier is not None:
-            rec.update({f"classifier_{k}": v for k, v in self.classifier.metrics.items()})
-        return rec

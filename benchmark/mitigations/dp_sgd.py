@@ -31,17 +31,17 @@ UNet's config (the padding of 28 px images).
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from benchmark.attacks.threat import DENOISER_API, SAMPLES_ONLY, WEIGHTS
-from benchmark.config import MitigationConfig, TrainConfig
+from benchmark.config import TrainConfig
 from benchmark.errors import ConfigError
 from benchmark.measures.dp_bound import auc_bound
-from benchmark.mitigations.base import Mitigation, MitigationContext
+from benchmark.mitigations.base import Mitigation, MitigationContext, Prepared
 from benchmark.models.base import TrainedModel
 from benchmark.models.training import TrainingHook
 
@@ -50,50 +50,54 @@ from benchmark.models.training import TrainingHook
 STATS = ("epsilon", "delta", "noise_multiplier", "max_grad_norm", "sample_rate", "steps")
 
 
+@dataclass(frozen=True)
+class DPSGDParams:
+    """The target (epsilon, delta), the per-sample clipping norm, and the training's
+    steps and expected batch (``None``: the case's)."""
+
+    epsilon: float = 10.0
+    delta: float = 1e-5
+    max_grad_norm: float = 1.0
+    steps: int | None = None
+    batch_size: int | None = None  # q = batch_size / N_train
+
+    def __post_init__(self) -> None:
+        if not self.epsilon > 0:
+            raise ConfigError(f"dpsgd: epsilon must be > 0, got {self.epsilon}")
+        if not 0 < self.delta < 1:
+            raise ConfigError(
+                f"dpsgd: delta must be in (0, 1) and well below 1/N_train, got {self.delta}"
+            )
+        if not self.max_grad_norm > 0:
+            raise ConfigError(
+                f"dpsgd: max_grad_norm (the per-sample clipping norm) must be > 0, got "
+                f"{self.max_grad_norm}"
+            )
+        for key in ("steps", "batch_size"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"dpsgd: {key} must be a whole number >= 1 or None, got {value}")
+
+
 class DPSGD(Mitigation):
     """Train with per-sample clipping and Gaussian noise to a target (epsilon, delta)."""
 
     name = "dpsgd"
     version = "1"
-    defaults = {
-        "epsilon": 10.0,
-        "delta": 1e-5,
-        "max_grad_norm": 1.0,
-        "steps": None,  # training steps; None: the case's
-        "batch_size": None,  # expected batch (q = batch_size / N_train); None: the case's
-    }
+    Params = DPSGDParams
     # Measured on the 64-digit smoke models (see suites/test_smoke_leakage.py).
     suite_settings = [{"epsilon": 1.0, "steps": 500, "batch_size": 16}]
     quick_params = {"steps": None}  # a rehearsal keeps its own few steps
     addresses = (WEIGHTS, DENOISER_API, SAMPLES_ONLY)
-
-    def check_params(self) -> None:
-        p = self.params
-        if not p["epsilon"] > 0:
-            raise ConfigError(f"dpsgd: epsilon must be > 0, got {p['epsilon']}")
-        if not 0 < p["delta"] < 1:
-            raise ConfigError(
-                f"dpsgd: delta must be in (0, 1) and well below 1/N_train, got {p['delta']}"
-            )
-        if not p["max_grad_norm"] > 0:
-            raise ConfigError(
-                f"dpsgd: max_grad_norm (the per-sample clipping norm) must be > 0, got "
-                f"{p['max_grad_norm']}"
-            )
-        for key in ("steps", "batch_size"):
-            value = p[key]
-            if value is not None and (int(value) != value or value < 1):
-                raise ConfigError(f"dpsgd: {key} must be a whole number >= 1 or None, got {value}")
-        self._stats: dict[str, Any] = {}
 
     # -- training -------------------------------------------------------------------
     def train_config(self, train: TrainConfig) -> TrainConfig:
         p = self.params
         return replace(
             train,
-            steps=int(p["steps"] or train.steps),
-            batch_size=int(p["batch_size"] or train.batch_size),
-            mitigation=MitigationConfig(self.name, self.params),
+            steps=int(p.steps or train.steps),
+            batch_size=int(p.batch_size or train.batch_size),
+            mitigation=self.config,
         )
 
     def training_hook(self, train: TrainConfig, n_train: int) -> TrainingHook:
@@ -102,16 +106,16 @@ class DPSGD(Mitigation):
                 f"dpsgd trains in fp32 (per-sample gradients and their norms); got precision "
                 f"{train.precision!r}: leave --memobench-train-precision unset for it"
             )
-        delta = self.params["delta"]
+        delta = self.params.delta
         if delta >= 1 / n_train:
             raise ConfigError(
                 f"dpsgd: delta = {delta} is not below 1/N_train = {1 / n_train:.3g}; such a "
                 f"guarantee allows releasing a training image outright: pass a smaller delta"
             )
         return OpacusHook(
-            epsilon=self.params["epsilon"],
+            epsilon=self.params.epsilon,
             delta=delta,
-            max_grad_norm=self.params["max_grad_norm"],
+            max_grad_norm=self.params.max_grad_norm,
             sample_rate=min(1.0, train.batch_size / n_train),
             steps=train.steps,
             n_train=n_train,
@@ -119,7 +123,7 @@ class DPSGD(Mitigation):
         )
 
     # -- the case -------------------------------------------------------------------
-    def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> None:
+    def prepare(self, model: TrainedModel, context: MitigationContext | None = None) -> Prepared:
         stats = model.stats or {}
         if "dp_epsilon" not in stats:
             raise ConfigError(
@@ -128,11 +132,9 @@ class DPSGD(Mitigation):
                 f"memobench so that its TrainConfig names the mitigation, not on a pretrained "
                 f"or plainly trained model"
             )
-        self._stats = {k: stats[f"dp_{k}"] for k in STATS}
-        self._stats["auc_bound"] = auc_bound(self._stats["epsilon"], self._stats["delta"])
-
-    def metrics(self) -> dict[str, Any]:
-        return dict(self._stats)
+        dp = {k: stats[f"dp_{k}"] for k in STATS}
+        dp["auc_bound"] = auc_bound(dp["epsilon"], dp["delta"])
+        return Prepared(stats=dp)
 
 
 class OpacusHook(TrainingHook):

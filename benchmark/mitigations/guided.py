@@ -1,63 +1,77 @@
-"""The bookkeeping every guidance mitigation shares: how often its hook acted, on which
-samples, and what it cost.
+"""Where a guidance hook acted on one draw, and what it cost.
 
-A mitigation that acts through the guidance hook and only sometimes (CPSample where
-its classifier is confident, AMG where x0_hat nears a training image) subclasses
-``TrackedGuidance``: its hook calls ``record_step(fire, seconds)`` with the (B,) mask
-of the images it acted on, and ``generate`` and ``metrics`` report the share of
-image-steps and of samples it acted on and the seconds it spent.
+A hook (``Prepared.hook``) returns ``eps_hat``, or ``(eps_hat, fire)`` with ``fire``
+the (B,) mask of the images it acted on (CPSample where its classifier is
+confident, AMG where x0_hat nears a training image). ``logged`` turns it into the
+``guidance(x, t, eps) -> eps_hat`` samplers call, counting into a ``GuidanceLog``:
+one log per draw, so the figures are that draw's alone.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from benchmark.mitigations.base import Mitigation
-from benchmark.models.base import SampleResult, TrainedModel
+from benchmark.models.base import Guidance
+
+GuidanceHook = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+]
 
 
-class TrackedGuidance(Mitigation):
-    """Base class of guidance mitigations that record where they acted."""
+class GuidanceLog:
+    """The image-steps a hook saw and acted on, the samples it acted on at least once,
+    and the seconds it spent."""
 
-    def _reset_counts(self) -> None:
-        self.counts = {"evaluations": 0, "fired": 0, "seconds": 0.0}
-        self._fired_any: torch.Tensor | None = None
+    def __init__(self) -> None:
+        self.evaluations, self.fired, self.seconds = 0, 0, 0.0
+        self.reports_fire = False
+        self._batch: torch.Tensor | None = None  # the current batch's samples acted on
+        self._samples: list[torch.Tensor] = []
 
-    def record_step(self, fire: torch.Tensor, seconds: float) -> None:
-        """One call of the hook: ``fire`` (B,) marks the images it acted on."""
-        self.counts["evaluations"] += fire.numel()
-        self.counts["fired"] += int(fire.sum())
-        self.counts["seconds"] += seconds
-        if self._fired_any is not None and self._fired_any.shape == fire.shape:
-            self._fired_any |= fire.detach().cpu()
+    def record(self, batch: int, fire: torch.Tensor | None, seconds: float) -> None:
+        """One call of the hook on ``batch`` images (``fire``: those it acted on)."""
+        self.evaluations += batch
+        self.seconds += seconds
+        if fire is None:
+            return
+        self.reports_fire = True
+        self.fired += int(fire.sum())
+        if self._batch is not None and self._batch.shape == fire.shape:
+            self._batch |= fire.detach().cpu()
 
-    def generate(self, model: TrainedModel, seeds, sampler, **kwargs: Any) -> SampleResult:
-        """Sample batch by batch, tracking which samples the guidance acted on."""
-        self._reset_counts()
-        guide = self.guidance()
-        seeds = torch.as_tensor(seeds, dtype=torch.long)
-        batch = int(kwargs.pop("batch_size", 256))
-        fired, parts = [], []
+    def start_batch(self, n: int) -> None:
+        self._batch = torch.zeros(n, dtype=torch.bool)
+
+    def end_batch(self) -> None:
+        if self._batch is not None:
+            self._samples.append(self._batch)
+        self._batch = None
+
+    def as_record(self) -> dict[str, Any]:
+        per_step = self.seconds / max(self.evaluations, 1)
+        record: dict[str, Any] = {}
+        if self.reports_fire:
+            record["guided_step_fraction"] = self.fired / max(self.evaluations, 1)
+            record["guided_sample_fraction"] = (
+                float(torch.cat(self._samples).float().mean()) if self._samples else None
+            )
+        record["guidance_seconds"] = self.seconds
+        record["guidance_seconds_per_image_step"] = per_step
+        return record
+
+
+def logged(hook: GuidanceHook, log: GuidanceLog) -> Guidance:
+    """``hook`` as samplers call it, counting into ``log``."""
+
+    def guidance(x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         start = time.perf_counter()
-        for part in seeds.split(batch):
-            self._fired_any = torch.zeros(part.shape[0], dtype=torch.bool)
-            parts.append(model.generate(part, sampler, guidance=guide, batch_size=batch, **kwargs))
-            fired.append(self._fired_any)
-        self._fired_any = None
-        self._sample_fired = torch.cat(fired)
-        seconds = time.perf_counter() - start
-        return SampleResult(torch.cat([p.images for p in parts]), seeds, parts[0].nfe, seconds)
+        out = hook(x, t, eps)
+        eps_hat, fire = out if isinstance(out, tuple) else (out, None)
+        log.record(x.shape[0], fire, time.perf_counter() - start)
+        return eps_hat
 
-    def metrics(self) -> dict[str, Any]:
-        c = self.counts
-        return {
-            "guided_step_fraction": c["fired"] / max(c["evaluations"], 1),
-            "guided_sample_fraction": float(self._sample_fired.float().mean())
-            if hasattr(self, "_sample_fired")
-            else None,
-            "guidance_seconds": c["seconds"],
-            "guidance_seconds_per_image_step": c["seconds"] / max(c["evaluations"], 1),
-        }
+    return guidance

@@ -42,6 +42,7 @@ class SampleResult:
         nfe: network evaluations per image.
         seconds: wall time of sampling.
         reused: the images are an earlier identical draw's (``seconds`` is that draw's).
+        mitigation: what the mitigation did on this draw (``Mitigation.generate``).
     """
 
     images: torch.Tensor
@@ -49,6 +50,7 @@ class SampleResult:
     nfe: int
     seconds: float
     reused: bool = False
+    mitigation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def images_per_second(self) -> float:

@@ -6,6 +6,7 @@ seconds instead of minutes into a leakage case.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import pytest
@@ -14,7 +15,7 @@ import torch
 from benchmark import registry
 from benchmark.attacks.threat import SAMPLES_ONLY, THREAT_MODELS
 from benchmark.config import DataConfig, SamplerConfig, TrainConfig
-from benchmark.mitigations.base import MitigationContext
+from benchmark.mitigations.base import MitigationContext, Prepared
 from benchmark.models.base import ModelFamily, TrainedModel, seeded_latents
 from benchmark.models.training import build_network, train
 from benchmark.tiers import suite_names
@@ -84,16 +85,28 @@ def test_mitigation_contract(mitigation_name, memobench_session, tmp_path):
     assert cls.name == mitigation_name
     family = DummyFamily(DummyFamily.smoke_configs()[0])
     data = memobench_session.dataset(DataConfig(n_train=8))
+    params = cls.Params
+    assert dataclasses.is_dataclass(params) and params.__dataclass_params__.frozen, (
+        f"{mitigation_name}: Params must be a frozen dataclass of the parameters"
+    )
+    for settings in (*cls.suite_settings, cls.quick_params):
+        cls(**settings)  # the settings it declares are its own, of the right types
     mitigation = cls(**cls.quick_params)
     model = contract_model(family, data, mitigation, tmp_path)
     features = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(data.train[0].numel(), 8))
     context = MitigationContext(data=data, features=features)
-    mitigation.prepare(model, context)
-    out = mitigation.generate(model, torch.arange(3), SamplerConfig(num_steps=2))
+    state = dict(vars(mitigation))
+    prepared = mitigation.prepare(model, context)
+    assert isinstance(prepared, Prepared), (
+        f"{mitigation_name}.prepare() must return a Prepared (what sampling needs), got "
+        f"{type(prepared).__name__}"
+    )
+    out = mitigation.generate(model, prepared, torch.arange(3), SamplerConfig(num_steps=2))
     assert out.images.shape == (3, *data.image_shape) and torch.isfinite(out.images).all()
     assert out.nfe >= 2
-    assert isinstance(mitigation.metrics(), dict)
-    guidance = mitigation.guidance()
+    assert isinstance(out.mitigation, dict)
+    assert vars(mitigation) == state, "what prepare builds travels in Prepared, not on self"
+    guidance = prepared.guidance()
     if guidance is not None:  # the hook keeps the shape of eps
         x, eps = torch.randn(2, *data.image_shape), torch.randn(2, *data.image_shape)
         t = torch.tensor(family.noise.time_at(0.5))
@@ -178,8 +191,8 @@ def test_family_runs_tstar_every_attack_and_every_mitigation(
             continue  # a training-time mitigation the family refuses (its prepare says why)
         # a training-time mitigation trains the family's own network through its hook
         mitigated = contract_model(family, data, mitigation, tmp_path / name)
-        mitigation.prepare(mitigated, MitigationContext(data=data, features=features))
-        out = mitigation.generate(mitigated, torch.arange(2), sampler)
+        prepared = mitigation.prepare(mitigated, MitigationContext(data=data, features=features))
+        out = mitigation.generate(mitigated, prepared, torch.arange(2), sampler)
         assert out.images.shape == (2, *data.image_shape), name
         assert torch.isfinite(out.images).all(), name
 
