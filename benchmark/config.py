@@ -202,41 +202,33 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """How samples are drawn (docs/science.md); each family says which names it supports.
+    """How samples are drawn (docs/science.md): a registered sampler and its settings.
 
     Attributes:
-        name: ``ddim`` (DDIM family); ``em``, ``pc``, ``ode_heun``, ``ode_rk45``
+        name: a sampler of the ``memobench.samplers`` registry that the family lists:
+            ``ddim`` (DDIM family); ``em``, ``pc``, ``ode_heun``, ``ode_rk45``
             (score-SDE families: Euler–Maruyama, predictor–corrector, probability-flow
             ODE with Heun steps or adaptive RK45).
         num_steps: solver steps over the whole diffusion (grid points for SDE samplers;
             ignored by ``ode_rk45``, which picks its own).
-        eta: DDIM stochasticity (0: deterministic).
-        clip_sample: DDIM clips its x_0 estimate to [-1, 1].
-        snr: ``pc`` Langevin corrector's signal-to-noise ratio.
-        corrector_steps: ``pc`` Langevin steps before each predictor step.
-        tol: ``ode_rk45`` relative and absolute tolerance.
-        t_end: score-SDE samplers integrate down to this time, then denoise.
+        params: the sampler's own settings as sorted (key, value) pairs, checked by the
+            sampler's ``Params`` when it is built (``benchmark.samplers.base.get_sampler``):
+            ``ddim``'s ``eta``, ``clip_sample``; ``pc``'s ``snr``, ``corrector_steps``;
+            ``ode_rk45``'s ``tol``; every score-SDE sampler's ``t_end``.
     """
 
     name: str = "ddim"
     num_steps: int = 50
-    eta: float = 0.0
-    clip_sample: bool = True
-    snr: float = 0.16
-    corrector_steps: int = 1
-    tol: float = 1e-5
-    t_end: float = 1e-3
+    params: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         _check(self.num_steps >= 1, f"sampler num_steps must be >= 1, got {self.num_steps}")
-        _check(0.0 <= self.eta <= 1.0, f"eta must be in [0, 1], got {self.eta}")
-        _check(self.snr > 0, f"sampler snr must be > 0, got {self.snr}")
-        _check(
-            self.corrector_steps >= 0,
-            f"corrector_steps must be >= 0, got {self.corrector_steps}",
-        )
-        _check(0 < self.tol < 1, f"sampler tol must be in (0, 1), got {self.tol}")
-        _check(0 < self.t_end < 0.1, f"sampler t_end must be in (0, 0.1), got {self.t_end}")
+        params = self.params.items() if isinstance(self.params, dict) else self.params
+        object.__setattr__(self, "params", tuple(sorted((str(k), v) for k, v in params)))
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
 
 
 @dataclass(frozen=True)

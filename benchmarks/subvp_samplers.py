@@ -22,13 +22,16 @@ from benchmark.config import SamplerConfig
 from benchmark.measures.carlini_l2 import CarliniL2
 from benchmark.metrics.likelihood import bits_per_dim
 from benchmark.samplers import euler_maruyama, pf_ode
+from benchmark.samplers.base import get_sampler
 from benchmark.session import Session
 from benchmark.tiers import smoke_case
 
 SAMPLERS = {
     "em": SamplerConfig(name="em", num_steps=euler_maruyama.DEFAULT_STEPS),
     "ode_heun": SamplerConfig(name="ode_heun", num_steps=pf_ode.DEFAULT_STEPS),
-    "pc": SamplerConfig(name="pc", num_steps=euler_maruyama.DEFAULT_STEPS, corrector_steps=1),
+    "pc": SamplerConfig(
+        name="pc", num_steps=euler_maruyama.DEFAULT_STEPS, params={"corrector_steps": 1}
+    ),
     "ode_rk45": SamplerConfig(name="ode_rk45"),
 }
 
@@ -65,7 +68,8 @@ def main() -> None:
         )
         print(f"{name:9s} {row}")
         if name == "ode_rk45":
-            print(f"adaptive ODE (RK45, tol {sampler.tol:g}): {out.nfe} NFE per image")
+            tol = get_sampler(sampler).params.tol
+            print(f"adaptive ODE (RK45, tol {tol:g}): {out.nfe} NFE per image")
 
     members, heldout = membership_sets(data, max_per_set=args.nll_images)
     net = model.net.eval()

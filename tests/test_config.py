@@ -12,6 +12,7 @@ from benchmark.config import (
     stable_hash,
 )
 from benchmark.errors import ConfigError
+from benchmark.samplers.base import get_sampler
 
 
 def test_hash_is_stable_and_sensitive():
@@ -38,7 +39,9 @@ def test_mitigation_params_are_order_free():
         (lambda: TrainConfig(steps=0), "steps"),
         (lambda: TrainConfig(lr=-1), "lr"),
         (lambda: SamplerConfig(num_steps=0), "num_steps"),
-        (lambda: SamplerConfig(eta=2.0), "eta"),
+        (lambda: get_sampler(SamplerConfig(params={"eta": 2.0})), "eta must be in"),
+        (lambda: get_sampler(SamplerConfig(params={"eta": "high"})), "'eta' must be a number"),
+        (lambda: get_sampler(SamplerConfig(params={"snr": 0.1})), "has no parameter.*'snr'"),
         (lambda: ModelConfig(block_out_channels=(6, 8), norm_num_groups=4), "divisible"),
         (lambda: CaseConfig(n_gen=0), "n_gen"),
     ],

@@ -7,6 +7,7 @@ from diffusers import DDIMPipeline, DDIMScheduler
 from benchmark.config import SamplerConfig
 from benchmark.models.base import seeded_latents
 from benchmark.models.ddpm import DDIMFamily
+from benchmark.samplers.base import guided
 from benchmark.samplers.ddim import ddim_sample, ddim_timesteps
 from tests.helpers import TINY_MODEL
 
@@ -71,11 +72,10 @@ def test_guidance_hook_changes_eps():
         return eps + 0.1
 
     base, _ = ddim_sample(lambda x, t: torch.zeros_like(x), x, abar, ddim_timesteps(5))
-    guided, _ = ddim_sample(
-        lambda x, t: torch.zeros_like(x), x, abar, ddim_timesteps(5), guidance=guidance
-    )
+    eps_hat = guided(lambda x, t: torch.zeros_like(x), guidance)
+    steered, _ = ddim_sample(eps_hat, x, abar, ddim_timesteps(5))
     assert seen == ddim_timesteps(5).tolist()
-    assert not torch.allclose(base, guided)
+    assert not torch.allclose(base, steered)
 
 
 @pytest.mark.parametrize("kind", ["v_prediction", "sample"])

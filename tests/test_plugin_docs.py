@@ -1,5 +1,5 @@
-"""The minimal examples of docs/plugins.md run as written: the mitigation, attack and
-metric examples are taken from the page's code blocks, registered as a third party's
+"""The minimal examples of docs/plugins.md run as written: the sampler, mitigation,
+attack and metric examples are taken from the page's code blocks, registered as a third party's
 plugins would be, and put through the contract suite. A doc example that no longer
 fits the contract fails here, not in a reader's repository."""
 
@@ -18,6 +18,7 @@ EXAMPLES = {
     "ShrinkEps": ("mitigations", "shrink"),
     "NoiseNormAttack": ("attacks", "eps-norm"),
     "MeanBrightness": ("metrics", "brightness"),
+    "EulerODE": ("samplers", "ode_euler"),
 }
 # what the page's examples take as given: the base classes its prose names
 PRELUDE = """\
@@ -28,6 +29,7 @@ import torch
 from benchmark.attacks.base import MembershipAttack
 from benchmark.errors import ConfigError
 from benchmark.mitigations.base import Mitigation, Prepared
+from benchmark.samplers.base import ScoreParams, ScoreSampler
 """
 
 
@@ -58,19 +60,20 @@ def test_the_pages_examples_pass_the_contract_suite(pytester, tmp_path):
     result = pytester.runpytest_subprocess(
         str(suite), f"--rootdir={pytester.path}", "-p", "no:cacheprovider",
         "-p", "doc_registrations", f"--memobench-cache={tmp_path / 'cache'}",
-        "-k", "shrink or eps-norm or every_registered_metric",
+        "-k", "shrink or eps-norm or ode_euler or every_registered_metric",
     )  # fmt: skip
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0, result.stdout.str()[
         -4000:
     ]
-    # the mitigation's and the attack's own contract tests, and the metric's
+    # the mitigation's, the attack's and the sampler's own contract tests, and the metric's
     ran = result.stdout.str()
-    assert outcomes.get("passed", 0) >= 3, ran[-2000:]
+    assert outcomes.get("passed", 0) >= 4, ran[-2000:]
     collected = pytester.runpytest_subprocess(
         str(suite), f"--rootdir={pytester.path}", "-p", "no:cacheprovider",
         "-p", "doc_registrations", "--collect-only",
-        "-q", "-k", "shrink or eps-norm",
+        "-q", "-k", "shrink or eps-norm or ode_euler",
     )  # fmt: skip
     ids = collected.stdout.str()
     assert "test_mitigation_contract[shrink]" in ids and "test_attack_contract[eps-norm]" in ids
+    assert "test_sampler_contract[ode_euler]" in ids

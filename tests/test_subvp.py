@@ -20,7 +20,7 @@ from benchmark.metrics.likelihood import bits_per_dim, log_likelihood
 from benchmark.models import training
 from benchmark.models.ddpm import DDIMFamily
 from benchmark.models.subvp_sde import SubVPFamily, SubVPSDE
-from benchmark.samplers.base import score_sampler, time_grid
+from benchmark.samplers.base import get_sampler, time_grid
 from benchmark.samplers.euler_maruyama import em_sample
 from benchmark.samplers.ode_adaptive import rk45_sample
 from benchmark.samplers.pf_ode import heun_sample
@@ -167,7 +167,7 @@ def test_lockstep_steps_match_the_sampler():
     x = noise(8)
     out, _ = family.sample(GaussianNet(), x, sampler)
     for time, nxt in zip(grid, grid[1:] + [None], strict=True):
-        x = family.solver_step(GaussianNet(), x, time, nxt, sampler)
+        x = family.solver_step(family.noise_estimate(GaussianNet()), x, time, nxt, sampler)
     torch.testing.assert_close(x, out, atol=1e-5, rtol=1e-5)
     assert family.step_nfe(sampler) == 2
 
@@ -330,32 +330,48 @@ def test_every_declared_sampler_is_registered():
 
     assert set(SubVPFamily.samplers) <= set(registry.samplers.names())
     with pytest.raises(UnknownNameError, match="unknown sampler 'nope'.*em, ode_heun"):
-        score_sampler("nope")
+        get_sampler(SamplerConfig(name="nope"))
 
 
 def test_a_registered_sampler_serves_a_family_that_declares_it():
     """A third party's sampler: registered by name, listed by a family, used by sample and
-    by t*'s lockstep steps, with no change to the family's code."""
+    by t*'s lockstep steps, with no change to the family's code; its own setting is
+    checked by its ``Params`` and reaches its steps."""
+    from dataclasses import dataclass
+
     from benchmark import registry
-    from benchmark.samplers.base import ScoreSampler, denoise, guided_eps
+    from benchmark.samplers.base import ScoreParams, ScoreSampler, denoise
     from benchmark.samplers.pf_ode import ode_velocity
+
+    @dataclass(frozen=True)
+    class EulerParams(ScoreParams):
+        stride: int = 1  # take every stride-th grid time
+
+        def __post_init__(self):
+            super().__post_init__()
+            if self.stride < 1:
+                raise ConfigError(f"ode_euler: stride must be >= 1, got {self.stride}")
 
     class Euler(ScoreSampler):
         name = "ode_euler"
+        Params = EulerParams
         calls = 0
 
-        def sample(self, eps_fn, sde, x, config, start, guidance, randn_like):
-            times = self.grid(config, start)
+        def grid(self, process=None, start=None):
+            return super().grid(process, start)[:: self.params.stride]
+
+        def sample(self, eps_fn, process, x, start, randn_like):
+            times = self.grid(process, start)
             for t, nxt in zip(times, [*times[1:], None], strict=True):
-                x = self.step(eps_fn, sde, x, t, nxt, config, guidance, randn_like)
+                x = self.step(eps_fn, process, x, t, nxt, randn_like)
             return x, len(times)
 
-        def step(self, eps_fn, sde, x, t, next_t, config, guidance, randn_like):
+        def step(self, eps_fn, process, x, t, next_t, randn_like):
             Euler.calls += 1
-            eps = guided_eps(eps_fn, x, t, guidance)
+            eps = eps_fn(x, t)
             if next_t is None:
-                return denoise(sde, x, t, eps)
-            return x + (next_t - t) * ode_velocity(sde, x, t, eps)
+                return denoise(process, x, t, eps)
+            return x + (next_t - t) * ode_velocity(process, x, t, eps)
 
     class EulerSubVP(SubVPFamily):
         samplers = (*SubVPFamily.samplers, "ode_euler")
@@ -368,7 +384,13 @@ def test_a_registered_sampler_serves_a_family_that_declares_it():
         assert nfe == 200 and Euler.calls == 200
         assert abs(float(out.mean()) - MU) < 0.02 and abs(float(out.std()) - S) < 0.03
         assert len(family.solver_grid(config)) == 200
-        x = family.solver_step(GaussianNet(), noise(2), 1.0, 0.5, config)
+        x = family.solver_step(family.noise_estimate(GaussianNet()), noise(2), 1.0, 0.5, config)
         assert x.shape == (2, *SHAPE) and Euler.calls == 201
+        strided = SamplerConfig(name="ode_euler", num_steps=200, params={"stride": 4})
+        assert len(family.solver_grid(strided)) == 50
+        with pytest.raises(ConfigError, match="stride must be >= 1"):
+            family.check_sampler(SamplerConfig(name="ode_euler", params={"stride": 0}))
+        with pytest.raises(ConfigError, match="sampler 'ode_euler' has no parameter.*'eta'"):
+            family.check_sampler(SamplerConfig(name="ode_euler", params={"eta": 0.5}))
     finally:
         registry.samplers.unregister("ode_euler")

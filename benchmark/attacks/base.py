@@ -34,8 +34,9 @@ from benchmark.measures.membership_scores import (
     check_member_sets,
     score_attack,
 )
-from benchmark.models.base import Guidance, ModelFamily, TrainedModel
+from benchmark.models.base import ModelFamily, TrainedModel
 from benchmark.progress import bar
+from benchmark.samplers.base import EpsFn, Guidance
 
 
 class MembershipAttack:
@@ -83,13 +84,14 @@ class MembershipAttack:
     def score_batch(
         self,
         family: ModelFamily,
-        net: torch.nn.Module,
+        estimate: EpsFn,
         x0: torch.Tensor,
-        guidance: Guidance | None,
         generator: torch.Generator,
     ) -> torch.Tensor:
         """(B,) scores of images ``x0`` (B, C, H, W) in [-1, 1], as the family's ``encode``
-        gives them (a latent family's latents); higher = member."""
+        gives them (a latent family's latents); higher = member. ``estimate`` is the
+        denoiser the attacker queries (``family.predict_eps(estimate, x, time)``): the
+        network, with the mitigation's guidance inside under ``denoiser-api``."""
         raise NotImplementedError
 
     def scores(
@@ -105,6 +107,7 @@ class MembershipAttack:
     ) -> torch.Tensor:
         """(N,) scores of ``images``; the noise the attack draws comes from ``seed``."""
         net = model.net.to(device).eval()
+        estimate = model.family.noise_estimate(net, guidance)  # the guidance around it, once
         gen = torch.Generator(device=device).manual_seed(seed)
         out = []
         with bar(
@@ -113,7 +116,7 @@ class MembershipAttack:
             for chunk in images.split(batch_size):
                 with torch.no_grad():  # a guidance hook enables gradients for itself
                     x0 = model.family.encode(net, chunk.to(device))  # latents, if it has them
-                    s = self.score_batch(model.family, net, x0, guidance, gen)
+                    s = self.score_batch(model.family, estimate, x0, gen)
                 out.append(s.detach().float().cpu())
                 pbar.update(chunk.shape[0])
         scores = torch.cat(out)

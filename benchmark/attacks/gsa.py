@@ -67,6 +67,7 @@ class GSAAttack(MembershipAttack):
     def gradient_features(self, model, images, seed=0, device="cpu", progress=False, desc=None):
         """(N, P) log l2 norms of each image's loss gradient, one per parameter tensor."""
         family, net = model.family, model.net.to(device).eval()
+        estimate = family.noise_estimate(net)  # white box: the raw network, no guidance
         # the denoiser's own (a latent family's UNet, not its frozen autoencoder)
         params = [p for p in family.denoiser(net).parameters() if p.is_floating_point()]
         if not params:
@@ -95,7 +96,7 @@ class GSAAttack(MembershipAttack):
                         x_t = family.noise.noise_to(x0, time, eps)
                         loss = (
                             loss
-                            + per_image_error(family.predict_eps(net, x_t, time, None), eps).sum()
+                            + per_image_error(family.predict_eps(estimate, x_t, time), eps).sum()
                         )
                     grads = torch.autograd.grad(loss, params, allow_unused=True)
                     zero = x0.new_zeros((), dtype=torch.float64)

@@ -36,12 +36,12 @@ class LossAttack(MembershipAttack):
     def queries_per_image(self) -> int:
         return len(self.params["times"]) * int(self.params["draws"])
 
-    def score_batch(self, family, net, x0, guidance, generator) -> torch.Tensor:
+    def score_batch(self, family, estimate, x0, generator) -> torch.Tensor:
         loss = torch.zeros(x0.shape[0], device=x0.device)
         for frac in self.params["times"]:
             time = family.noise.time_at(frac)
             for _ in range(int(self.params["draws"])):
                 eps = torch.randn(x0.shape, generator=generator, device=x0.device)
                 x_t = family.noise.noise_to(x0, time, eps)
-                loss += per_image_error(family.predict_eps(net, x_t, time, guidance), eps)
+                loss += per_image_error(family.predict_eps(estimate, x_t, time), eps)
         return -loss / self.queries_per_image

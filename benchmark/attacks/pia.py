@@ -31,9 +31,9 @@ class PIAAttack(MembershipAttack):
     def queries_per_image(self) -> int:
         return 2
 
-    def score_batch(self, family, net, x0, guidance, generator) -> torch.Tensor:
-        eps0 = family.predict_eps(net, x0, family.noise.time_at(0.0), guidance)
+    def score_batch(self, family, estimate, x0, generator) -> torch.Tensor:
+        eps0 = family.predict_eps(estimate, x0, family.noise.time_at(0.0))
         time = family.noise.time_at(self.params["t"])
         x_t = family.noise.noise_to(x0, time, eps0)
         p = float(self.params["p"])
-        return -(per_image_error(family.predict_eps(net, x_t, time, guidance), eps0, p) ** (1 / p))
+        return -(per_image_error(family.predict_eps(estimate, x_t, time), eps0, p) ** (1 / p))

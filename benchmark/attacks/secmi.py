@@ -17,9 +17,9 @@ from benchmark.attacks.base import MembershipAttack, per_image_error
 from benchmark.errors import ConfigError
 
 
-def deterministic_step(family, net, x, time, next_time, guidance):
+def deterministic_step(family, estimate, x, time, next_time):
     """DDIM's deterministic move from ``time`` to ``next_time`` (either direction)."""
-    eps = family.predict_eps(net, x, time, guidance)
+    eps = family.predict_eps(estimate, x, time)
     return family.noise.noise_to(family.noise.predict_x0(x, time, eps), next_time, eps)
 
 
@@ -52,13 +52,13 @@ class SecMIAttack(MembershipAttack):
     def queries_per_image(self) -> int:
         return self._steps + 2
 
-    def score_batch(self, family, net, x0, guidance, generator) -> torch.Tensor:
+    def score_batch(self, family, estimate, x0, generator) -> torch.Tensor:
         k = self.params["interval"]
         grid = [family.noise.time_at(i * k) for i in range(self._steps + 1)]
         x = x0
         for time, nxt in zip(grid[:-1], grid[1:], strict=True):  # x~_t by inversion
-            x = deterministic_step(family, net, x, time, nxt, guidance)
+            x = deterministic_step(family, estimate, x, time, nxt)
         t_sec, t_next = grid[-1], family.noise.time_at(self.params["t_sec"] + k)
-        further = deterministic_step(family, net, x, t_sec, t_next, guidance)
-        back = deterministic_step(family, net, further, t_next, t_sec, guidance)
+        further = deterministic_step(family, estimate, x, t_sec, t_next)
+        back = deterministic_step(family, estimate, further, t_next, t_sec)
         return -per_image_error(back, x)

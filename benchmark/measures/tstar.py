@@ -188,6 +188,7 @@ def run_lockstep(
         The K final images and the NFE spent (sum over trajectories).
     """
     fam, net = model.family, model.net.to(device).eval()
+    estimate = fam.noise_estimate(net, guidance)  # the guidance around the network, once
     grid = fam.solver_grid(sampler)
     k = len(starts)
     z0 = fam.encode(net, x0.unsqueeze(0).to(device))  # a latent family noises its latent
@@ -207,7 +208,7 @@ def run_lockstep(
         idx = torch.tensor(active, device=x.device)
         for chunk in idx.split(max_batch):
             with torch.no_grad():  # a guidance hook enables gradients for itself
-                x[chunk] = fam.solver_step(net, x[chunk], tau, nxt, sampler, guidance).detach()
+                x[chunk] = fam.solver_step(estimate, x[chunk], tau, nxt, sampler).detach()
         nfe += len(active) * fam.step_nfe(sampler, final=nxt is None)
         for i in active:
             if nxt is None:

@@ -29,8 +29,6 @@ under the ``memobench.mitigations`` entry-point group.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -42,10 +40,10 @@ from benchmark.attacks.threat import check_threat_model
 from benchmark.cache import Cache
 from benchmark.config import MitigationConfig, SamplerConfig, TrainConfig
 from benchmark.data.base import ImageDataset
-from benchmark.errors import ConfigError
 from benchmark.mitigations.guided import GuidanceHook, GuidanceLog, logged
 from benchmark.models.base import Guidance, SampleResult, TrainedModel
 from benchmark.models.training import TrainingHook
+from benchmark.params import NoParams, build_params
 
 
 @dataclass
@@ -92,11 +90,6 @@ class Prepared:
         if self.hook is None:
             return None
         return logged(self.hook, GuidanceLog() if log is None else log)
-
-
-@dataclass(frozen=True)
-class NoParams:
-    """The parameters of a mitigation that takes none."""
 
 
 class Mitigation:
@@ -186,49 +179,3 @@ class Mitigation:
             sum(p.seconds for p in parts),
             mitigation={**log.as_record(), **prepared.stats},
         )
-
-
-def build_params(params_cls: type, given: Mapping[str, Any], what: str) -> Any:
-    """``params_cls(**given)``, refusing unknown names and values of the wrong type with
-    ``ConfigError`` (an int passes for a float; ``X | None`` takes ``None``)."""
-    names = [f.name for f in dataclasses.fields(params_cls)]
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        takes = f"takes {names}" if names else "takes no parameters"
-        raise ConfigError(f"{what} has no parameter(s) {unknown}; it {takes}")
-    hints = typing.get_type_hints(params_cls)
-    for name, value in given.items():
-        hint = hints.get(name, Any)
-        if not _is_a(value, hint):
-            raise ConfigError(
-                f"{what}: parameter {name!r} must be {_type_name(hint)}, got {value!r} "
-                f"({type(value).__name__})"
-            )
-    return params_cls(**given)
-
-
-def _is_a(value: Any, hint: Any) -> bool:
-    if hint is Any:
-        return True
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_is_a(value, h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if isinstance(value, bool):
-        return hint is bool
-    if hint is float:
-        return isinstance(value, int | float)
-    if origin is not None:
-        return isinstance(value, origin if origin is not tuple else tuple | list)
-    return isinstance(value, hint)
-
-
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return "None"
-    return {float: "a number", int: "a whole number", bool: "true or false", str: "a string"}.get(
-        hint, getattr(hint, "__name__", str(hint))
-    )

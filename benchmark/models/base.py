@@ -22,14 +22,12 @@ from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.noise import NoiseProcess
 from benchmark.progress import bar
-from benchmark.samplers.base import Guidance
+from benchmark.registry import samplers as sampler_registry
+from benchmark.samplers.base import EpsFn, Guidance, get_sampler, guided
 
 if TYPE_CHECKING:
     from benchmark.cache import Cache
     from benchmark.data.base import ImageDataset
-
-# guidance(x_t, t, eps) -> eps_hat: the hook a mitigation uses inside a sampler loop. Samplers
-# run under torch.no_grad(); a hook that needs gradients enables them for itself.
 
 
 @dataclass
@@ -61,18 +59,21 @@ class ModelFamily(ABC):
     """Base class of model-family plugins.
 
     A family must supply (abstract): its network (``build_network``), its training
-    ``loss``, its noise ``predict_eps``, its ``noise`` process
+    ``loss``, its noise estimate ``eps``, its ``noise`` process
     (``benchmark.models.noise.NoiseProcess``), and its sampler as a time grid and one
     step (``solver_grid``, ``solver_step``). From those the base class samples
     (``sample``), t* runs the sampler from any noise level, every membership attack
-    and CPSample work. Optional: a faster ``sample``, ``check_image_shape``,
+    and CPSample work. A mitigation's guidance is wrapped around the network once
+    (``noise_estimate``); the steps, t* and the attacks call what that returns.
+    Optional: a faster ``sample``, ``time_tensor``, ``check_image_shape``,
     ``save_pretrained``/``load_pretrained`` (auditing a user's checkpoint folder).
 
     Class attributes:
         name: registry name.
         version: code version; bump when a change alters trained weights or samples
             (it is part of every cache key).
-        samplers: the ``SamplerConfig.name`` values the family supports.
+        samplers: the ``SamplerConfig.name`` values the family supports: registered
+            samplers (``memobench.samplers``), or names its own ``solver_step`` handles.
         in_suites: whether suite cases are generated for this family.
         suite_mitigations: the mitigations whose smoke cases the family joins (``None``:
             every registered one).
@@ -114,14 +115,34 @@ class ModelFamily(ABC):
         """The forward process: x_t = a(t) x_0 + s(t) eps, and the family's time."""
 
     @abstractmethod
-    def predict_eps(
-        self, net: nn.Module, x: torch.Tensor, time: Any, guidance: Guidance | None = None
-    ) -> torch.Tensor:
-        """The model's noise estimate at family ``time`` (eps-hat when ``guidance`` is given).
+    def eps(self, net: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The network's noise estimate at ``t`` (the family's time as a tensor, 0-d or (B,)).
 
-        A score-based family returns -sigma(time) * score, a flow family converts its
+        A score-based family returns -sigma(t) * score, a flow family converts its
         velocity, so attacks that compare noise with noise work on every family.
         """
+
+    def time_tensor(self, time: Any, device: torch.device | str) -> torch.Tensor:
+        """The family's ``time`` (a number) as the tensor ``eps`` and the guidance take."""
+        if isinstance(time, torch.Tensor):
+            return time
+        return torch.tensor(float(time), dtype=torch.float64)
+
+    def noise_estimate(self, net: nn.Module, guidance: Guidance | None = None) -> EpsFn:
+        """``net`` as eps(x, t), with ``guidance(x, t, eps) -> eps_hat`` wrapped around it
+        once: what ``solver_step``, t* and the attacks call (``predict_eps``)."""
+
+        def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.eps(net, x, t)
+
+        return guided(eps_fn, guidance)
+
+    def predict_eps(self, estimate: EpsFn | nn.Module, x: torch.Tensor, time: Any) -> torch.Tensor:
+        """``estimate`` (``noise_estimate``'s; a network: its raw estimate) at the family's
+        ``time``."""
+        if isinstance(estimate, nn.Module):
+            estimate = self.noise_estimate(estimate)
+        return estimate(x, self.time_tensor(time, x.device))
 
     @abstractmethod
     def solver_grid(self, sampler: SamplerConfig) -> list[Any]:
@@ -130,15 +151,14 @@ class ModelFamily(ABC):
     @abstractmethod
     def solver_step(
         self,
-        net: nn.Module,
+        estimate: EpsFn,
         x: torch.Tensor,
         time: Any,
         next_time: Any | None,
         sampler: SamplerConfig,
-        guidance: Guidance | None = None,
     ) -> torch.Tensor:
-        """One step of the sampler from ``time`` to ``next_time`` (``None``: to x_0); calls
-        ``guidance(x, t, eps)`` on its noise estimate when given."""
+        """One step of the sampler from ``time`` to ``next_time`` (``None``: to x_0), on
+        ``estimate`` (``noise_estimate``'s: the network, any guidance inside)."""
 
     # -- a latent family's autoencoder (a pixel family: the identity) ----------------
     # The noise process, the sampler, t*, the denoising attacks and the guidance hooks
@@ -177,15 +197,25 @@ class ModelFamily(ABC):
     # -- what a family may override ----------------------------------------------
     def step_nfe(self, sampler: SamplerConfig, final: bool = False) -> int:
         """Network evaluations of one ``solver_step`` (2 for a Heun step); ``final``: the
-        last step, to x_0 (``next_time`` None)."""
+        last step, to x_0 (``next_time`` None). A registered sampler says; else 1."""
+        if sampler.name in sampler_registry:
+            return get_sampler(sampler).step_nfe(final)
         return 1
 
     def check_sampler(self, sampler: SamplerConfig) -> None:
-        """Raise ``ConfigError`` for a sampler name the family does not declare."""
+        """Raise ``ConfigError`` for a sampler name the family does not declare, or settings
+        the sampler refuses (a registered sampler's ``Params``)."""
         if self.samplers and sampler.name not in self.samplers:
             raise ConfigError(
                 f"the {self.name!r} family has no sampler {sampler.name!r}; choose one of "
                 f"{', '.join(self.samplers)}"
+            )
+        if sampler.name in sampler_registry:
+            get_sampler(sampler)
+        elif sampler.params:
+            raise ConfigError(
+                f"the {self.name!r} family's sampler {sampler.name!r} takes no settings; got "
+                f"{sampler.kwargs}"
             )
 
     def sample(
@@ -202,10 +232,11 @@ class ModelFamily(ABC):
         """
         self.check_sampler(sampler)
         grid = self.solver_grid(sampler)
+        estimate = self.noise_estimate(net, guidance)
         x, nfe = latents, 0
         for i, now in enumerate(grid):
             next_time = grid[i + 1] if i + 1 < len(grid) else None
-            x = self.solver_step(net, x, now, next_time, sampler, guidance)
+            x = self.solver_step(estimate, x, now, next_time, sampler)
             nfe += self.step_nfe(sampler, final=next_time is None)
         return self.decode(net, x).clamp(-1, 1), nfe
 

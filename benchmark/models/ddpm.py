@@ -19,10 +19,10 @@ from torch import nn
 
 from benchmark.config import PREDICTION_TYPES, ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError, ConfigError
-from benchmark.models.base import Guidance, ModelFamily
+from benchmark.models.base import ModelFamily
 from benchmark.models.noise import DiscreteVP
 from benchmark.models.unet import MARKER, UNetNetwork, load_unet, read_marker, unet_forward
-from benchmark.samplers.ddim import ddim_sample, ddim_step, ddim_timesteps
+from benchmark.samplers.base import EpsFn, Guidance, get_sampler
 
 
 class DDIMFamily(UNetNetwork, ModelFamily):
@@ -106,51 +106,33 @@ class DDIMFamily(UNetNetwork, ModelFamily):
         start: int | None = None,
     ) -> tuple[torch.Tensor, int]:
         self.check_sampler(sampler)
-        timesteps = ddim_timesteps(sampler.num_steps, self.config.num_train_timesteps, start)
-        return ddim_sample(
-            lambda x, t: self.eps(net, x, t),
-            latents,
+        return get_sampler(sampler).sample(
+            self.noise_estimate(net, guidance),
             self.alphas_cumprod,
-            timesteps,
-            eta=sampler.eta,
-            clip_sample=sampler.clip_sample,
-            guidance=guidance,
+            latents,
+            start,
+            torch.randn_like,
         )
 
-    # -- t* ------------------------------------------------------------------------
+    # -- t* and the membership attacks ---------------------------------------------------
     def solver_grid(self, sampler: SamplerConfig) -> list[int]:
-        return ddim_timesteps(sampler.num_steps, self.config.num_train_timesteps).tolist()
+        self.check_sampler(sampler)
+        return get_sampler(sampler).grid(self.alphas_cumprod).tolist()
 
     def solver_step(
         self,
-        net: nn.Module,
+        estimate: EpsFn,
         x: torch.Tensor,
         time: int,
         next_time: int | None,
         sampler: SamplerConfig,
-        guidance: Guidance | None = None,
     ) -> torch.Tensor:
-        t = torch.tensor(int(time), device=x.device)
-        eps = self.eps(net, x, t)
-        if guidance is not None:
-            eps = guidance(x, t, eps)
-        return ddim_step(
-            x,
-            eps,
-            self.alphas_cumprod.to(x.device),
-            torch.tensor(int(time)),  # host indices into alpha-bar: no sync
-            None if next_time is None else torch.tensor(int(next_time)),
-            eta=sampler.eta,
-            clip_sample=sampler.clip_sample,
+        return get_sampler(sampler).step(
+            estimate, self.alphas_cumprod, x, time, next_time, torch.randn_like
         )
 
-    # -- membership attacks ------------------------------------------------------------
-    def predict_eps(
-        self, net: nn.Module, x: torch.Tensor, time: int, guidance: Guidance | None = None
-    ) -> torch.Tensor:
-        t = torch.tensor(int(time), device=x.device)  # 0-d, as the sampler passes it
-        eps = self.eps(net, x, t)
-        return eps if guidance is None else guidance(x, t, eps)
+    def time_tensor(self, time: int, device: torch.device | str) -> torch.Tensor:
+        return torch.tensor(int(time), device=device)  # 0-d, as the sampler passes it
 
     # -- diffusers folders ---------------------------------------------------------
     def save_pretrained(self, net: nn.Module, folder: Path) -> None:

@@ -38,7 +38,6 @@ from benchmark.data.base import ImageDataset
 from benchmark.environment import TRAINING_LIBRARIES, library_versions
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models import training
-from benchmark.models.base import Guidance
 from benchmark.models.ddpm import DDIMFamily, read_scheduler_config
 from benchmark.models.unet import (
     MARKER,
@@ -48,6 +47,7 @@ from benchmark.models.unet import (
     read_marker,
     unet_forward,
 )
+from benchmark.samplers.base import Guidance, get_sampler
 
 AUTOENCODER_VERSION = "1"
 SCALE_IMAGES = 1024  # training images whose latents set the scale to unit variance
@@ -194,19 +194,19 @@ class LatentFamily(DDIMFamily):
             ),
             TrainConfig(steps=2500, batch_size=64, lr=2e-3, lr_schedule="cosine", ema_decay=0.99),
             # latents are not in [-1, 1]: DDIM must not clip its x_0 estimate
-            SamplerConfig(num_steps=50, clip_sample=False),
+            SamplerConfig(num_steps=50, params={"clip_sample": False}),
         )  # fmt: skip
 
     @classmethod
     def paper_sampler(cls) -> SamplerConfig:
-        return SamplerConfig(num_steps=100, clip_sample=False)
+        return SamplerConfig(num_steps=100, params={"clip_sample": False})
 
     def check_sampler(self, sampler: SamplerConfig) -> None:
         super().check_sampler(sampler)
-        if sampler.clip_sample:
+        if get_sampler(sampler).params.clip_sample:
             raise ConfigError(
                 "the latent family samples latents, which are not in [-1, 1]: set "
-                "SamplerConfig(clip_sample=False)"
+                'SamplerConfig(params={"clip_sample": False})'
             )
 
     # -- the autoencoder ----------------------------------------------------------------

@@ -27,12 +27,12 @@ from torch import nn
 
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
 from benchmark.errors import CheckpointError
-from benchmark.models.base import Guidance, ModelFamily
+from benchmark.models.base import ModelFamily
 from benchmark.models.keyed_noise import KeyedRandnLike, content_keys
 from benchmark.models.noise import NoiseProcess
 from benchmark.models.unet import MARKER, UNetNetwork, load_unet, read_marker, unet_forward
 from benchmark.samplers import euler_maruyama
-from benchmark.samplers.base import check_finite, check_start, score_sampler
+from benchmark.samplers.base import EpsFn, Guidance, check_finite, check_start, get_sampler
 
 
 def _t(t) -> torch.Tensor:
@@ -114,7 +114,7 @@ class SubVPFamily(UNetNetwork, ModelFamily):
     @classmethod
     def paper_sampler(cls) -> SamplerConfig:
         # score_sde's sub-VP configs: Euler-Maruyama predictor, no corrector, N = 1000
-        return SamplerConfig(name="em", num_steps=1000, corrector_steps=0)
+        return SamplerConfig(name="em", num_steps=1000)
 
     # -- the network as a noise predictor -------------------------------------------
     def eps(self, net: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -148,55 +148,37 @@ class SubVPFamily(UNetNetwork, ModelFamily):
         randn_like = (
             _randn_from(generators) if generators else KeyedRandnLike(content_keys(latents))
         )
-        x, nfe = score_sampler(sampler.name).sample(
-            self._eps_fn(net), self.sde, latents, sampler, start, guidance, randn_like
+        x, nfe = get_sampler(sampler).sample(
+            self.noise_estimate(net, guidance), self.sde, latents, start, randn_like
         )
         return x.clamp(-1, 1), nfe
-
-    def _eps_fn(self, net: nn.Module):
-        def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.eps(net, x, t)
-
-        return eps_fn
 
     # -- t* ----------------------------------------------------------------------------
     def solver_grid(self, sampler: SamplerConfig) -> list[float]:
         self.check_sampler(sampler)
-        grid = score_sampler(sampler.name).grid(sampler)
+        grid = get_sampler(sampler).grid(self.sde)
         return [round(float(t), 9) for t in grid]
-
-    def step_nfe(self, sampler: SamplerConfig, final: bool = False) -> int:
-        return score_sampler(sampler.name).step_nfe(sampler, final)
 
     def solver_step(
         self,
-        net: nn.Module,
+        estimate: EpsFn,
         x: torch.Tensor,
         time: float,
         next_time: float | None,
         sampler: SamplerConfig,
-        guidance: Guidance | None = None,
     ) -> torch.Tensor:
         self.check_sampler(sampler)
         if float(time) <= 0:
             return x  # t = 0 is the clean image itself
-        out = score_sampler(sampler.name).step(
-            self._eps_fn(net), self.sde, x, _t(time),
-            None if next_time is None else _t(next_time), sampler, guidance,
+        out = get_sampler(sampler).step(
+            estimate, self.sde, x, _t(time),
+            None if next_time is None else _t(next_time),
             KeyedRandnLike(content_keys(x)),
         )  # fmt: skip
         if next_time is None:
             out = out.clamp(-1, 1)
         check_finite(out, f"{self.name} {sampler.name}", 0, float(time))
         return out
-
-    # -- membership attacks and mitigations ------------------------------------------------
-    def predict_eps(
-        self, net: nn.Module, x: torch.Tensor, time: float, guidance: Guidance | None = None
-    ) -> torch.Tensor:
-        t = _t(time)
-        eps = self.eps(net, x, t)
-        return eps if guidance is None else guidance(x, t, eps)
 
     # -- folders -----------------------------------------------------------------------
     def save_pretrained(self, net: nn.Module, folder: Path) -> None:

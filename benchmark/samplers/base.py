@@ -1,23 +1,28 @@
-"""What the score-SDE samplers share: the SDE they integrate, and the NaN guard.
+"""What every sampler shares: the noise estimate it calls, its registration and its
+settings, the SDE the score samplers integrate, and the NaN guard.
 
 A sampler is a pure function of an ``eps_fn`` (the network's noise estimate
-eps_theta(x, t) = -std(t) * score(x, t)), an SDE (``ScoreSDE``), the starting
-state and a descending time grid. The mitigation hook ``guidance(x, t, eps)``
-sees the same eps as the DDIM sampler's hook, so one mitigation serves both
-families: a change of eps by d is a change of the score by -d / std(t).
+eps_theta(x, t), for a score SDE -std(t) * score(x, t)), the process it
+integrates, the starting state and a descending time grid. A mitigation's
+guidance is wrapped around the network once (``guided``; the family's
+``noise_estimate``), so a sampler never sees it: one mitigation serves every
+sampler, and for a score SDE a change of eps by d is a change of the score by
+-d / std(t).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import ClassVar, Protocol
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import torch
 
 from benchmark import registry
 from benchmark.config import SamplerConfig
 from benchmark.errors import ConfigError
+from benchmark.params import NoParams, build_params
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -55,11 +60,16 @@ def time_grid(num_steps: int, start: float = 1.0, end: float = 1e-3) -> torch.Te
     return torch.linspace(start, end, num_steps, dtype=torch.float64)
 
 
-def guided_eps(
-    eps_fn: EpsFn, x: torch.Tensor, t: torch.Tensor, guidance: Guidance | None
-) -> torch.Tensor:
-    eps = eps_fn(x, t)
-    return eps if guidance is None else guidance(x, t, eps)
+def guided(eps_fn: EpsFn, guidance: Guidance | None) -> EpsFn:
+    """``eps_fn`` with ``guidance(x, t, eps) -> eps_hat`` wrapped around it: the one place
+    where a mitigation's hook meets the network's estimate."""
+    if guidance is None:
+        return eps_fn
+
+    def eps_hat(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return guidance(x, t, eps_fn(x, t))
+
+    return eps_hat
 
 
 class FiniteWatch:
@@ -112,66 +122,94 @@ def denoise(sde: ScoreSDE, x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) 
     return (x - sde.std(t) * eps) / sde.mean_coef(t)
 
 
-class ScoreSampler(ABC):
-    """A score-SDE sampler, registered by name under ``memobench.samplers``.
+class Sampler(ABC):
+    """A sampler, registered by name under ``memobench.samplers``, built from a
+    ``SamplerConfig`` (``get_sampler``) with its own settings.
 
-    A family that integrates a ``ScoreSDE`` names the samplers it supports in its
-    ``samplers`` tuple and looks each up with ``score_sampler(name)``; it never
-    branches on the name itself. Two entry points, both pure functions of their
-    arguments: ``sample`` runs a whole trajectory, ``step`` one grid interval (t*
-    runs many trajectories in lockstep through it). ``randn_like`` is the noise
-    source of stochastic samplers (seeded by the family, per image).
+    A family names the samplers it supports in its ``samplers`` tuple and builds each
+    with ``get_sampler(config)``; it never branches on the name itself. Two entry points,
+    both pure functions of their arguments: ``sample`` runs a whole trajectory, ``step``
+    one grid interval (t* runs many trajectories in lockstep through it). ``eps_fn`` is
+    the family's noise estimate with any guidance already around it; ``process`` is what
+    the sampler integrates (a score sampler's ``ScoreSDE``, DDIM's alpha-bar schedule);
+    ``randn_like`` is the noise source of stochastic samplers (seeded by the family, per
+    image).
 
     Attributes:
         name: the ``SamplerConfig.name`` it answers to.
+        Params: a frozen dataclass of its settings (``SamplerConfig.params``) and their
+            defaults; its ``__post_init__`` raises ``ConfigError`` for a value out of range.
         adaptive: picks its own steps, so it has no grid (and t* cannot use it).
     """
 
     name: ClassVar[str]
+    Params: ClassVar[type] = NoParams
     adaptive: ClassVar[bool] = False
 
-    def grid(self, config: SamplerConfig, start: float = 1.0) -> torch.Tensor:
-        """The descending times a trajectory from ``start`` visits."""
+    def __init__(self, config: SamplerConfig) -> None:
+        if config.name != self.name:
+            raise ConfigError(f"sampler {self.name!r} was given the settings of {config.name!r}")
+        self.num_steps = config.num_steps
+        self.params = build_params(self.Params, config.kwargs, f"sampler {self.name!r}")
+
+    def step_nfe(self, final: bool = False) -> int:
+        """Network evaluations per image of one ``step`` (``final``: the last, to x_0)."""
+        return 1
+
+    @abstractmethod
+    def grid(self, process: Any, start: Any = None) -> torch.Tensor:
+        """The descending times a trajectory from ``start`` visits (``None``: the whole
+        diffusion)."""
+
+    @abstractmethod
+    def sample(
+        self, eps_fn: EpsFn, process: Any, x: torch.Tensor, start: Any, randn_like: RandnLike
+    ) -> tuple[torch.Tensor, int]:
+        """x_0 from ``x`` at time ``start`` (``None``: the start of the diffusion), and the
+        network evaluations per image."""
+
+    @abstractmethod
+    def step(
+        self,
+        eps_fn: EpsFn,
+        process: Any,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        next_t: torch.Tensor | None,
+        randn_like: RandnLike,
+    ) -> torch.Tensor:
+        """x at ``next_t`` from x at ``t`` (``next_t`` None: the estimate of x_0)."""
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    """t_end: a score-SDE sampler integrates down to this time, then denoises."""
+
+    t_end: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if not 0 < self.t_end < 0.1:
+            raise ConfigError(f"sampler t_end must be in (0, 0.1), got {self.t_end}")
+
+
+class ScoreSampler(Sampler):
+    """A sampler of a score SDE (``process`` a ``ScoreSDE``; times in (0, 1])."""
+
+    Params = ScoreParams
+
+    def grid(self, process: ScoreSDE | None = None, start: float | None = None) -> torch.Tensor:
+        """The descending times a trajectory from ``start`` (``None``: 1) visits."""
+        start = 1.0 if start is None else start
         if self.adaptive:
             raise ConfigError(
                 f"the adaptive sampler {self.name!r} picks its own steps, so it has no time "
                 f"grid and t* cannot run trajectories in lockstep on it; use a fixed-step "
                 f"sampler for t*"
             )
-        return time_grid(config.num_steps, start, min(config.t_end, start / 2))
-
-    def step_nfe(self, config: SamplerConfig, final: bool = False) -> int:
-        """Network evaluations per image of one ``step`` (``final``: the last, to x_0)."""
-        return 1
-
-    @abstractmethod
-    def sample(
-        self,
-        eps_fn: EpsFn,
-        sde: ScoreSDE,
-        x: torch.Tensor,
-        config: SamplerConfig,
-        start: float,
-        guidance: Guidance | None,
-        randn_like: RandnLike,
-    ) -> tuple[torch.Tensor, int]:
-        """x_0 from ``x`` at time ``start``, and the network evaluations per image."""
-
-    @abstractmethod
-    def step(
-        self,
-        eps_fn: EpsFn,
-        sde: ScoreSDE,
-        x: torch.Tensor,
-        t: torch.Tensor,
-        next_t: torch.Tensor | None,
-        config: SamplerConfig,
-        guidance: Guidance | None,
-        randn_like: RandnLike,
-    ) -> torch.Tensor:
-        """x at ``next_t`` from x at ``t`` (``next_t`` None: the Tweedie estimate of x_0)."""
+        return time_grid(self.num_steps, start, min(self.params.t_end, start / 2))
 
 
-def score_sampler(name: str) -> ScoreSampler:
-    """The registered score-SDE sampler called ``name``; ``UnknownNameError`` lists the rest."""
-    return registry.samplers.get(name)()
+def get_sampler(config: SamplerConfig) -> Sampler:
+    """The registered sampler ``config.name`` with ``config``'s settings (checked by its
+    ``Params``); ``UnknownNameError`` lists the registered ones."""
+    return registry.samplers.get(config.name)(config)

@@ -4,16 +4,19 @@ Matches diffusers' ``DDIMPipeline`` (``DDIMScheduler`` with "leading" timestep
 spacing, ``set_alpha_to_one=True``, x0 clipping) on the same weights and noise.
 Randomness is passed in (``randn_like``, only used when eta > 0); a trajectory
 can start at any timestep (``timesteps`` need not start at T - 1, for t*); a
-mitigation acts through ``guidance``.
+mitigation's guidance is inside ``eps_fn``. Registered as the sampler ``ddim``,
+whose process is the training schedule's alpha-bar.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
-from benchmark.samplers.base import EpsFn, Guidance
+from benchmark.errors import ConfigError
+from benchmark.samplers.base import EpsFn, RandnLike, Sampler
 
 
 def ddim_timesteps(
@@ -47,19 +50,18 @@ def ddim_sample(
     eta: float = 0.0,
     clip_sample: bool = True,
     clip_range: float = 1.0,
-    guidance: Guidance | None = None,
     randn_like: Callable[[torch.Tensor], torch.Tensor] = torch.randn_like,
 ) -> tuple[torch.Tensor, int]:
     """Run DDIM from ``latents`` at ``timesteps[0]`` down to x_0.
 
     Args:
-        eps_fn: noise prediction eps_theta(x_t, t), t a 0-d long tensor.
+        eps_fn: noise prediction eps_theta(x_t, t), t a 0-d long tensor (guidance, if
+            any, inside).
         latents: (B, C, H, W) x at the first timestep.
         alphas_cumprod: (T,) cumulative products alpha-bar of the training schedule.
         timesteps: descending timesteps to visit.
         eta: 0 for deterministic DDIM; 1 for DDPM-like variance.
         clip_sample: clip the predicted x_0 to [-clip_range, clip_range].
-        guidance: mitigation hook ``guidance(x_t, t, eps) -> eps_hat``.
         randn_like: noise source for eta > 0.
 
     Returns:
@@ -74,8 +76,6 @@ def ddim_sample(
         prev_t = timesteps[i + 1] if i + 1 < len(timesteps) else None
         eps = eps_fn(x, t_dev)  # DDIM paper eq. (12): eps_theta(x_t, t)
         nfe += 1
-        if guidance is not None:
-            eps = guidance(x, t_dev, eps)
         x = ddim_step(
             x,
             eps,
@@ -120,3 +120,51 @@ def ddim_step(
     if eta > 0:
         x = x + std * randn_like(x)
     return x
+
+
+@dataclass(frozen=True)
+class DDIMParams:
+    """eta: 0 for deterministic DDIM, 1 for DDPM-like variance; clip_sample: clip the
+    predicted x_0 to [-1, 1] (a latent model's latents are not clipped)."""
+
+    eta: float = 0.0
+    clip_sample: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.eta <= 1.0:
+            raise ConfigError(f"DDIM: eta must be in [0, 1], got {self.eta}")
+
+
+class DDIM(Sampler):
+    """``ddim``: DDIM's update on a discrete schedule; ``process`` is its alpha-bar (T,),
+    times are integer timesteps ("leading" spacing)."""
+
+    name = "ddim"
+    Params = DDIMParams
+
+    def grid(self, process: torch.Tensor, start: int | None = None) -> torch.Tensor:
+        return ddim_timesteps(self.num_steps, len(process), start)
+
+    def sample(self, eps_fn, process, x, start, randn_like: RandnLike):
+        return ddim_sample(
+            eps_fn,
+            x,
+            process,
+            self.grid(process, start),
+            eta=self.params.eta,
+            clip_sample=self.params.clip_sample,
+            randn_like=randn_like,
+        )
+
+    def step(self, eps_fn, process, x, t, next_t, randn_like: RandnLike):
+        t_dev = torch.tensor(int(t), device=x.device)
+        return ddim_step(
+            x,
+            eps_fn(x, t_dev),
+            process.to(x.device),
+            torch.tensor(int(t)),  # host indices into alpha-bar: no sync
+            None if next_t is None else torch.tensor(int(next_t)),
+            eta=self.params.eta,
+            clip_sample=self.params.clip_sample,
+            randn_like=randn_like,
+        )

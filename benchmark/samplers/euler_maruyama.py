@@ -13,19 +13,20 @@ an image does not depend on which images share its batch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
+from benchmark.errors import ConfigError
 from benchmark.samplers.base import (
     EpsFn,
     FiniteWatch,
-    Guidance,
     RandnLike,
+    ScoreParams,
     ScoreSampler,
     ScoreSDE,
     check_start,
     denoise,
-    guided_eps,
 )
 
 DEFAULT_STEPS = 50  # predictor steps of the smoke tier (score_sde: 1000)
@@ -42,11 +43,10 @@ def langevin_step(
     x: torch.Tensor,
     t: torch.Tensor,
     snr: float,
-    guidance: Guidance | None = None,
     randn_like: Callable[[torch.Tensor], torch.Tensor] = torch.randn_like,
 ) -> torch.Tensor:
     """One corrector step at fixed t: x + e score + sqrt(2e) z (score_sde's alpha = 1)."""
-    score = -guided_eps(eps_fn, x, t, guidance) / sde.std(t)
+    score = -eps_fn(x, t) / sde.std(t)
     z = randn_like(x)
     step = 2 * (snr * _per_image_norm(z) / _per_image_norm(score).clamp_min(1e-12)) ** 2
     return x + step * score + (2 * step).sqrt() * z
@@ -76,19 +76,17 @@ def em_sample(
     *,
     corrector_steps: int = 0,
     snr: float = DEFAULT_SNR,
-    guidance: Guidance | None = None,
     randn_like: Callable[[torch.Tensor], torch.Tensor] = torch.randn_like,
 ) -> tuple[torch.Tensor, int]:
     """Integrate the reverse SDE from ``times[0]`` (x ~ p_t there) to x_0.
 
     Args:
-        eps_fn: eps_theta(x, t) for a 0-d float tensor t.
+        eps_fn: eps_theta(x, t) for a 0-d float tensor t (guidance, if any, inside).
         sde: the forward SDE.
         x: (B, C, H, W) state at ``times[0]`` (in (0, 1]).
         times: descending times; the last step goes from ``times[-1]`` to x_0 by Tweedie.
         corrector_steps: Langevin steps before each predictor step (0: plain EM).
         snr: corrector signal-to-noise ratio.
-        guidance: mitigation hook on eps.
         randn_like: noise source (seeded by the caller for reproducible samples).
 
     Returns:
@@ -100,9 +98,9 @@ def em_sample(
     watch = FiniteWatch(name)  # read on the host once, after the last step
     for i, t in enumerate(times):
         for _ in range(corrector_steps):
-            x = langevin_step(eps_fn, sde, x, t, snr, guidance, randn_like)
+            x = langevin_step(eps_fn, sde, x, t, snr, randn_like)
             nfe += 1
-        eps = guided_eps(eps_fn, x, t, guidance)
+        eps = eps_fn(x, t)
         nfe += 1
         if i + 1 < len(times):
             x = em_step(eps, sde, x, t, times[i + 1], randn_like)
@@ -113,37 +111,58 @@ def em_sample(
     return x, nfe
 
 
+@dataclass(frozen=True)
+class PCParams(ScoreParams):
+    """snr: the Langevin corrector's signal-to-noise ratio; corrector_steps: Langevin steps
+    before each predictor step."""
+
+    snr: float = DEFAULT_SNR
+    corrector_steps: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.snr > 0:
+            raise ConfigError(f"sampler snr must be > 0, got {self.snr}")
+        if self.corrector_steps < 0:
+            raise ConfigError(f"corrector_steps must be >= 0, got {self.corrector_steps}")
+
+
 class PredictorCorrector(ScoreSampler):
-    """``pc``: ``config.corrector_steps`` Langevin steps (``config.snr``) before each EM step."""
+    """``pc``: ``corrector_steps`` Langevin steps (at ``snr``) before each EM step."""
 
     name = "pc"
+    Params = PCParams
 
-    def corrector_steps(self, config) -> int:
-        return config.corrector_steps
+    @property
+    def corrector_steps(self) -> int:
+        return self.params.corrector_steps
 
-    def step_nfe(self, config, final: bool = False) -> int:
-        return 1 + self.corrector_steps(config)
+    @property
+    def snr(self) -> float:
+        return self.params.snr
 
-    def sample(self, eps_fn, sde, x, config, start, guidance, randn_like):
-        times = self.grid(config, start)
+    def step_nfe(self, final: bool = False) -> int:
+        return 1 + self.corrector_steps
+
+    def sample(self, eps_fn, process, x, start, randn_like):
         return em_sample(
-            eps_fn, sde, x, times, corrector_steps=self.corrector_steps(config),
-            snr=config.snr, guidance=guidance, randn_like=randn_like,
+            eps_fn, process, x, self.grid(process, start),
+            corrector_steps=self.corrector_steps, snr=self.snr, randn_like=randn_like,
         )  # fmt: skip
 
-    def step(self, eps_fn, sde, x, t, next_t, config, guidance, randn_like: RandnLike):
-        for _ in range(self.corrector_steps(config)):
-            x = langevin_step(eps_fn, sde, x, t, config.snr, guidance, randn_like)
-        eps = guided_eps(eps_fn, x, t, guidance)
+    def step(self, eps_fn, process, x, t, next_t, randn_like: RandnLike):
+        for _ in range(self.corrector_steps):
+            x = langevin_step(eps_fn, process, x, t, self.snr, randn_like)
+        eps = eps_fn(x, t)
         if next_t is None:
-            return denoise(sde, x, t, eps)
-        return em_step(eps, sde, x, t, next_t, randn_like)
+            return denoise(process, x, t, eps)
+        return em_step(eps, process, x, t, next_t, randn_like)
 
 
 class EulerMaruyama(PredictorCorrector):
     """``em``: the reverse-SDE Euler–Maruyama predictor alone (score_sde's sub-VP default)."""
 
     name = "em"
-
-    def corrector_steps(self, config) -> int:
-        return 0
+    Params = ScoreParams
+    corrector_steps = 0
+    snr = DEFAULT_SNR  # no corrector: unused

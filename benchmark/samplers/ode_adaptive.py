@@ -8,18 +8,20 @@ output; it is per image, since every evaluation covers the whole batch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
+from benchmark.errors import ConfigError
 from benchmark.samplers.base import (
     EpsFn,
-    Guidance,
+    ScoreParams,
     ScoreSampler,
     ScoreSDE,
     check_start,
     denoise,
-    guided_eps,
 )
 from benchmark.samplers.pf_ode import ode_velocity
 
@@ -36,7 +38,6 @@ def ode_solve(
     rtol: float = DEFAULT_TOL,
     atol: float = DEFAULT_TOL,
     method: str = "RK45",
-    guidance: Guidance | None = None,
 ) -> tuple[torch.Tensor, int]:
     """x at ``end`` from x at ``start`` along the PF-ODE; returns (x, NFE)."""
     check_start(start)
@@ -48,7 +49,7 @@ def ode_solve(
         calls += 1
         state = torch.from_numpy(flat).to(device=device, dtype=dtype).view(shape)
         time = torch.tensor(t, dtype=torch.float64)
-        v = ode_velocity(sde, state, time, guided_eps(eps_fn, state, time, guidance))
+        v = ode_velocity(sde, state, time, eps_fn(state, time))
         v = v.detach().cpu().double().numpy().ravel()
         if not np.isfinite(v).all():
             raise FloatingPointError(
@@ -80,31 +81,40 @@ def rk45_sample(
     *,
     rtol: float = DEFAULT_TOL,
     atol: float = DEFAULT_TOL,
-    guidance: Guidance | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Sample by solving the PF-ODE adaptively to ``end`` and denoising; (x_0, NFE)."""
-    x, nfe = ode_solve(eps_fn, sde, x, start, end, rtol=rtol, atol=atol, guidance=guidance)
+    x, nfe = ode_solve(eps_fn, sde, x, start, end, rtol=rtol, atol=atol)
     t_end = torch.tensor(end, dtype=torch.float64)
-    return denoise(sde, x, t_end, guided_eps(eps_fn, x, t_end, guidance)), nfe + 1
+    return denoise(sde, x, t_end, eps_fn(x, t_end)), nfe + 1
+
+
+@dataclass(frozen=True)
+class RK45Params(ScoreParams):
+    """tol: the solver's relative and absolute tolerance."""
+
+    tol: float = DEFAULT_TOL
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.tol < 1:
+            raise ConfigError(f"sampler tol must be in (0, 1), got {self.tol}")
 
 
 class RK45(ScoreSampler):
-    """``ode_rk45``: the probability-flow ODE, adaptive RK45 at ``config.tol``; no grid."""
+    """``ode_rk45``: the probability-flow ODE, adaptive RK45 at ``tol``; no grid."""
 
     name = "ode_rk45"
+    Params = RK45Params
     adaptive = True
 
-    def sample(self, eps_fn, sde, x, config, start, guidance, randn_like):
-        return rk45_sample(
-            eps_fn, sde, x, start, config.t_end, rtol=config.tol, atol=config.tol,
-            guidance=guidance,
-        )  # fmt: skip
+    def sample(self, eps_fn, process, x, start, randn_like):
+        start = 1.0 if start is None else start
+        tol = self.params.tol
+        return rk45_sample(eps_fn, process, x, start, self.params.t_end, rtol=tol, atol=tol)
 
-    def step(self, eps_fn, sde, x, t, next_t, config, guidance, randn_like):
+    def step(self, eps_fn, process, x, t, next_t, randn_like):
         if next_t is None:
-            return denoise(sde, x, t, guided_eps(eps_fn, x, t, guidance))
-        out, _ = ode_solve(
-            eps_fn, sde, x, float(t), float(next_t), rtol=config.tol, atol=config.tol,
-            guidance=guidance,
-        )  # fmt: skip
+            return denoise(process, x, t, eps_fn(x, t))
+        tol = self.params.tol
+        out, _ = ode_solve(eps_fn, process, x, float(t), float(next_t), rtol=tol, atol=tol)
         return out

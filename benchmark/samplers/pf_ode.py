@@ -13,12 +13,10 @@ import torch
 from benchmark.samplers.base import (
     EpsFn,
     FiniteWatch,
-    Guidance,
     ScoreSampler,
     ScoreSDE,
     check_start,
     denoise,
-    guided_eps,
 )
 
 DEFAULT_STEPS = 25  # grid points of the smoke tier: 24 Heun steps + 1 final = 49 NFE
@@ -35,16 +33,15 @@ def heun_step(
     x: torch.Tensor,
     t: torch.Tensor,
     next_t: torch.Tensor,
-    guidance: Guidance | None = None,
     eps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """x at ``next_t`` from x at ``t``: Euler predictor, trapezoidal corrector."""
     h = next_t - t
     if eps is None:
-        eps = guided_eps(eps_fn, x, t, guidance)
+        eps = eps_fn(x, t)
     d1 = ode_velocity(sde, x, t, eps)
     x_euler = x + h * d1
-    d2 = ode_velocity(sde, x_euler, next_t, guided_eps(eps_fn, x_euler, next_t, guidance))
+    d2 = ode_velocity(sde, x_euler, next_t, eps_fn(x_euler, next_t))
     return x + 0.5 * h * (d1 + d2)
 
 
@@ -53,8 +50,6 @@ def heun_sample(
     sde: ScoreSDE,
     x: torch.Tensor,
     times: torch.Tensor,
-    *,
-    guidance: Guidance | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Solve the PF-ODE from ``times[0]`` over the grid; returns (x_0, NFE per image)."""
     check_start(times[0])
@@ -62,10 +57,10 @@ def heun_sample(
     watch = FiniteWatch("probability-flow ODE (Heun)")  # read on the host once, after the last step
     for i, t in enumerate(times):
         if i + 1 < len(times):
-            x = heun_step(eps_fn, sde, x, t, times[i + 1], guidance)
+            x = heun_step(eps_fn, sde, x, t, times[i + 1])
             nfe += 2
         else:
-            x = denoise(sde, x, t, guided_eps(eps_fn, x, t, guidance))
+            x = denoise(sde, x, t, eps_fn(x, t))
             nfe += 1
         watch.step(x, i, t)
     watch.check(x.shape[0])
@@ -77,13 +72,13 @@ class Heun(ScoreSampler):
 
     name = "ode_heun"
 
-    def step_nfe(self, config, final: bool = False) -> int:
+    def step_nfe(self, final: bool = False) -> int:
         return 1 if final else 2
 
-    def sample(self, eps_fn, sde, x, config, start, guidance, randn_like):
-        return heun_sample(eps_fn, sde, x, self.grid(config, start), guidance=guidance)
+    def sample(self, eps_fn, process, x, start, randn_like):
+        return heun_sample(eps_fn, process, x, self.grid(process, start))
 
-    def step(self, eps_fn, sde, x, t, next_t, config, guidance, randn_like):
+    def step(self, eps_fn, process, x, t, next_t, randn_like):
         if next_t is None:
-            return denoise(sde, x, t, guided_eps(eps_fn, x, t, guidance))
-        return heun_step(eps_fn, sde, x, t, next_t, guidance)
+            return denoise(process, x, t, eps_fn(x, t))
+        return heun_step(eps_fn, process, x, t, next_t)

@@ -113,6 +113,72 @@ def test_mitigation_contract(mitigation_name, memobench_session, tmp_path):
         assert guidance(x, t, eps).shape == eps.shape
 
 
+SAMPLERS = registry.samplers.names()
+MU, S = 0.5, 0.3  # the contract's data: every pixel N(MU, S^2), whose score is known
+
+
+def gaussian_eps(sde):
+    """The exact noise estimate of that data under ``sde``: a perfect network."""
+
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        m, sd = sde.mean_coef(t), sde.std(t)
+        return (sd * (x - m * MU) / (m**2 * S**2 + sd**2)).to(x.dtype)
+
+    return eps_fn
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("sampler_name", SAMPLERS)
+def test_sampler_contract(sampler_name, memobench_session):
+    """A score-SDE sampler draws the contract's Gaussian data from its exact score; any
+    other sampler draws images of the right shape through every family that lists it."""
+    from benchmark.models.subvp_sde import SubVPSDE
+    from benchmark.samplers.base import ScoreSampler
+
+    cls = registry.samplers.get(sampler_name)
+    assert cls.name == sampler_name
+    assert dataclasses.is_dataclass(cls.Params) and cls.Params.__dataclass_params__.frozen, (
+        f"sampler {sampler_name}: Params must be a frozen dataclass of its settings"
+    )
+    sampler = cls(SamplerConfig(name=sampler_name, num_steps=100))
+    if issubclass(cls, ScoreSampler):
+        sde, gen = SubVPSDE(), torch.Generator().manual_seed(0)
+        x = torch.randn(512, 1, 4, 4, generator=gen)
+
+        def randn_like(v: torch.Tensor) -> torch.Tensor:
+            return torch.randn(v.shape, generator=gen, dtype=v.dtype)
+
+        with torch.no_grad():
+            out, nfe = sampler.sample(gaussian_eps(sde), sde, x, None, randn_like)
+        assert out.shape == x.shape and torch.isfinite(out).all() and nfe >= 1
+        assert abs(float(out.mean()) - MU) < 0.05 and abs(float(out.std()) - S) < 0.05, (
+            f"{sampler_name} drew mean {float(out.mean()):.3f}, std {float(out.std()):.3f} "
+            f"from the exact score of N({MU}, {S}^2)"
+        )
+        if not cls.adaptive:
+            grid = sampler.grid(sde)
+            assert (grid[1:] < grid[:-1]).all(), "the grid descends"
+            step = sampler.step(gaussian_eps(sde), sde, x, grid[0], grid[1], randn_like)
+            assert step.shape == x.shape and sampler.step_nfe() >= 1
+        return
+    families = [n for n in FAMILIES if sampler_name in registry.models.get(n).samplers]
+    assert families, (
+        f"sampler {sampler_name!r} is not a score-SDE sampler and no registered family lists "
+        f"it in its samplers: nothing would ever call it"
+    )
+    for name in families:
+        family_cls = registry.models.get(name)
+        family = family_cls(family_cls.smoke_configs()[0])
+        data = memobench_session.dataset(DataConfig(n_train=8))
+        net = build_network(family, data.image_shape, 0).eval()
+        config = replace(family_cls.smoke_configs()[2], name=sampler_name, num_steps=3)
+        latents = seeded_latents(torch.arange(2), family.latent_shape(data.image_shape))
+        with torch.no_grad():
+            images, nfe = family.sample(net, latents, config)
+        assert images.shape == (2, *data.image_shape) and torch.isfinite(images).all(), name
+        assert nfe == 3 * sampler.step_nfe(), name
+
+
 def shadow_for(cls, family, data, members) -> dict:
     """``shadow=`` for an attack that learns on a shadow model (another network of the
     family, on other images), nothing for the rest."""

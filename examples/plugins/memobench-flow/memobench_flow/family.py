@@ -13,7 +13,10 @@ memobench sees the family only through its contract
 the velocity converts to the noise estimate the attacks and mitigations work
 with, eps = x_t + (1 - t) v (both follow from x_t = x_0 + t v). A guidance hook
 that moves eps by d moves v by d / (1 - t), which leaves x_0's estimate where
-the hook puts it.
+the hook puts it. The Euler step needs v, which eps cannot give back at t = 1
+(there x_t is the noise itself and eps = x_t whatever v is), so the family's
+``noise_estimate`` is a ``FlowEstimate``: eps with the guidance around it, and
+the velocity that guided eps implies.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import ModelConfig, SamplerConfig, TrainConfig
-from benchmark.models.base import Guidance, ModelFamily
+from benchmark.models.base import ModelFamily
 from benchmark.models.noise import NoiseProcess
 from benchmark.models.unet import UNetNetwork, unet_forward
+from benchmark.samplers.base import Guidance, guided
 
 # 1 - t below this is treated as this when guidance converts eps to v: at t = 1 the
 # image holds no signal, so eps fixes nothing about x_0.
@@ -89,12 +93,14 @@ class RectifiedFlow(UNetNetwork, ModelFamily):
         x_t = (1 - tb) * x0 + tb * eps
         return F.mse_loss(self.velocity(net, x_t, t), eps - x0)
 
-    def predict_eps(
-        self, net: nn.Module, x: torch.Tensor, time: Any, guidance: Guidance | None = None
-    ) -> torch.Tensor:
-        t = _t(time)
-        eps = x + (1 - float(t)) * self.velocity(net, x, t)
-        return eps if guidance is None else guidance(x, t, eps)
+    def eps(self, net: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return x + (1 - float(t)) * self.velocity(net, x, t)
+
+    def time_tensor(self, time: Any, device: torch.device | str) -> torch.Tensor:
+        return _t(time)
+
+    def noise_estimate(self, net: nn.Module, guidance: Guidance | None = None) -> FlowEstimate:
+        return FlowEstimate(self, net, guidance)
 
     def solver_grid(self, sampler: SamplerConfig) -> list[float]:
         self.check_sampler(sampler)
@@ -103,18 +109,33 @@ class RectifiedFlow(UNetNetwork, ModelFamily):
 
     def solver_step(
         self,
-        net: nn.Module,
+        estimate: FlowEstimate,
         x: torch.Tensor,
         time: float,
         next_time: float | None,
         sampler: SamplerConfig,
-        guidance: Guidance | None = None,
     ) -> torch.Tensor:
         t = _t(time)
-        v = self.velocity(net, x, t)
-        if guidance is not None:
-            eps = x + (1 - float(t)) * v
-            v = v + (guidance(x, t, eps) - eps) / max(1 - float(t), MIN_SIGNAL)
+        v = estimate.velocity(x, t)
         dt = (0.0 if next_time is None else float(next_time)) - float(t)
         out = x + dt * v
         return out.clamp(-1, 1) if next_time is None else out
+
+
+class FlowEstimate:
+    """The flow's noise estimate eps(x, t) with a guidance hook wrapped around it, and the
+    velocity it implies (what the Euler step takes)."""
+
+    def __init__(self, family: RectifiedFlow, net: nn.Module, guidance: Guidance | None) -> None:
+        self.family, self.net, self.guidance = family, net, guidance
+        self._eps = guided(lambda x, t: family.eps(net, x, t), guidance)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self._eps(x, t)
+
+    def velocity(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        v = self.family.velocity(self.net, x, t)
+        if self.guidance is None:
+            return v
+        eps = x + (1 - float(t)) * v
+        return v + (self.guidance(x, t, eps) - eps) / max(1 - float(t), MIN_SIGNAL)
