@@ -30,6 +30,7 @@ from benchmark.environment import AUDIT_LIBRARIES, library_versions
 from benchmark.metrics.base import AuditInputs, case_metrics, metric_classes
 from benchmark.mitigations.base import Mitigation, MitigationContext
 from benchmark.models.base import ModelFamily, SampleResult, TrainedModel
+from benchmark.models.store import family_for
 from benchmark.progress import line
 from benchmark.record import (
     AUDIT,
@@ -113,6 +114,7 @@ def run_case(case: CaseConfig, session: Session, model: TrainedModel | None = No
     if memo in session.log.audits:
         return session.log.audits[memo]
     if model is None:
+        family_for(case.model).check_sampler(case.sampler)  # before the model trains
         model = session.model(case.model, case.train, case.data)
     model = session.fast(model)  # the network as the run's speed switches call it
     data = session.dataset(case.data)

@@ -3,12 +3,14 @@
 A mitigation or a sampler declares its parameters as a frozen dataclass
 (``Params``) whose ``__post_init__`` checks their ranges; ``build_params`` builds
 it from what a config or a user gave, refusing unknown names and values of the
-wrong type with ``ConfigError`` before anything runs.
+wrong type with ``ConfigError``: a mitigation when the case is built, a sampler
+before the case's model trains (``ModelFamily.check_sampler``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 import typing
 from collections.abc import Mapping
@@ -25,7 +27,8 @@ class NoParams:
 
 def build_params(params_cls: type, given: Mapping[str, Any], what: str) -> Any:
     """``params_cls(**given)``, refusing unknown names and values of the wrong type with
-    ``ConfigError`` (an int passes for a float; ``X | None`` takes ``None``)."""
+    ``ConfigError`` (any real number passes for a float, any integer, numpy's included,
+    for an int; ``X | None`` takes ``None``)."""
     if not (dataclasses.is_dataclass(params_cls) and params_cls.__dataclass_params__.frozen):
         raise TypeError(f"{what}: Params must be a frozen dataclass, got {params_cls!r}")
     names = [f.name for f in dataclasses.fields(params_cls)]
@@ -55,7 +58,9 @@ def _is_a(value: Any, hint: Any) -> bool:
     if isinstance(value, bool):
         return hint is bool
     if hint is float:
-        return isinstance(value, int | float)
+        return isinstance(value, numbers.Real)
+    if hint is int:
+        return isinstance(value, numbers.Integral)
     if origin is not None:
         return isinstance(value, origin if origin is not tuple else tuple | list)
     return isinstance(value, hint)

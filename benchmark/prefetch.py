@@ -35,6 +35,8 @@ def prefetch(session: Session, specs: list, cases: list[CaseConfig] = ()) -> Non
     if session.device.type != "cpu":
         return
     cases = [with_mitigation_training(c) for c in cases]
+    for case in cases:  # a sampler setting it refuses fails now, before any model trains
+        family_for(case.model).check_sampler(case.sampler)
     specs = [replace_config(s, data=session.settings.resolve(s.data)) for s in specs]
     specs += [TrainSpec(c.model, c.train, session.settings.resolve(c.data)) for c in cases]
     jobs = classifier_jobs(session, [s.data for s in specs])

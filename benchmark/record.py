@@ -219,7 +219,9 @@ CIRCULAR = Field(
     "record keys the mitigation uses internally: it scores itself on them (marked, not ranked)",
 )
 MITIGATION_ENTRY = Fields(
-    "mitigation_{entry}", "any", "what the mitigation did while sampling (its metrics())"
+    "mitigation_{entry}",
+    "any",
+    "what the mitigation did while drawing the case's samples (SampleResult.mitigation)",
 )
 METRIC_SECONDS = Fields("{metric}_seconds", "float", "wall time of a metric on the case")
 METRIC_SKIPPED = Fields("{metric}_skipped", "str", "why a metric did not measure the case")

@@ -113,7 +113,9 @@ class Registry(Generic[T]):
             known = ", ".join(self.names()) or "(none)"
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}; known {self.kind}s: {known}. "
-                f"A plugin registers one under the entry-point group {self.group!r}."
+                f"A plugin registers one under the entry-point group {self.group!r}; a "
+                f"built-in missing here means the installed entry points are older than the "
+                f"code: reinstall memobench (pip install -e .)."
             )
         target = self._targets[name]
         if isinstance(target, str):

@@ -1,8 +1,11 @@
 """The fingerprint audit of a case refuses what would make its numbers meaningless."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
+from benchmark.audit import run_case
 from benchmark.config import CaseConfig, DataConfig, SamplerConfig
 from benchmark.data import load_dataset
 from benchmark.detectors.detector import Detector, DetectorAccuracyError
@@ -12,6 +15,7 @@ from benchmark.measures.reproduction import Q_EXPECTED, Q_FLAGGED, Q
 from benchmark.measures.tstar import TSTAR, TSTAR_STRATEGY
 from benchmark.metrics.fingerprint import C_SAF_ENTRY, Q_NN_CONFIRMED, fingerprint_audit
 from benchmark.models.base import SampleResult
+from benchmark.tiers import smoke_case
 from tests.helpers import mixture_model
 
 GOOD = {"accuracy": 1.0, "balanced_accuracy": 1.0, "fires_on_saf_xp": True}
@@ -90,3 +94,18 @@ def test_detectors_below_their_gate_withhold_q_and_tstar_and_nothing_else(tmp_pa
         assert key in record, key
     cells = {c.key: c.text(record) for c in Fingerprint.columns()}
     assert cells == {Q: WITHHELD, TSTAR: WITHHELD}
+
+
+def test_a_sampler_setting_its_sampler_refuses_fails_before_any_model_trains(tmp_path):
+    """A sampler checks its own settings (its ``Params``); the audit and the CPU pool ask
+    it before training, so a bad eta costs no training time."""
+    from benchmark.prefetch import prefetch
+    from benchmark.session import Session
+
+    session = Session(tmp_path, progress=False)
+    session.model = lambda *a: pytest.fail("trained a model for a case its sampler refuses")
+    case = replace(smoke_case("ddim", 32), sampler=SamplerConfig(params={"eta": 2.0}))
+    with pytest.raises(ConfigError, match=r"DDIM: eta must be in \[0, 1\], got 2.0"):
+        run_case(case, session)
+    with pytest.raises(ConfigError, match="sampler 'ddim' has no parameter.*'snr'"):
+        prefetch(session, [], [replace(case, sampler=SamplerConfig(params={"snr": 0.1}))])

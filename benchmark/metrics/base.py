@@ -21,15 +21,14 @@ from torch import nn
 from benchmark import registry
 from benchmark.display import Column, Figure
 from benchmark.errors import UnknownNameError
-from benchmark.mitigations.base import Prepared
 from benchmark.record import AUDIT, SUITE, Declared
 
 if TYPE_CHECKING:
     from benchmark.config import CaseConfig, DataConfig, DetectorConfig, ModelConfig, TrainConfig
     from benchmark.data.base import ImageDataset
     from benchmark.detectors.detector import Detector
-    from benchmark.mitigations.base import Mitigation
-    from benchmark.models.base import SampleResult, TrainedModel
+    from benchmark.mitigations.base import Mitigation, Prepared
+    from benchmark.models.base import Guidance, SampleResult, TrainedModel
     from benchmark.tiers import AuditCounts
 
 
@@ -80,7 +79,7 @@ class AuditInputs:
         record: what the metrics before this one recorded (read it, do not change it).
         context: the run's settings and built resources (``AuditContext``).
         prepared: what the mitigation prepared for sampling (its guidance for t* and the
-            ``denoiser-api`` attacks: ``prepared.guidance()``).
+            ``denoiser-api`` attacks: ``guidance()``).
     """
 
     case: CaseConfig
@@ -90,7 +89,16 @@ class AuditInputs:
     mitigation: Mitigation
     context: AuditContext
     record: dict[str, Any] = field(default_factory=dict)
-    prepared: Prepared = field(default_factory=Prepared)
+    prepared: Prepared | None = None
+
+    def guidance(self) -> Guidance | None:
+        """The mitigation's guidance as the case deploys it (``None``: it has none)."""
+        if self.prepared is None:
+            raise ValueError(
+                "AuditInputs.prepared is unset: pass what the case's mitigation.prepare() "
+                "returned, so t* and the attacks query the denoiser as it is deployed"
+            )
+        return self.prepared.guidance()
 
     @property
     def device(self) -> torch.device:

@@ -251,7 +251,7 @@ class Fingerprint(CaseMetric):
             inputs.samples,
             c_saf,
             c_id,
-            inputs.prepared.guidance(),
+            inputs.guidance(),
             min_accuracy=context.detector_config.min_accuracy,
             strategy=counts.tstar_strategy,
             m=counts.tstar_m,

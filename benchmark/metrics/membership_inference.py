@@ -207,7 +207,7 @@ class MembershipInference(CaseMetric):
         record = membership_audit(
             inputs.model,
             inputs.data,
-            inputs.prepared.guidance(),
+            inputs.guidance(),
             max_per_set=counts.mia_max_per_set,
             quick=counts.quick_attacks,
             seed=inputs.case.seed,

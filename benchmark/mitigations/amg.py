@@ -72,9 +72,9 @@ class AntiMemorizationGuidance(Mitigation):
     name = "amg"
     version = "1"
     Params = AMGParams
-    # Measured on the 64-digit smoke models (suites/test_smoke_leakage.py): scale 1.0
-    # removes the Carlini copies at no FID cost; scale 3.0 (ddim) left |q| at 13 of
-    # 1024 against `none`'s 14, and FID_test 12.2 against 10.9.
+    # On the 64-digit smoke models scale 1.0 removes the Carlini copies at no FID cost
+    # (docs/measurements.md); scale 3.0 (ddim) left |q| at 13 of 1024 against `none`'s
+    # 14, and FID_test 12.2 against 10.9.
     suite_settings = [{"scale": 1.0}]
     addresses = (DENOISER_API, SAMPLES_ONLY)
     uses = (CARLINI_L2,)

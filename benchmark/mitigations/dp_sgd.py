@@ -85,7 +85,7 @@ class DPSGD(Mitigation):
     name = "dpsgd"
     version = "1"
     Params = DPSGDParams
-    # Measured on the 64-digit smoke models (see suites/test_smoke_leakage.py).
+    # The smoke setting; its figures on the 64-digit models are in docs/measurements.md.
     suite_settings = [{"epsilon": 1.0, "steps": 500, "batch_size": 16}]
     quick_params = {"steps": None}  # a rehearsal keeps its own few steps
     addresses = (WEIGHTS, DENOISER_API, SAMPLES_ONLY)

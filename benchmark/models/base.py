@@ -214,8 +214,9 @@ class ModelFamily(ABC):
             get_sampler(sampler)
         elif sampler.params:
             raise ConfigError(
-                f"the {self.name!r} family's sampler {sampler.name!r} takes no settings; got "
-                f"{sampler.kwargs}"
+                f"the {self.name!r} family's own sampler {sampler.name!r} takes no settings; "
+                f"got {sampler.kwargs} (a registered sampler of that name is not installed: "
+                f"registered ones are {', '.join(sampler_registry.names())})"
             )
 
     def sample(
