@@ -290,6 +290,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     for kind, reg in registry.REGISTRIES.items():
         print(f"{kind}: {', '.join(reg.names()) or '(none)'}")
+    if args.settings:  # what each mitigation and sampler takes, with its defaults
+        import dataclasses
+
+        for kind in ("mitigations", "samplers"):
+            reg = registry.REGISTRIES[kind]
+            print(f"\n{kind}' settings (params=...), with their defaults:")
+            for name in reg.names():
+                fields = dataclasses.fields(reg.get(name).Params)
+                taken = ", ".join(f"{f.name}={f.default!r}" for f in fields) or "(none)"
+                print(f"  {name}: {taken}")
     return 0
 
 
@@ -438,6 +448,11 @@ def parser() -> argparse.ArgumentParser:
     doc.set_defaults(func=cmd_doctor)
 
     lst = sub.add_parser("list", help="list registered plugins")
+    lst.add_argument(
+        "--settings",
+        action="store_true",
+        help="also each mitigation's and sampler's settings, with their defaults",
+    )
     lst.set_defaults(func=cmd_list)
 
     sch = sub.add_parser("schema", help="list the results record's fields: key, kind and meaning")

@@ -121,6 +121,10 @@ def test_cli_report_and_list(tmp_path, capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "models: ddim, dummy" in out and "datasets:" in out
+    assert main(["list", "--settings"]) == 0
+    out = capsys.readouterr().out  # each mitigation's and sampler's own settings
+    assert "  cpsample: alpha=0.001, scale=1.0, classifier_steps=800" in out
+    assert "  ddim: eta=0.0, clip_sample=True" in out and "  none: (none)" in out
 
 
 def test_fingerprint_columns(tmp_path):
