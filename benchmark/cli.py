@@ -291,14 +291,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     for kind, reg in registry.REGISTRIES.items():
         print(f"{kind}: {', '.join(reg.names()) or '(none)'}")
     if args.settings:  # what each mitigation and sampler takes, with its defaults
-        import dataclasses
+        from benchmark.params import param_defaults
 
         for kind in ("mitigations", "samplers"):
             reg = registry.REGISTRIES[kind]
             print(f"\n{kind}' settings (params=...), with their defaults:")
             for name in reg.names():
-                fields = dataclasses.fields(reg.get(name).Params)
-                taken = ", ".join(f"{f.name}={f.default!r}" for f in fields) or "(none)"
+                defaults = param_defaults(reg.get(name).Params).items()
+                taken = ", ".join(f"{k}={v!r}" for k, v in defaults) or "(none)"
                 print(f"  {name}: {taken}")
     return 0
 

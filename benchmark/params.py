@@ -25,6 +25,11 @@ class NoParams:
     """The parameters of a plugin that takes none."""
 
 
+def param_defaults(params_cls: type) -> dict[str, Any]:
+    """The parameters of ``params_cls`` and their default values."""
+    return {f.name: f.default for f in dataclasses.fields(params_cls)}
+
+
 def build_params(params_cls: type, given: Mapping[str, Any], what: str) -> Any:
     """``params_cls(**given)``, refusing unknown names and values of the wrong type with
     ``ConfigError`` (any real number passes for a float, any integer, numpy's included,

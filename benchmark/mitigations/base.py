@@ -43,7 +43,7 @@ from benchmark.data.base import ImageDataset
 from benchmark.mitigations.guided import GuidanceHook, GuidanceLog, logged
 from benchmark.models.base import Guidance, SampleResult, TrainedModel
 from benchmark.models.training import TrainingHook
-from benchmark.params import NoParams, build_params
+from benchmark.params import NoParams, build_params, param_defaults
 
 
 @dataclass
@@ -124,7 +124,7 @@ class Mitigation:
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """The parameters and their default values."""
-        return {f.name: f.default for f in dataclasses.fields(cls.Params)}
+        return param_defaults(cls.Params)
 
     @property
     def config(self) -> MitigationConfig:

@@ -12,6 +12,7 @@ sampler, and for a score SDE a change of eps by d is a change of the score by
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,7 +134,8 @@ class Sampler(ABC):
     the family's noise estimate with any guidance already around it; ``process`` is what
     the sampler integrates (a score sampler's ``ScoreSDE``, DDIM's alpha-bar schedule);
     ``randn_like`` is the noise source of stochastic samplers (seeded by the family, per
-    image).
+    image). A built sampler is shared by every caller with the same config: it keeps no
+    state between calls.
 
     Attributes:
         name: the ``SamplerConfig.name`` it answers to.
@@ -211,5 +213,11 @@ class ScoreSampler(Sampler):
 
 def get_sampler(config: SamplerConfig) -> Sampler:
     """The registered sampler ``config.name`` with ``config``'s settings (checked by its
-    ``Params``); ``UnknownNameError`` lists the registered ones."""
-    return registry.samplers.get(config.name)(config)
+    ``Params``); ``UnknownNameError`` lists the registered ones. Built once per class and
+    config and shared: t* and the lockstep steps ask for it at every step."""
+    return _built(registry.samplers.get(config.name), config)
+
+
+@functools.lru_cache(maxsize=256)
+def _built(cls: type[Sampler], config: SamplerConfig) -> Sampler:
+    return cls(config)
